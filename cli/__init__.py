@@ -1,0 +1,1 @@
+"""The `kgen` command line: a thin click layer over the `kgen` library."""

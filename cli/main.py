@@ -1,0 +1,170 @@
+"""The `kgen` command: parse options, pick the backend, call kgen, print.
+
+Keras reads `KERAS_BACKEND` when it is first imported, so nothing here imports
+Keras (or kgen's models) at module level: every command imports inside its
+body, after `--backend` has set the environment.
+"""
+
+import os
+import sys
+import traceback
+import warnings
+
+import click
+
+BACKENDS = ("torch", "jax", "tensorflow")
+MODEL_NAMES = ("ae", "vae")
+
+
+class KgenGroup(click.Group):
+    """Turns kgen's user errors into one line and a non-zero exit."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except click.exceptions.Exit:
+            raise
+        except (click.ClickException, click.Abort):
+            raise
+        except Exception as e:
+            from kgen.errors import KgenError
+
+            if ctx.obj and ctx.obj.get("debug"):
+                traceback.print_exc()
+            if isinstance(e, (KgenError, ValueError, OSError)):
+                raise click.ClickException(str(e).splitlines()[0] if str(e) else type(e).__name__)
+            raise
+
+
+def _set_backend(ctx, param, value):
+    if value:
+        os.environ["KERAS_BACKEND"] = value
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    return os.environ["KERAS_BACKEND"]
+
+
+def backend_option(f):
+    return click.option(
+        "--backend",
+        type=click.Choice(BACKENDS),
+        callback=_set_backend,
+        is_eager=True,
+        expose_value=False,
+        help="Keras backend (default: $KERAS_BACKEND, else torch).",
+    )(f)
+
+
+def _quiet():
+    """Keeps TensorFlow's start-up logging and Python's warning source lines off the screen."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        click.echo(f"Warning: {message}", err=True)
+
+    warnings.showwarning = show
+
+
+@click.group(cls=KgenGroup)
+@click.option("--debug", is_flag=True, help="Show the full traceback of an error.")
+@click.version_option(package_name="kgen")
+@click.pass_context
+def main(ctx, debug):
+    """Generative models of handwritten digits on Keras 3."""
+    ctx.ensure_object(dict)["debug"] = debug
+    _quiet()
+
+
+@main.command()
+@click.argument("model", type=click.Choice(MODEL_NAMES))
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True, help="Epochs in all.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--latent-dim", type=click.IntRange(min=1), default=2, show_default=True, help="Size of the latent code.")
+@click.option("--arch", type=click.Choice(("mlp", "conv")), default="mlp", show_default=True, help="Network family.")
+@click.option("--learning-rate", "--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
+@click.option("--dataset", default="mnist", show_default=True, help="mnist, fashion_mnist, or another 28x28 TFDS set.")
+@click.option("--data-dir", type=click.Path(exists=True), envvar="KGEN_DATA_DIR", help="IDX files or an .npz to train on [env: KGEN_DATA_DIR].")
+@click.option("--offline", is_flag=True, help="No network: --data-dir or the bundled MNIST sample.")
+@click.option("--limit", type=click.IntRange(min=1), help="Train on the first N training images.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), default="artifacts", show_default=True, help="Root of the run directories.")
+@click.option("--name", help="Suffix of the run directory's name.")
+@click.option("--resume", "resume_run", type=click.Path(exists=True, file_okay=False), help="Continue this run to --epochs.")
+@click.option("--kl-weight", type=click.FloatRange(min=0), default=1.0, show_default=True, help="VAE: weight of the KL term (0: no-KL ablation).")
+@click.option("--recon-loss", type=click.Choice(("bce", "mse")), default="bce", show_default=True, help="VAE: reconstruction loss.")
+@click.option("--binarize", is_flag=True, help="VAE: dynamically binarize the training images.")
+@backend_option
+@click.pass_context
+def train(ctx, model, epochs, batch_size, latent_dim, arch, learning_rate, dataset, data_dir,
+          offline, limit, seed, out, name, resume_run, kl_weight, recon_loss, binarize):
+    """Train a model and write a run directory.
+
+    The run goes to OUT/MODEL/<date-time>[-NAME]/ with config.json,
+    model.keras, history.csv, a sample grid per epoch in samples/ and figures
+    in plots/. The last line printed is the run directory.
+    """
+    from kgen import training
+
+    if resume_run:
+        run = training.resume(resume_run, epochs=epochs)
+    else:
+        options = {"latent_dim": latent_dim, "arch": arch}
+        if model == "vae":
+            options.update(kl_weight=kl_weight, recon_loss=recon_loss, binarize=binarize)
+        elif ctx.get_parameter_source("kl_weight").name != "DEFAULT" or binarize:
+            raise click.UsageError("--kl-weight and --binarize apply to the vae only.")
+        config = training.TrainConfig(
+            model=model, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+            dataset=dataset, data_dir=data_dir, offline=offline, limit=limit, seed=seed,
+            out=out, name=name, model_options=options,
+        )
+        run = training.train(config)
+    click.echo(run)
+
+
+@main.command()
+@click.argument("run", type=click.Path(exists=True, file_okay=False))
+@click.option("-n", "--num", type=click.IntRange(min=1), default=64, show_default=True, help="Number of samples.")
+@click.option("--seed", type=int, help="Seed of the noise (default: random).")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), help="PNG to write [default: RUN/samples/sample.png].")
+@backend_option
+def sample(run, num, seed, out_file):
+    """Draw samples from a trained run and save them as one grid."""
+    from kgen import plots, runs
+
+    model = runs.load_model(run)
+    out_file = out_file or os.path.join(run, runs.SAMPLES, "sample.png")
+    _check_writable(out_file)
+    plots.save_grid(out_file, model.generate(num, seed=seed))
+    click.echo(out_file)
+
+
+@main.command(name="runs")
+@click.option("--root", type=click.Path(file_okay=False), default="artifacts", show_default=True)
+def list_runs(root):
+    """List the runs under a root folder, newest first, with their last losses."""
+    from kgen import runs
+
+    found = runs.list_runs(root)
+    if not found:
+        click.echo(f"No runs under {root}.")
+        return
+    click.echo(f"{'run':<48} {'model':<6} {'backend':<10} {'epochs':>6}  last loss")
+    for r in found:
+        last = r["history"][-1] if r["history"] else {}
+        loss = last.get("loss", last.get("g_loss", ""))
+        loss = f"{loss:.4g}" if isinstance(loss, float) else ""
+        click.echo(
+            f"{r['path']:<48} {r['config'].get('model', '?'):<6} "
+            f"{r['config'].get('backend', '?'):<10} {len(r['history']):>6}  {loss}"
+        )
+
+
+def _check_writable(path):
+    folder = os.path.dirname(os.path.abspath(path)) or "."
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        raise click.UsageError(f"Cannot write {path}: its folder does not exist or is not writable.")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

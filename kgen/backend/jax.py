@@ -1,0 +1,70 @@
+"""Gradient step on the jax backend: `value_and_grad` over stateless variables.
+
+Keras's jax trainer passes the training state as values:
+`train_step(self, state, data)` with `state = (trainable, non_trainable,
+optimizer, metrics)` variable values, and expects the new state back. The
+`train_step` decorator maps those values onto the model's variables in a
+`StatelessScope`, runs the model's ordinary `train_step(self, data)`, and reads
+the new values back. Inside it, `gradient_step` differentiates a loss with
+respect to some variables by re-running the loss in an inner scope where those
+variables are the traced arguments of `jax.value_and_grad`.
+
+Only `model.optimizer.variables` travel in the state, so a model with two
+optimizers must expose both through that one `optimizer` (see
+`kgen.optimizers`), or the second optimizer's state is lost between steps.
+"""
+
+import functools
+
+import jax
+from keras import StatelessScope
+from keras.src.backend.common.stateless_scope import get_stateless_scope
+
+
+def gradient_step(loss_fn, variables, optimizer):
+    """Takes one optimizer step on `variables` to lower `loss_fn()["loss"]`."""
+    outer = get_stateless_scope()
+    ids = [id(v) for v in variables]
+    values = [_current(outer, v) for v in variables]
+
+    def compute(trainable_values):
+        with StatelessScope() as inner:
+            inner.state_mapping = dict(outer.state_mapping)
+            inner.state_mapping.update(zip(ids, trainable_values))
+            out = loss_fn()
+        updates = {k: v for k, v in inner.state_mapping.items() if k not in ids}
+        return out["loss"], (out, updates)
+
+    (_, (out, updates)), grads = jax.value_and_grad(compute, has_aux=True)(values)
+    outer.state_mapping.update(updates)  # e.g. seed generator, batch norm stats
+    optimizer.apply(grads, variables)  # recorded in the outer scope
+    return out
+
+
+def _current(scope, variable):
+    value = scope.get_current_value(variable)
+    return variable.value if value is None else value
+
+
+def train_step(fn):
+    """Runs a stateful `train_step(self, data)` under Keras's stateless jax trainer."""
+
+    @functools.wraps(fn)
+    def stateless_train_step(self, state, data):
+        groups = (
+            self.trainable_variables,
+            self.non_trainable_variables,
+            self.optimizer.variables,
+            self.metrics_variables,
+        )
+        mapping = [
+            (v, value) for vs, values in zip(groups, state) for v, value in zip(vs, values)
+        ]
+        with StatelessScope(state_mapping=mapping) as scope:
+            logs = fn(self, data)
+        new_state = tuple(
+            [_current(scope, v) for v in vs] for vs in groups
+        )
+        return logs, new_state
+
+    return stateless_train_step

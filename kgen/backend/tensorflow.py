@@ -1,0 +1,17 @@
+"""Gradient step on the tensorflow backend: `GradientTape` and `optimizer.apply`."""
+
+import tensorflow as tf
+
+
+def gradient_step(loss_fn, variables, optimizer):
+    """Takes one optimizer step on `variables` to lower `loss_fn()["loss"]`."""
+    with tf.GradientTape() as tape:
+        out = loss_fn()
+    grads = tape.gradient(out["loss"], variables)
+    optimizer.apply(grads, variables)
+    return out
+
+
+def train_step(fn):
+    """Keras's tensorflow trainer calls `train_step(self, data)` as written."""
+    return fn

@@ -1,0 +1,109 @@
+"""Keras callbacks that fill the run directory while `model.fit` trains."""
+
+import os
+
+import keras
+import numpy as np
+
+from kgen import plots, runs
+
+
+class SampleGrid(keras.callbacks.Callback):
+    """Saves a grid of samples from fixed noise after every epoch.
+
+    The model's `generate(n, seed=seed)` is called with the same seed each
+    epoch, so the grids show the same noise decoded as training goes on.
+
+    Args:
+        folder: where `epoch_001.png`, ... go (the run's `samples/`).
+        n: number of samples (a square grid when `n` is a square).
+        seed: the seed of the fixed noise.
+    """
+
+    def __init__(self, folder, n=64, seed=1234):
+        super().__init__()
+        self.folder = folder
+        self.n = n
+        self.seed = seed
+
+    def on_epoch_end(self, epoch, logs=None):
+        images = self.model.generate(self.n, seed=self.seed)
+        plots.save_grid(os.path.join(self.folder, f"epoch_{epoch + 1:03d}.png"), images)
+
+
+class HistoryCSV(keras.callbacks.Callback):
+    """Rewrites `history.csv` atomically after every epoch (one row per epoch).
+
+    Args:
+        path: the CSV file.
+        rows: rows of earlier epochs (when a run is resumed).
+    """
+
+    def __init__(self, path, rows=None):
+        super().__init__()
+        self.path = path
+        self.rows = list(rows or [])
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = {"epoch": epoch + 1}
+        row.update({k: float(v) for k, v in (logs or {}).items()})
+        self.rows.append(row)
+        runs.write_csv(self.path, self.rows)
+
+
+class Checkpoint(keras.callbacks.Callback):
+    """Saves the model (optimizer included) and the epoch count after every epoch.
+
+    Args:
+        folder: the run's `checkpoint/`; holds `model.keras` and `state.json`.
+    """
+
+    def __init__(self, folder):
+        super().__init__()
+        self.folder = folder
+
+    def on_epoch_end(self, epoch, logs=None):
+        with runs.atomic_path(os.path.join(self.folder, runs.MODEL)) as tmp:
+            self.model.save(tmp)
+        runs.write_json(os.path.join(self.folder, "state.json"), {"epoch": epoch + 1})
+
+
+class ReconstructionGrid(keras.callbacks.Callback):
+    """At the end of training, saves test digits above their reconstructions.
+
+    Args:
+        path: the PNG to write.
+        images: test images (n, 28, 28, 1) in [0, 1]; 30 make three pairs of rows.
+    """
+
+    def __init__(self, path, images):
+        super().__init__()
+        self.path = path
+        self.images = images
+
+    def on_train_end(self, logs=None):
+        plots.save_reconstructions(self.path, self.images, self.model.reconstruct(self.images))
+
+
+class LatentMap(keras.callbacks.Callback):
+    """At the end of training, scatters the 2-D codes of test digits by label.
+
+    Args:
+        path: the PNG to write.
+        images: test images (n, 28, 28, 1) in [0, 1].
+        labels: their digit labels.
+    """
+
+    def __init__(self, path, images, labels):
+        super().__init__()
+        self.path = path
+        self.images = images
+        self.labels = labels
+
+    def on_train_end(self, logs=None):
+        codes = []
+        for start in range(0, len(self.images), 1000):
+            z = self.model.encode(self.images[start : start + 1000])
+            z = z[0] if isinstance(z, (tuple, list)) else z  # a VAE's posterior mean
+            codes.append(keras.ops.convert_to_numpy(z))
+        plots.save_latent_map(self.path, np.concatenate(codes), self.labels)

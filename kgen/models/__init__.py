@@ -1,0 +1,8 @@
+"""The generative models of kgen, one file each, and their names on the CLI."""
+
+from kgen.models.autoencoder import AutoEncoder
+from kgen.models.vae import VAE
+
+MODELS = {"ae": AutoEncoder, "vae": VAE}
+
+__all__ = ["AutoEncoder", "VAE", "MODELS"]

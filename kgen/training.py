@@ -1,0 +1,175 @@
+"""`kgen train` as a Python function: data, model, callbacks, `model.fit`, run directory."""
+
+import dataclasses
+import os
+import platform
+import sys
+import time
+
+import keras
+import numpy as np
+
+import kgen.errors
+from kgen import callbacks, data, plots, runs
+from kgen.models import MODELS
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything `kgen train` needs to make (and remake) a run."""
+
+    model: str = "vae"  # short name of the model: ae, vae, ...
+    epochs: int = 10  # epochs in all (a resumed run continues up to this)
+    batch_size: int = 128  # images per step
+    learning_rate: float = 1e-3  # Adam's step size
+    dataset: str = "mnist"  # mnist, fashion_mnist, or another 28x28 TFDS set
+    data_dir: str = None  # folder of IDX files or an .npz, before any download
+    offline: bool = False  # skip the network: data_dir or the bundled sample
+    limit: int = None  # train on the first N training images only
+    seed: int = 0  # seeds Keras, NumPy and the model's own generator
+    out: str = "artifacts"  # root of the run directories
+    name: str = None  # suffix of the run directory's name
+    model_options: dict = dataclasses.field(default_factory=dict)  # e.g. latent_dim, arch
+
+    def validate(self):
+        if self.model not in MODELS:
+            raise ValueError(
+                f"Unknown model; use one of {', '.join(MODELS)}. Received: model={self.model!r}"
+            )
+        for field in ("epochs", "batch_size"):
+            if getattr(self, field) < 1:
+                raise ValueError(f"{field} must be at least 1. Received: {field}={getattr(self, field)}")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"limit must be at least 1. Received: limit={self.limit}")
+
+
+def to_float(images):
+    """uint8 images (n, 28, 28) to float32 (n, 28, 28, 1) in [0, 1]."""
+    return (np.asarray(images, np.float32) / 255.0)[..., None]
+
+
+def build_model(config):
+    """The compiled model that `config` describes."""
+    model = MODELS[config.model](**config.model_options, seed=config.seed)
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+    return model
+
+
+def train(config, verbose=1):
+    """Trains a model as `config` says and writes a run directory.
+
+    Args:
+        config: a `TrainConfig`.
+        verbose: Keras's verbosity (1: a progress bar per epoch).
+
+    Returns:
+        The path of the run directory.
+
+    Example:
+
+    >>> run = train(TrainConfig(model="vae", epochs=10, offline=True))
+    >>> model = keras.saving.load_model(f"{run}/model.keras")
+    """
+    config.validate()
+    keras.utils.set_random_seed(config.seed)
+    train_set = data.load_dataset(config.dataset, "train", config.data_dir, config.offline)
+    test_set = data.load_dataset(config.dataset, "test", config.data_dir, config.offline)
+    x_train = to_float(train_set.images[: config.limit])
+    model = build_model(config)
+
+    run = runs.create_run(config.out, config.model, config.name)
+    runs.write_json(
+        os.path.join(run, runs.CONFIG),
+        {
+            "model": config.model,
+            "model_class": type(model).__name__,
+            "model_config": model.get_config(),
+            "train": dataclasses.asdict(config),
+            "data": {
+                "dataset": config.dataset,
+                "source": train_set.source,
+                "test_source": test_set.source,
+                "train_images": len(x_train),
+                "test_images": len(test_set),
+            },
+            "backend": keras.config.backend(),
+            "versions": _versions(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
+        },
+    )
+    _fit(model, run, x_train, test_set, config, initial_epoch=0, history=[], verbose=verbose)
+    return run
+
+
+def _fit(model, run, x_train, test_set, config, initial_epoch, history, verbose):
+    x_test = to_float(test_set.images)
+    cbs = [
+        callbacks.SampleGrid(os.path.join(run, runs.SAMPLES)),
+        callbacks.HistoryCSV(os.path.join(run, runs.HISTORY), history),
+        callbacks.Checkpoint(os.path.join(run, runs.CHECKPOINT)),
+    ]
+    if hasattr(model, "reconstruct"):
+        cbs.append(callbacks.ReconstructionGrid(os.path.join(run, runs.PLOTS, "reconstructions.png"), x_test[:30]))
+    if getattr(model, "latent_dim", None) == 2 and hasattr(model, "encode"):
+        cbs.append(
+            callbacks.LatentMap(os.path.join(run, runs.PLOTS, "latent_map.png"), x_test, test_set.labels)
+        )
+    model.fit(
+        x_train,
+        epochs=config.epochs,
+        initial_epoch=initial_epoch,
+        batch_size=config.batch_size,
+        shuffle=True,
+        callbacks=cbs,
+        verbose=verbose,
+    )
+    with runs.atomic_path(os.path.join(run, runs.MODEL)) as tmp:
+        model.save(tmp)
+    rows = runs.read_csv(os.path.join(run, runs.HISTORY))
+    plots.save_curves(os.path.join(run, runs.PLOTS, "loss_curves.png"), rows, title=f"{config.model} training")
+
+
+def resume(run, epochs=None, verbose=1):
+    """Continues a run from its checkpoint until it has `epochs` epochs in all.
+
+    Args:
+        run: the run directory.
+        epochs: the total number of epochs (default: the run's own).
+        verbose: Keras's verbosity.
+
+    Returns:
+        The path of the run directory.
+    """
+    saved = runs.load_run(run)
+    config = TrainConfig(**saved["train"])
+    if epochs is not None:
+        config.epochs = epochs
+    config.validate()
+    state_path = os.path.join(run, runs.CHECKPOINT, "state.json")
+    if not os.path.isfile(state_path):
+        raise kgen.errors.RunError(f"{run} has no checkpoint to resume from; train it anew.")
+    done = runs.read_json(state_path)["epoch"]
+    if done >= config.epochs:
+        raise kgen.errors.RunError(
+            f"{run} already has {done} epochs; pass --epochs larger than {done} to train more."
+        )
+    model = keras.saving.load_model(os.path.join(run, runs.CHECKPOINT, runs.MODEL))
+    train_set = data.load_dataset(config.dataset, "train", config.data_dir, config.offline)
+    test_set = data.load_dataset(config.dataset, "test", config.data_dir, config.offline)
+    history = runs.read_csv(os.path.join(run, runs.HISTORY))[:done]
+    x_train = to_float(train_set.images[: config.limit])
+    _fit(model, run, x_train, test_set, config, initial_epoch=done, history=history, verbose=verbose)
+    return run
+
+
+def _versions():
+    versions = {
+        "kgen": kgen.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+    module = {"torch": "torch", "jax": "jax", "tensorflow": "tensorflow"}[keras.config.backend()]
+    versions[module] = __import__(module).__version__
+    return versions
