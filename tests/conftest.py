@@ -1,0 +1,71 @@
+"""Shared fixtures: tiny real digits, a temporary artifacts folder, other backends.
+
+The test process runs on the torch backend (set here, before Keras is
+imported). Tests for jax and tensorflow run a short script in a subprocess with
+`KERAS_BACKEND` set, through the `run_on_backend` fixture.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from kgen.data import load_bundled  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="session")
+def real_digits():
+    """256 real training digits (float32 (256, 28, 28, 1) in [0, 1]) and their labels."""
+    images, labels = load_bundled("train")
+    return (images[:256, :, :, None] / 255.0).astype("float32"), labels[:256]
+
+
+@pytest.fixture
+def tiny_images(real_digits):
+    """32 real digits, a batch-sized slice for train-step tests."""
+    return real_digits[0][:32]
+
+
+@pytest.fixture
+def artifacts(tmp_path):
+    """An empty root for run directories."""
+    path = tmp_path / "artifacts"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture(scope="session")
+def run_on_backend():
+    """Runs a Python snippet under another Keras backend; returns its stdout.
+
+    Example:
+
+        out = run_on_backend("jax", "import keras; print(keras.config.backend())")
+    """
+
+    def run(backend, code, timeout=600):
+        env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+        proc = subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(code)],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        assert proc.returncode == 0, f"{backend} script failed:\n{proc.stderr[-4000:]}"
+        return proc.stdout
+
+    return run
+
+
+def assert_finite(values):
+    assert np.all(np.isfinite(np.asarray(values, dtype=np.float64)))
