@@ -22,6 +22,7 @@ import warnings
 import numpy as np
 
 from kgen.data.idx import read_idx, write_idx
+from kgen.data.patches import fill_missing, from_patches, missing_patch_mse, to_patches
 from kgen.errors import DataError
 
 DATASETS = ("mnist", "fashion_mnist", "kmnist", "emnist", "binarized_mnist")
@@ -215,4 +216,14 @@ def _checked(ds):
     return ds
 
 
-__all__ = ["Dataset", "load_dataset", "load_bundled", "read_idx", "write_idx"]
+__all__ = [
+    "Dataset",
+    "load_dataset",
+    "load_bundled",
+    "read_idx",
+    "write_idx",
+    "to_patches",
+    "from_patches",
+    "fill_missing",
+    "missing_patch_mse",
+]
