@@ -22,6 +22,7 @@ import warnings
 import numpy as np
 
 from kgen.data.idx import read_idx, write_idx
+from kgen.data.images import read_images
 from kgen.data.patches import fill_missing, from_patches, missing_patch_mse, to_patches
 from kgen.errors import DataError
 
@@ -182,21 +183,39 @@ def _load_online(name, split):
             raise RuntimeError(f"{name} needs tensorflow-datasets with TensorFlow")
         import keras
 
-        loader = getattr(keras.datasets, name)
-        (x_train, y_train), (x_test, y_test) = loader.load_data()
+        cached = os.path.join(os.path.expanduser("~"), ".keras", "datasets")
+        if not glob.glob(os.path.join(cached, f"*{name.split('_')[0]}*")):
+            check_network()
+        (x_train, y_train), (x_test, y_test) = getattr(keras.datasets, name).load_data()
         if split == "train":
             return x_train, y_train, f"keras.datasets.{name}"
         return x_test, y_test, f"keras.datasets.{name}"
     import tensorflow_datasets as tfds
 
-    data = tfds.as_numpy(tfds.load(name, split=split, batch_size=-1))
-    images = data["image"]
-    labels = data.get("label")
+    if not tfds.builder(name).is_prepared():
+        check_network()
+    batches = list(tfds.as_numpy(tfds.load(name, split=split).batch(4096)))
+    images = np.concatenate([b["image"] for b in batches])
+    labels = np.concatenate([b["label"] for b in batches]) if "label" in batches[0] else None
     if images.ndim == 4:
         images = images[..., 0]  # (N, 28, 28, 1) -> (N, 28, 28)
     if images.max() <= 1:  # binarized_mnist stores 0/1
         images = images * 255
     return images, labels, f"tensorflow-datasets {name}"
+
+
+def check_network(host="storage.googleapis.com", timeout=3.0):
+    """Raises `ConnectionError` at once when `host` cannot be reached.
+
+    The downloaders of TFDS and Keras retry for minutes before they give up;
+    this probe lets kgen fall back to the bundled sample in seconds.
+    """
+    import socket
+
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+    except OSError as e:
+        raise ConnectionError(f"no network ({host}: {e})") from None
 
 
 def _checked(ds):
@@ -226,4 +245,5 @@ __all__ = [
     "from_patches",
     "fill_missing",
     "missing_patch_mse",
+    "read_images",
 ]

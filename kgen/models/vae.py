@@ -114,8 +114,8 @@ class VAE(keras.Model):
         """Per-pixel reconstruction loss of `target` under decoder `logits`."""
         if self.recon_loss == "bce":
             # softplus(l) - t * l is BCE(t, sigmoid(l)), stable for any logit
-            return ops.softplus(logits) - target * logits
-        return ops.square(target - ops.sigmoid(logits))
+            return ops.softplus(logits) - ops.multiply(target, logits)
+        return ops.square(ops.subtract(target, ops.sigmoid(logits)))
 
     @backend.train_step
     def train_step(self, data):
@@ -165,6 +165,7 @@ class VAE(keras.Model):
         z_i ~ q(z|x). Meaningful for the Bernoulli (`"bce"`) decoder; `x` is the
         target in [0, 1].
         """
+        x = ops.convert_to_tensor(x)
         mean, log_var = self.encode(x)
         terms = []
         for _ in range(k):
