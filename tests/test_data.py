@@ -156,6 +156,11 @@ def test_bundled_sample_is_real_shuffled_mnist():
     assert test_labels[:3].tolist() == [7, 2, 1]  # the official test set's first digits
 
 
+@pytest.fixture(autouse=True)
+def fresh_warning(monkeypatch):
+    monkeypatch.setattr(data, "_warned", [])
+
+
 def test_offline_uses_bundled_with_one_warning(monkeypatch):
     def no_network(*args):
         raise AssertionError("offline must not try the network")
@@ -163,6 +168,7 @@ def test_offline_uses_bundled_with_one_warning(monkeypatch):
     monkeypatch.setattr(data, "_load_online", no_network)
     with pytest.warns(UserWarning, match="bundled MNIST sample") as record:
         ds = data.load_dataset("mnist", "train", offline=True)
+        data.load_dataset("mnist", "test", offline=True)
     assert len(record) == 1
     assert ds.source == data.BUNDLED_SOURCE and len(ds) == 5000
 

@@ -31,6 +31,7 @@ SPLITS = ("train", "test")
 BUNDLED_DIR = os.path.join(os.path.dirname(__file__), "bundled")
 BUNDLED_SOURCE = "bundled MNIST sample (5,000 training / 10,000 test digits)"
 _IDX_PREFIX = {"train": "train", "test": "t10k"}
+_warned = []  # the reason of the bundled-sample warning, once it was given
 
 
 @dataclasses.dataclass
@@ -92,10 +93,9 @@ def load_dataset(name="mnist", split="train", data_dir=None, offline=False):
             f"{name} could not be loaded ({reason}) and only MNIST is bundled; "
             f"pass --data-dir with its IDX files. Received: name={name!r}"
         )
-    warnings.warn(
-        f"Using the {BUNDLED_SOURCE} shipped with kgen ({reason}).",
-        stacklevel=2,
-    )
+    if not _warned:  # once per process, not once per split
+        _warned.append(reason)
+        warnings.warn(f"Using the {BUNDLED_SOURCE} shipped with kgen ({reason}).", stacklevel=2)
     return _checked(Dataset(*load_bundled(split), BUNDLED_SOURCE, name, split))
 
 

@@ -1,0 +1,182 @@
+"""The click application: train, sample and runs, and their bad inputs."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from cli.main import main
+from kgen.data import idx
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def vae_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("artifacts")
+    result = invoke("train", "vae", "--epochs", 2, "--limit", 256, "--offline", "--out", out, "--name", "tiny")
+    assert result.exit_code == 0, result.output
+    return result.output.strip().splitlines()[-1]
+
+
+# train
+
+
+def test_train_writes_a_complete_run(vae_run):
+    assert os.path.basename(os.path.dirname(vae_run)) == "vae" and vae_run.endswith("-tiny")
+    for name in ("config.json", "model.keras", "history.csv", "checkpoint/model.keras",
+                 "samples/epoch_001.png", "samples/epoch_002.png", "plots/loss_curves.png",
+                 "plots/reconstructions.png", "plots/latent_map.png"):
+        assert os.path.isfile(os.path.join(vae_run, name)), name
+    config = json.load(open(os.path.join(vae_run, "config.json")))
+    assert config["data"]["source"].startswith("bundled MNIST sample")
+    assert config["data"]["train_images"] == 256
+    assert config["backend"] == "torch" and config["train"]["seed"] == 0
+    assert config["model_config"]["latent_dim"] == 2
+    lines = open(os.path.join(vae_run, "history.csv")).read().splitlines()
+    assert lines[0].startswith("epoch,") and len(lines) == 3
+    assert not [f for f in os.listdir(vae_run) if f.startswith(".tmp")]
+
+
+def test_train_prints_the_bundled_data_warning_once(tmp_path, monkeypatch):
+    from kgen import data
+
+    monkeypatch.setattr(data, "_warned", [])
+    result = CliRunner().invoke(main, ["train", "ae", "--epochs", "1", "--limit", "64",
+                                       "--offline", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("Warning: Using the bundled MNIST sample") == 1
+    assert "Traceback" not in result.output
+
+
+def test_train_from_data_dir(tmp_path):
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 40), ("t10k", 30)):
+        idx.write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        idx.write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", rng.integers(0, 10, n, dtype=np.uint8))
+    result = invoke("train", "ae", "--epochs", 1, "--data-dir", tmp_path, "--out", tmp_path / "runs", "--latent-dim", 3)
+    assert result.exit_code == 0, result.output
+    run = result.output.strip().splitlines()[-1]
+    config = json.load(open(os.path.join(run, "config.json")))
+    assert config["data"]["train_images"] == 40 and "IDX files" in config["data"]["source"]
+
+
+# sample
+
+
+def test_sample_writes_a_4x4_grid(vae_run, tmp_path):
+    out = tmp_path / "grid.png"
+    result = invoke("sample", vae_run, "-n", 16, "--out", out, "--seed", 1)
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().splitlines()[-1] == str(out)
+    grid = np.asarray(Image.open(out).convert("L"))
+    assert grid.shape == (2 * (4 * 30 + 2), 2 * (4 * 30 + 2))  # 4x4 digits of 28 + 2 padding, scale 2
+    # the grid holds exactly the model's samples for that seed
+    import keras
+
+    from kgen import plots
+
+    expected = tmp_path / "expected.png"
+    plots.save_grid(expected, keras.saving.load_model(os.path.join(vae_run, "model.keras")).generate(16, seed=1))
+    np.testing.assert_array_equal(grid, np.asarray(Image.open(expected).convert("L")))
+
+
+def test_sample_default_path(vae_run):
+    result = invoke("sample", vae_run, "-n", 4)
+    assert result.exit_code == 0
+    assert os.path.isfile(os.path.join(vae_run, "samples", "sample.png"))
+
+
+# runs
+
+
+def test_runs_lists_the_run(vae_run):
+    root = os.path.dirname(os.path.dirname(vae_run))
+    result = invoke("runs", "--root", root)
+    assert result.exit_code == 0
+    assert vae_run in result.output and " vae " in result.output
+
+
+def test_runs_on_empty_root(tmp_path):
+    result = invoke("runs", "--root", tmp_path)
+    assert result.exit_code == 0 and "No runs" in result.output
+
+
+# bad input: one line, non-zero exit, no traceback
+
+
+def assert_one_line_error(result, *words):
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1, result.output
+    for word in words:
+        assert word in errors[0], result.output
+
+
+def test_unknown_model():
+    assert_one_line_error(invoke("train", "diffusion"), "Invalid value", "diffusion")
+
+
+@pytest.mark.parametrize("option", ["--epochs", "--batch-size", "--latent-dim"])
+def test_non_positive_numbers(option, tmp_path):
+    result = invoke("train", "vae", option, 0, "--out", tmp_path)
+    assert_one_line_error(result, option)
+    assert not os.listdir(tmp_path)  # nothing was created
+
+
+def test_missing_data_dir(tmp_path):
+    assert_one_line_error(invoke("train", "vae", "--data-dir", tmp_path / "nope"), "does not exist")
+
+
+def test_empty_data_dir(tmp_path):
+    (tmp_path / "data").mkdir()
+    result = invoke("train", "vae", "--data-dir", tmp_path / "data", "--out", tmp_path / "runs")
+    assert_one_line_error(result, "No train data")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_corrupt_data_file(tmp_path):
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(b"\x00\x00\x08\x03garbage")
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(b"\x00\x00\x08\x01\x00\x00\x00\x01\x07")
+    result = invoke("train", "vae", "--data-dir", tmp_path, "--out", tmp_path / "runs")
+    assert_one_line_error(result, "train-images-idx3-ubyte")
+
+
+def test_sample_on_a_folder_that_is_not_a_run(tmp_path):
+    assert_one_line_error(invoke("sample", tmp_path), "not a kgen run")
+
+
+def test_sample_on_a_missing_folder(tmp_path):
+    assert_one_line_error(invoke("sample", tmp_path / "nope"), "does not exist")
+
+
+def test_sample_on_a_corrupt_model(vae_run, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(vae_run, broken)
+    (broken / "model.keras").write_bytes(b"not a zip")
+    assert_one_line_error(invoke("sample", broken), "cannot be loaded")
+    # the original run is untouched and still samples
+    assert invoke("sample", vae_run, "-n", 4).exit_code == 0
+
+
+def test_sample_to_unwritable_path(vae_run, tmp_path):
+    assert_one_line_error(invoke("sample", vae_run, "--out", tmp_path / "no" / "dir" / "x.png"), "Cannot write")
+
+
+def test_ae_only_options_are_refused(tmp_path):
+    assert_one_line_error(invoke("train", "ae", "--kl-weight", 0.5, "--out", tmp_path), "apply to the vae only")
+
+
+def test_help_lists_commands():
+    result = invoke("--help")
+    assert result.exit_code == 0
+    for command in ("train", "sample", "runs"):
+        assert command in result.output

@@ -1,0 +1,258 @@
+"""The GAN: networks, losses, the two-phase train step, both optimizers on every backend, the CLI."""
+
+import json
+import os
+import warnings
+
+import keras
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cli.main import main
+from kgen import nets
+from kgen.models import GAN
+from kgen.models.gan import discriminator_loss, generator_loss
+from kgen.optimizers import GANOptimizer
+
+
+def compiled(cls=GAN, **kwargs):
+    model = cls(seed=3, **kwargs)
+    model.compile(
+        d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
+        g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
+    )
+    return model
+
+
+def values(variables):
+    return [keras.ops.convert_to_numpy(v).copy() for v in variables]
+
+
+def changed(before, variables):
+    """For each variable: did it change from `before`?"""
+    return [not np.array_equal(b, a) for b, a in zip(before, values(variables))]
+
+
+# building
+
+
+def test_mlp_networks_are_the_classic_pair():
+    g, d = nets.generator("mlp", 64), nets.discriminator("mlp")
+    dense = lambda net: [l.units for l in net.layers if isinstance(l, keras.layers.Dense)]  # noqa: E731
+    assert dense(g) == [256, 512, 1024, 784]
+    assert sum(isinstance(l, keras.layers.BatchNormalization) for l in g.layers) == 3
+    assert sum(isinstance(l, keras.layers.ReLU) for l in g.layers) == 3
+    assert g.layers[-2].activation.__name__ == "sigmoid"
+    assert dense(d) == [1024, 512, 256, 1]
+    assert sum(isinstance(l, keras.layers.LeakyReLU) for l in d.layers) == 3
+    assert tuple(g.input_shape) == (None, 64)
+
+
+def test_conv_networks_go_up_from_7x7_and_down_by_strides():
+    g, d = nets.generator("conv", 16), nets.discriminator("conv")
+    shapes = [tuple(l.output.shape[1:]) for l in g.layers if isinstance(l, keras.layers.Conv2DTranspose)]
+    assert shapes == [(14, 14, 64), (28, 28, 1)]
+    assert [l.strides for l in d.layers if isinstance(l, keras.layers.Conv2D)] == [(2, 2), (2, 2)]
+    assert tuple(d(keras.ops.zeros((3, 28, 28, 1))).shape) == (3, 1)
+
+
+def test_bad_options():
+    with pytest.raises(ValueError, match="Received: loss='wgan'"):
+        GAN(loss="wgan")
+    with pytest.raises(ValueError, match="Received: arch='rnn'"):
+        GAN(arch="rnn")
+    with pytest.raises(ValueError, match="latent_dim must be at least 1"):
+        GAN(latent_dim=0)
+    with pytest.raises(ValueError, match="two optimizer instances"):
+        adam = keras.optimizers.Adam()
+        GANOptimizer(adam, adam)
+
+
+# losses
+
+
+def test_losses_at_known_logits():
+    zero, big = keras.ops.zeros((4, 1)), keras.ops.full((4, 1), 30.0)
+    f = lambda t: float(keras.ops.convert_to_numpy(t))  # noqa: E731
+    # a discriminator that cannot tell: 2 ln 2 for it, ln 2 for the generator
+    assert f(discriminator_loss("bce", zero, zero)) == pytest.approx(2 * np.log(2), rel=1e-5)
+    assert f(generator_loss("bce", zero)) == pytest.approx(np.log(2), rel=1e-5)
+    # a sure discriminator: no loss for it; the non-saturating generator loss stays large
+    assert f(discriminator_loss("bce", big, -big)) == pytest.approx(0.0, abs=1e-6)
+    assert f(generator_loss("bce", -big)) == pytest.approx(30.0, rel=1e-4)
+    assert f(discriminator_loss("hinge", zero, zero)) == pytest.approx(2.0)
+    assert f(discriminator_loss("hinge", big, -big)) == pytest.approx(0.0)
+    assert f(generator_loss("hinge", -big)) == pytest.approx(30.0)
+
+
+# the adversarial step
+
+
+def test_each_phase_steps_only_its_network(tiny_images):
+    model = compiled(arch="mlp")
+    d_vars, g_vars = model.discriminator.trainable_variables, model.generator.trainable_variables
+    d0, g0 = values(d_vars), values(g_vars)
+    out = model.discriminator_step(keras.ops.convert_to_tensor(tiny_images))
+    assert set(out) == {"loss", "d_acc_real", "d_acc_fake"}
+    assert all(changed(d0, d_vars)) and not any(changed(g0, g_vars))
+
+    d1, g1 = values(d_vars), values(g_vars)
+    model.generator_step(32)
+    assert all(changed(g1, g_vars)) and not any(changed(d1, d_vars))
+    assert int(model.optimizer.d_optimizer.iterations.numpy()) == 1
+    assert int(model.optimizer.g_optimizer.iterations.numpy()) == 1
+
+
+@pytest.mark.parametrize("loss", ["bce", "hinge"])
+def test_one_train_step_updates_both_networks(loss, tiny_images):
+    model = compiled(arch="conv", loss=loss)
+    d0, g0 = values(model.discriminator.trainable_variables), values(model.generator.trainable_variables)
+    logs = model.train_on_batch(tiny_images, return_dict=True)
+    assert set(logs) == {"d_loss", "g_loss", "d_acc_real", "d_acc_fake"}
+    assert all(np.isfinite(list(logs.values())))
+    assert 0 <= logs["d_acc_real"] <= 1 and 0 <= logs["d_acc_fake"] <= 1
+    # every weight matrix moves (with the hinge loss at the start, the gradient of
+    # the last bias is exactly 0: as many real logits below 1 as fake ones above -1)
+    for before, net in ((d0, model.discriminator), (g0, model.generator)):
+        moved = changed(before, net.trainable_variables)
+        assert all(m for m, v in zip(moved, net.trainable_variables) if "kernel" in v.path)
+    assert model.optimizer.iterations is model.optimizer.g_optimizer.iterations
+
+
+def test_generate_shapes_range_and_seed():
+    model = GAN(arch="conv", latent_dim=8)
+    images = model.generate(5, seed=1)
+    assert images.shape == (5, 28, 28, 1) and images.dtype == np.float32
+    assert images.min() >= 0 and images.max() <= 1
+    np.testing.assert_array_equal(images, model.generate(5, seed=1))
+    assert not np.array_equal(images, model.generate(5, seed=2))
+    assert model.generate(1).shape == (1, 28, 28, 1)
+    with pytest.raises(ValueError, match="Received: n=0"):
+        model.generate(0)
+
+
+# both optimizers on every backend: k steps, k updates each, moments moving, saving
+
+
+def train_save_load(name, arch, path):
+    """Trains `name` for 3 + 3 steps, saves, loads, trains one more epoch; returns what happened."""
+    import keras
+
+    from kgen.data import load_bundled
+    from kgen.models import MODELS
+
+    images, labels = load_bundled("train")
+    x, y = (images[:48, :, :, None] / 255.0).astype("float32"), labels[:48]
+    args = (x, y) if name == "cgan" else (x,)
+    model = MODELS[name](arch=arch, latent_dim=16, seed=0)
+    model.compile(
+        d_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5),
+        g_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5),
+    )
+    pair = model.optimizer
+    subs = {"d": pair.d_optimizer, "g": pair.g_optimizer}
+
+    def moments(opt):
+        return [v.numpy().copy() for v in opt.variables if "momentum" in v.name or "velocity" in v.name]
+
+    result = {"backend": keras.config.backend()}
+    first = model.fit(*args, batch_size=16, epochs=1, verbose=0).history  # 3 steps
+    m1 = {k: moments(o) for k, o in subs.items()}
+    second = model.fit(*args, batch_size=16, epochs=1, verbose=0).history  # 3 more
+    m2 = {k: moments(o) for k, o in subs.items()}
+    for k, opt in subs.items():
+        result[f"{k}_steps"] = int(opt.iterations.numpy())
+        result[f"{k}_moments"] = len(m1[k])
+        result[f"{k}_moments_nonzero_after_3"] = all(np.any(m != 0) for m in m1[k])
+        result[f"{k}_moments_moved_3_to_6"] = all(not np.array_equal(a, b) for a, b in zip(m1[k], m2[k]))
+    result["losses"] = {k: first[k] + second[k] for k in ("d_loss", "g_loss")}
+
+    model.save(path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = keras.saving.load_model(path)
+    result["load_warnings"] = [str(w.message) for w in caught]
+    result["optimizer_state_equal"] = len(loaded.optimizer.variables) == len(pair.variables) and all(
+        np.array_equal(a.numpy(), b.numpy()) for a, b in zip(pair.variables, loaded.optimizer.variables)
+    )
+    result["same_images"] = bool(np.allclose(model.generate(6, seed=5), loaded.generate(6, seed=5), atol=1e-6))
+    loaded.fit(*[a[:16] for a in args], batch_size=16, epochs=1, verbose=0)  # one more step
+    result["steps_after_resuming"] = [int(o.iterations.numpy()) for o in loaded.optimizer.optimizers]
+    return result
+
+
+CHECK = """
+import json, sys
+from tests.test_gan import train_save_load
+print(json.dumps([train_save_load("gan", "mlp", sys.argv[1] + "/g.keras"),
+                  train_save_load("cgan", "mlp", sys.argv[1] + "/c.keras")]))
+"""
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax", "tensorflow"])
+def test_both_optimizers_step_and_save_on_every_backend(backend, run_on_backend, tmp_path):
+    if backend == "torch":  # this process
+        results = [
+            train_save_load("gan", "mlp", str(tmp_path / "g.keras")),
+            train_save_load("cgan", "mlp", str(tmp_path / "c.keras")),
+        ]
+    else:
+        code = f"import sys; sys.argv = ['-', {str(tmp_path)!r}]\n" + CHECK
+        results = json.loads(run_on_backend(backend, code).strip().splitlines()[-1])
+    for r in results:
+        assert r["backend"] == backend
+        for k in ("d", "g"):
+            assert r[f"{k}_steps"] == 6, r  # k steps: k updates of each optimizer
+            assert r[f"{k}_moments"] > 0
+            assert r[f"{k}_moments_nonzero_after_3"], r
+            assert r[f"{k}_moments_moved_3_to_6"], r
+        for curve in r["losses"].values():
+            assert np.all(np.isfinite(curve)) and curve[0] != curve[1]  # finite, and moving
+        assert not [w for w in r["load_warnings"] if "Skipping" in w or "compile" in w], r["load_warnings"]
+        assert r["optimizer_state_equal"] and r["same_images"]
+        assert r["steps_after_resuming"] == [7, 7]
+
+
+# the CLI
+
+
+def test_cli_trains_a_gan_and_refuses_a_label(artifacts):
+    runner = CliRunner()
+    result = runner.invoke(
+        main,
+        ["train", "gan", "--arch", "mlp", "--epochs", "1", "--limit", "64", "--batch-size", "32",
+         "--loss", "hinge", "--d-lr", "1e-4", "--g-beta-1", "0.3", "--offline", "--out", str(artifacts)],
+    )
+    assert result.exit_code == 0, result.output
+    run = result.output.strip().splitlines()[-1]
+    for path in ("model.keras", "history.csv", "samples/epoch_001.png", "plots/dynamics.png"):
+        assert os.path.isfile(os.path.join(run, path)), path
+    config = json.load(open(os.path.join(run, "config.json")))
+    assert config["model_config"]["loss"] == "hinge" and config["model_config"]["latent_dim"] == 64
+    assert config["train"]["gan_optimizers"]["d"]["learning_rate"] == 1e-4
+    assert config["train"]["gan_optimizers"]["g"]["beta_1"] == 0.3
+
+    out = str(artifacts / "s.png")
+    result = runner.invoke(main, ["sample", run, "-n", "4", "--out", out])
+    assert result.exit_code == 0, result.output and os.path.isfile(out)
+    result = runner.invoke(main, ["sample", run, "--label", "3"])
+    assert result.exit_code != 0
+    assert "--label applies to conditional (cgan) runs only" in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "vae", "--loss", "hinge"], "--loss applies to gan and cgan only"),
+        (["train", "ae", "--g-lr", "1e-3"], "--g-learning-rate applies to gan and cgan only"),
+        (["train", "gan", "--lr", "1e-3"], "use --d-learning-rate and --g-learning-rate"),
+        (["train", "gan", "--d-beta-1", "1"], "--d-beta-1"),
+        (["train", "cgan", "--loss", "wgan"], "--loss"),
+    ],
+)
+def test_cli_rejects_misplaced_gan_options(args, message, artifacts):
+    result = CliRunner().invoke(main, args + ["--offline", "--out", str(artifacts)])
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert not os.listdir(artifacts)  # nothing written
