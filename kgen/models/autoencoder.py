@@ -29,6 +29,8 @@ class AutoEncoder(keras.Model):
     (16, 28, 28, 1)
     """
 
+    default_batch_size = 32  # what `kgen train` uses unless told otherwise
+
     def __init__(self, latent_dim=2, arch="mlp", seed=None, **kwargs):
         super().__init__(**kwargs)
         if int(latent_dim) < 1:

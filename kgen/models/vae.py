@@ -41,6 +41,8 @@ class VAE(keras.Model):
     (16, 28, 28, 1)
     """
 
+    default_batch_size = 32  # what `kgen train` uses unless told otherwise
+
     def __init__(
         self,
         latent_dim=2,
