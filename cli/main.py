@@ -13,7 +13,9 @@ import warnings
 import click
 
 BACKENDS = ("torch", "jax", "tensorflow")
-MODEL_NAMES = ("ae", "vae")
+MODEL_NAMES = ("ae", "vae", "gan", "cgan")
+GANS = ("gan", "cgan")
+GAN_OPTIONS = ("loss", "d_learning_rate", "g_learning_rate", "d_beta_1", "g_beta_1", "d_beta_2", "g_beta_2")
 
 
 class KgenGroup(click.Group):
@@ -79,7 +81,7 @@ def main(ctx, debug):
 @click.argument("model", type=click.Choice(MODEL_NAMES))
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True, help="Epochs in all.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
-@click.option("--latent-dim", type=click.IntRange(min=1), default=2, show_default=True, help="Size of the latent code.")
+@click.option("--latent-dim", type=click.IntRange(min=1), help="Size of the latent code (noise of a GAN).  [default: 2; gan, cgan: 64]")
 @click.option("--arch", type=click.Choice(("mlp", "conv")), default="mlp", show_default=True, help="Network family.")
 @click.option("--learning-rate", "--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
 @click.option("--dataset", default="mnist", show_default=True, help="mnist, fashion_mnist, or another 28x28 TFDS set.")
@@ -93,10 +95,18 @@ def main(ctx, debug):
 @click.option("--kl-weight", type=click.FloatRange(min=0), default=1.0, show_default=True, help="VAE: weight of the KL term (0: no-KL ablation).")
 @click.option("--recon-loss", type=click.Choice(("bce", "mse")), default="bce", show_default=True, help="VAE: reconstruction loss.")
 @click.option("--binarize", is_flag=True, help="VAE: dynamically binarize the training images.")
+@click.option("--loss", type=click.Choice(("bce", "hinge")), default="bce", show_default=True, help="GANs: non-saturating BCE or hinge loss.")
+@click.option("--d-learning-rate", "--d-lr", type=click.FloatRange(min=0, min_open=True), default=2e-4, show_default=True, help="GANs: discriminator's Adam step size.")
+@click.option("--g-learning-rate", "--g-lr", type=click.FloatRange(min=0, min_open=True), default=2e-4, show_default=True, help="GANs: generator's Adam step size.")
+@click.option("--d-beta-1", type=click.FloatRange(0, 1, max_open=True), default=0.5, show_default=True, help="GANs: discriminator's Adam beta_1.")
+@click.option("--g-beta-1", type=click.FloatRange(0, 1, max_open=True), default=0.5, show_default=True, help="GANs: generator's Adam beta_1.")
+@click.option("--d-beta-2", type=click.FloatRange(0, 1, max_open=True), default=0.999, show_default=True, help="GANs: discriminator's Adam beta_2.")
+@click.option("--g-beta-2", type=click.FloatRange(0, 1, max_open=True), default=0.999, show_default=True, help="GANs: generator's Adam beta_2.")
 @backend_option
 @click.pass_context
 def train(ctx, model, epochs, batch_size, latent_dim, arch, learning_rate, dataset, data_dir,
-          offline, limit, seed, out, name, resume_run, kl_weight, recon_loss, binarize):
+          offline, limit, seed, out, name, resume_run, kl_weight, recon_loss, binarize, loss,
+          d_learning_rate, g_learning_rate, d_beta_1, g_beta_1, d_beta_2, g_beta_2):
     """Train a model and write a run directory.
 
     The run goes to OUT/MODEL/<date-time>[-NAME]/ with config.json,
@@ -108,7 +118,20 @@ def train(ctx, model, epochs, batch_size, latent_dim, arch, learning_rate, datas
     if resume_run:
         run = training.resume(resume_run, epochs=epochs)
     else:
-        options = {"latent_dim": latent_dim, "arch": arch}
+        options = {"latent_dim": latent_dim or (64 if model in GANS else 2), "arch": arch}
+        gan_optimizers = {}
+        if model in GANS:
+            if ctx.get_parameter_source("learning_rate").name != "DEFAULT":
+                raise click.UsageError("GANs have two learning rates: use --d-learning-rate and --g-learning-rate.")
+            options.update(loss=loss)
+            gan_optimizers = {
+                "d": {"learning_rate": d_learning_rate, "beta_1": d_beta_1, "beta_2": d_beta_2},
+                "g": {"learning_rate": g_learning_rate, "beta_1": g_beta_1, "beta_2": g_beta_2},
+            }
+        else:
+            used = [o for o in GAN_OPTIONS if ctx.get_parameter_source(o).name != "DEFAULT"]
+            if used:
+                raise click.UsageError(f"--{used[0].replace('_', '-')} applies to gan and cgan only.")
         if model == "vae":
             options.update(kl_weight=kl_weight, recon_loss=recon_loss, binarize=binarize)
         elif ctx.get_parameter_source("kl_weight").name != "DEFAULT" or binarize:
@@ -116,7 +139,7 @@ def train(ctx, model, epochs, batch_size, latent_dim, arch, learning_rate, datas
         config = training.TrainConfig(
             model=model, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
             dataset=dataset, data_dir=data_dir, offline=offline, limit=limit, seed=seed,
-            out=out, name=name, model_options=options,
+            out=out, name=name, model_options=options, gan_optimizers=gan_optimizers,
         )
         run = training.train(config)
     click.echo(run)
@@ -127,15 +150,25 @@ def train(ctx, model, epochs, batch_size, latent_dim, arch, learning_rate, datas
 @click.option("-n", "--num", type=click.IntRange(min=1), default=64, show_default=True, help="Number of samples.")
 @click.option("--seed", type=int, help="Seed of the noise (default: random).")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False), help="PNG to write [default: RUN/samples/sample.png].")
+@click.option("--label", type=int, help="cgan: draw only this digit (default: column k holds digit k).")
 @backend_option
-def sample(run, num, seed, out_file):
+def sample(run, num, seed, out_file, label):
     """Draw samples from a trained run and save them as one grid."""
     from kgen import plots, runs
 
     model = runs.load_model(run)
+    conditional = hasattr(model, "num_classes")
+    if label is not None and not conditional:
+        raise click.UsageError(f"--label applies to conditional (cgan) runs only; {run} is a {type(model).__name__} run.")
+    if label is not None and not 0 <= label < model.num_classes:
+        raise click.BadParameter(f"this run draws labels 0 to {model.num_classes - 1}. Received: {label}", param_hint="--label")
     out_file = out_file or os.path.join(run, runs.SAMPLES, "sample.png")
     _check_writable(out_file)
-    plots.save_grid(out_file, model.generate(num, seed=seed))
+    if conditional:
+        images = model.generate(num, labels=label, seed=seed)
+        plots.save_grid(out_file, images, ncol=None if label is not None else model.num_classes)
+    else:
+        plots.save_grid(out_file, model.generate(num, seed=seed))
     click.echo(out_file)
 
 

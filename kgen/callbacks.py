@@ -12,7 +12,9 @@ class SampleGrid(keras.callbacks.Callback):
     """Saves a grid of samples from fixed noise after every epoch.
 
     The model's `generate(n, seed=seed)` is called with the same seed each
-    epoch, so the grids show the same noise decoded as training goes on.
+    epoch, so the grids show the same noise decoded as training goes on. For a
+    conditional model (one with `num_classes`), the grid has one row per
+    label instead: row k holds ten samples of label k.
 
     Args:
         folder: where `epoch_001.png`, ... go (the run's `samples/`).
@@ -27,8 +29,14 @@ class SampleGrid(keras.callbacks.Callback):
         self.seed = seed
 
     def on_epoch_end(self, epoch, logs=None):
+        path = os.path.join(self.folder, f"epoch_{epoch + 1:03d}.png")
+        if hasattr(self.model, "num_classes"):  # conditional: row k holds ten samples of label k
+            labels = np.repeat(np.arange(self.model.num_classes), 10)
+            images = self.model.generate(len(labels), labels=labels, seed=self.seed)
+            plots.save_grid(path, images, ncol=10)
+            return
         images = self.model.generate(self.n, seed=self.seed)
-        plots.save_grid(os.path.join(self.folder, f"epoch_{epoch + 1:03d}.png"), images)
+        plots.save_grid(path, images)
 
 
 class HistoryCSV(keras.callbacks.Callback):

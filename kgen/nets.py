@@ -78,3 +78,99 @@ def decoder(arch, latent_dim, name="decoder"):
             layers.Conv2D(1, 3, padding="same"),  # (batch, 28, 28, 1)
         ]
     return keras.Sequential([keras.Input((latent_dim,)), *body], name=name)
+
+
+def generator(arch, latent_dim, num_classes=None, name="generator"):
+    """A GAN's generator: noise (batch, latent_dim) to images (batch, 28, 28, 1) in [0, 1].
+
+    Unlike `decoder`, it ends in a sigmoid: its output is the image itself.
+
+    Args:
+        arch: `"mlp"` (latent -> 256 -> 512 -> 1024 -> 784, each hidden layer
+            with batch normalization and ReLU) or `"conv"` (DCGAN-style: a
+            dense layer to 7x7x128, then two 4x4 transposed convolutions
+            7 -> 14 -> 28, batch normalization and ReLU between).
+        latent_dim: size of the noise vector.
+        num_classes: if set, the generator also takes integer labels
+            (batch,), embeds each in 32 values and concatenates them to the
+            noise: a `keras.Model` with inputs `[noise, label]`.
+        name: name of the network.
+
+    Example:
+
+    >>> generator("mlp", 64)(keras.ops.zeros((2, 64))).shape
+    (2, 28, 28, 1)
+    >>> generator("conv", 64, num_classes=10)([keras.ops.zeros((2, 64)), keras.ops.array([3, 7])]).shape
+    (2, 28, 28, 1)
+    """
+    check_arch(arch)
+    if arch == "mlp":
+        body = [
+            layers.Dense(256, use_bias=False), layers.BatchNormalization(), layers.ReLU(),
+            layers.Dense(512, use_bias=False), layers.BatchNormalization(), layers.ReLU(),
+            layers.Dense(1024, use_bias=False), layers.BatchNormalization(), layers.ReLU(),
+            layers.Dense(784, activation="sigmoid"),  # (batch, 784)
+            layers.Reshape(IMAGE_SHAPE),
+        ]
+    else:
+        body = [
+            layers.Dense(7 * 7 * 128, use_bias=False), layers.BatchNormalization(), layers.ReLU(),
+            layers.Reshape((7, 7, 128)),
+            layers.Conv2DTranspose(64, 4, strides=2, padding="same", use_bias=False),  # (batch, 14, 14, 64)
+            layers.BatchNormalization(), layers.ReLU(),
+            layers.Conv2DTranspose(1, 4, strides=2, padding="same", activation="sigmoid"),  # (batch, 28, 28, 1)
+        ]
+    if num_classes is None:
+        return keras.Sequential([keras.Input((latent_dim,)), *body], name=name)
+    noise = keras.Input((latent_dim,), name="noise")
+    label = keras.Input((), dtype="int32", name="label")
+    h = layers.Concatenate()([noise, layers.Embedding(num_classes, 32)(label)])  # (batch, latent_dim + 32)
+    for layer in body:
+        h = layer(h)
+    return keras.Model([noise, label], h, name=name)
+
+
+def discriminator(arch, num_classes=None, name="discriminator"):
+    """A GAN's discriminator: images (batch, 28, 28, 1) to one logit each (batch, 1).
+
+    Args:
+        arch: `"mlp"` (784 -> 1024 -> 512 -> 256 -> 1 with LeakyReLU(0.2)) or
+            `"conv"` (DCGAN-style: two strided 4x4 convolutions 28 -> 14 -> 7,
+            64 and 128 channels, LeakyReLU(0.2), then a logit).
+        num_classes: if set, a projection discriminator (Miyato and Koyama,
+            2018) that also takes integer labels (batch,): with `h` the image's
+            features, logit = w.h + b + embed(label).h. The second term scores
+            how well the image fits its label, so a real-looking digit with the
+            wrong label still gets a low logit. A `keras.Model` with inputs
+            `[image, label]`.
+        name: name of the network.
+
+    Example:
+
+    >>> discriminator("mlp")(keras.ops.zeros((2, 28, 28, 1))).shape
+    (2, 1)
+    """
+    check_arch(arch)
+    if arch == "mlp":
+        features = [
+            layers.Flatten(),  # (batch, 784)
+            layers.Dense(1024), layers.LeakyReLU(0.2),
+            layers.Dense(512), layers.LeakyReLU(0.2),
+            layers.Dense(256), layers.LeakyReLU(0.2),  # (batch, 256)
+        ]
+    else:
+        features = [
+            layers.Conv2D(64, 4, strides=2, padding="same"), layers.LeakyReLU(0.2),  # (batch, 14, 14, 64)
+            layers.Conv2D(128, 4, strides=2, padding="same"), layers.LeakyReLU(0.2),  # (batch, 7, 7, 128)
+            layers.Flatten(),  # (batch, 6272)
+        ]
+    if num_classes is None:
+        return keras.Sequential([keras.Input(IMAGE_SHAPE), *features, layers.Dense(1)], name=name)
+    image = keras.Input(IMAGE_SHAPE, name="image")
+    label = keras.Input((), dtype="int32", name="label")
+    h = image
+    for layer in features:
+        h = layer(h)  # (batch, features)
+    embedded = layers.Embedding(num_classes, h.shape[-1])(label)  # (batch, features)
+    logit = layers.Add()([layers.Dense(1)(h), layers.Dot(axes=1)([embedded, h])])  # (batch, 1)
+    return keras.Model([image, label], logit, name=name)

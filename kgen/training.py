@@ -30,6 +30,7 @@ class TrainConfig:
     out: str = "artifacts"  # root of the run directories
     name: str = None  # suffix of the run directory's name
     model_options: dict = dataclasses.field(default_factory=dict)  # e.g. latent_dim, arch
+    gan_optimizers: dict = dataclasses.field(default_factory=dict)  # GANs: Adam options per network, {"d": {...}, "g": {...}}
 
     def validate(self):
         if self.model not in MODELS:
@@ -48,10 +49,19 @@ def to_float(images):
     return (np.asarray(images, np.float32) / 255.0)[..., None]
 
 
+GAN_ADAM = {"learning_rate": 2e-4, "beta_1": 0.5, "beta_2": 0.999}  # the DCGAN paper's Adam
+
+
 def build_model(config):
     """The compiled model that `config` describes."""
     model = MODELS[config.model](**config.model_options, seed=config.seed)
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+    if hasattr(model, "discriminator"):  # GANs: one Adam per network
+        model.compile(
+            d_optimizer=keras.optimizers.Adam(**{**GAN_ADAM, **config.gan_optimizers.get("d", {})}),
+            g_optimizer=keras.optimizers.Adam(**{**GAN_ADAM, **config.gan_optimizers.get("g", {})}),
+        )
+    else:
+        model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
     return model
 
 
@@ -98,11 +108,12 @@ def train(config, verbose=1):
             "command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
         },
     )
-    _fit(model, run, x_train, test_set, config, initial_epoch=0, history=[], verbose=verbose)
+    y_train = train_set.labels[: config.limit]
+    _fit(model, run, x_train, test_set, config, initial_epoch=0, history=[], verbose=verbose, y_train=y_train)
     return run
 
 
-def _fit(model, run, x_train, test_set, config, initial_epoch, history, verbose):
+def _fit(model, run, x_train, test_set, config, initial_epoch, history, verbose, y_train=None):
     x_test = to_float(test_set.images)
     cbs = [
         callbacks.SampleGrid(os.path.join(run, runs.SAMPLES)),
@@ -117,6 +128,7 @@ def _fit(model, run, x_train, test_set, config, initial_epoch, history, verbose)
         )
     model.fit(
         x_train,
+        y_train if hasattr(model, "num_classes") else None,  # conditional models train on labels
         epochs=config.epochs,
         initial_epoch=initial_epoch,
         batch_size=config.batch_size,
@@ -128,6 +140,13 @@ def _fit(model, run, x_train, test_set, config, initial_epoch, history, verbose)
         model.save(tmp)
     rows = runs.read_csv(os.path.join(run, runs.HISTORY))
     plots.save_curves(os.path.join(run, runs.PLOTS, "loss_curves.png"), rows, title=f"{config.model} training")
+    if rows and "d_loss" in rows[0]:  # GANs: the losses and accuracies of both players
+        plots.save_curves(
+            os.path.join(run, runs.PLOTS, "dynamics.png"),
+            rows,
+            groups=[["d_loss", "g_loss"], ["d_acc_real", "d_acc_fake"]],
+            title=f"{config.model} training dynamics",
+        )
 
 
 def resume(run, epochs=None, verbose=1):
@@ -159,7 +178,8 @@ def resume(run, epochs=None, verbose=1):
     test_set = data.load_dataset(config.dataset, "test", config.data_dir, config.offline)
     history = runs.read_csv(os.path.join(run, runs.HISTORY))[:done]
     x_train = to_float(train_set.images[: config.limit])
-    _fit(model, run, x_train, test_set, config, initial_epoch=done, history=history, verbose=verbose)
+    y_train = train_set.labels[: config.limit]
+    _fit(model, run, x_train, test_set, config, initial_epoch=done, history=history, verbose=verbose, y_train=y_train)
     return run
 
 

@@ -1,9 +1,11 @@
 """The generative models of kgen, one file each, and their names on the CLI."""
 
 from kgen.models.autoencoder import AutoEncoder
+from kgen.models.cgan import ConditionalGAN
+from kgen.models.gan import GAN
 from kgen.models.patch_lstm import PatchLSTM
 from kgen.models.vae import VAE
 
-MODELS = {"ae": AutoEncoder, "vae": VAE, "lstm": PatchLSTM}
+MODELS = {"ae": AutoEncoder, "vae": VAE, "gan": GAN, "cgan": ConditionalGAN, "lstm": PatchLSTM}
 
-__all__ = ["AutoEncoder", "VAE", "PatchLSTM", "MODELS"]
+__all__ = ["AutoEncoder", "VAE", "GAN", "ConditionalGAN", "PatchLSTM", "MODELS"]
