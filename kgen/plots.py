@@ -98,8 +98,115 @@ def save_curves(path, history, groups=None, title=None):
     return _save(fig, path)
 
 
-def _save(fig, path):
-    fig.tight_layout()
+def save_curves_side_by_side(path, histories, titles):
+    """One panel per run: all of its logged losses over epochs (accuracies left out).
+
+    Args:
+        path: the PNG to write.
+        histories: one list of history rows (dicts with `epoch`) per run.
+        titles: one title per run.
+    """
+    fig, axes = plt.subplots(1, len(histories), figsize=(4 * len(histories), 3.2), squeeze=False)
+    for ax, history, title in zip(axes[0], histories, titles):
+        epochs = [row["epoch"] for row in history]
+        for key in [k for k in history[0] if k != "epoch" and "acc" not in k]:
+            ax.plot(epochs, [row.get(key, np.nan) for row in history], marker=".", label=key)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def pca(codes, dims=2):
+    """Projects codes (n, d) on their first `dims` principal components."""
+    codes = np.asarray(codes, np.float64)
+    centred = codes - codes.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    return centred @ vt[:dims].T  # (n, dims)
+
+
+def tsne(codes, seed=0):
+    """A 2-D t-SNE embedding of codes (n, d), with scikit-learn."""
+    from sklearn.manifold import TSNE
+
+    codes = np.asarray(codes, np.float32)
+    perplexity = min(30.0, max(2.0, (len(codes) - 1) / 3))
+    return TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(codes)
+
+
+def save_latent_panels(path, panels, labels, titles, prior_radius=None, suptitle=None):
+    """Scatters several 2-D views of codes side by side, coloured by label.
+
+    Args:
+        path: the PNG to write.
+        panels: 2-D point sets (n, 2), one per panel (codes, or their PCA or
+            t-SNE projection).
+        labels: the label of each point (n,), or one array per panel.
+        titles: one title per panel.
+        prior_radius: if set, draws a circle of this radius around the
+            origin in every panel (2 for the 2-sigma circle of N(0, I)).
+        suptitle: optional figure title.
+    """
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels) + 0.8, 4.4), squeeze=False)
+    for i, (ax, points, title) in enumerate(zip(axes[0], panels, titles)):
+        points = np.asarray(points)
+        c = labels[i] if isinstance(labels, (list, tuple)) else labels
+        sc = ax.scatter(points[:, 0], points[:, 1], c=c, cmap="tab10", s=2, vmin=-0.5, vmax=9.5)
+        if prior_radius:
+            ax.add_patch(plt.Circle((0, 0), prior_radius, fill=False, ls="--", color="k", lw=1))
+            ax.set_aspect("equal", adjustable="datalim")
+        ax.set_title(title, fontsize=10)
+    fig.colorbar(sc, ax=list(axes[0]), ticks=range(10), label="digit", fraction=0.03)
+    if suptitle:
+        fig.suptitle(suptitle)
+    return _save(fig, path, tight=False)
+
+
+def save_labelled_grid(path, images, row_labels, col_labels=None, title=None):
+    """Saves a grid of images (rows, cols, 28, 28[, 1]) with a label per row and column.
+
+    Used for latent traversals (a row per latent dimension, a column per
+    value) and interpolations (a row per pair of end points).
+    """
+    images = np.asarray(images)
+    rows, cols = images.shape[:2]
+    grid = tile(images.reshape(rows * cols, 28, 28, -1)[..., :1], ncol=cols)
+    fig, ax = plt.subplots(figsize=(0.42 * cols + 1.2, 0.42 * rows + 0.8))
+    ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    step = 30  # 28 pixels and the 2-pixel padding of `tile`
+    ax.set_yticks([2 + 14 + step * r for r in range(rows)], row_labels, fontsize=8)
+    if col_labels is not None:
+        ax.set_xticks([2 + 14 + step * c for c in range(cols)], col_labels, fontsize=7)
+    else:
+        ax.set_xticks([])
+    ax.tick_params(length=0)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return _save(fig, path)
+
+
+def save_side_by_side(path, grids, titles, ncol=10):
+    """Saves several image sets as grids of one size, side by side with titles.
+
+    Args:
+        path: the PNG to write.
+        grids: image arrays (n, 28, 28[, 1]), the same n for all.
+        titles: one title per grid.
+        ncol: columns of each grid.
+    """
+    tiles = [tile(g, ncol=ncol) for g in grids]
+    fig, axes = plt.subplots(1, len(tiles), figsize=(3.3 * len(tiles), 3.6), squeeze=False)
+    for ax, t, title in zip(axes[0], tiles, titles):
+        ax.imshow(t, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    return _save(fig, path)
+
+
+def _save(fig, path, tight=True):
+    if tight:
+        fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)

@@ -1,0 +1,287 @@
+"""`kgen evaluate` as a Python function: the metrics and figures that fit a run's model.
+
+What a model offers decides what is measured:
+
+- every model `generate`s: FID, KID, inception-style score, precision and
+  recall, class coverage of N samples, each beside the real-data floor (N real
+  training images measured the same way against the same test set);
+- `generate(n, labels=...)` (cGAN): conditional accuracy, mean and worst class;
+- `encode` and `reconstruct` (AE, VAE): test reconstruction MSE and BCE, and
+  the latent-space figures;
+- `log_likelihood` (VAE with a Bernoulli decoder): test ELBO and an
+  importance-sampled log-likelihood in nats;
+- `complete(images, given=K)` (PatchLSTM): the evaluator's agreement with the
+  true label on completed test digits, the completion error, and the exact
+  test negative log-likelihood of the autoregressive model.
+"""
+
+import functools
+import inspect
+import os
+import time
+
+import keras
+import numpy as np
+
+from kgen import data, runs
+from kgen.errors import KgenError
+from kgen.evaluation import metrics
+from kgen.evaluation.evaluator import load_evaluator
+
+DEFAULT_NUM_SAMPLES = 5000
+SAMPLE_METRICS = ("fid", "kid", "inception_score", "precision", "recall", "coverage_kl", "min_class_share")
+
+
+def evaluate(run, num_samples=DEFAULT_NUM_SAMPLES, ll_samples=100, given=8, seed=0, figures=True):
+    """Measures a trained run and writes `metrics.json` (and figures in `plots/`).
+
+    Args:
+        run: the run directory.
+        num_samples: images generated for the sample metrics, and test
+            images used for the per-image metrics (at most the test set).
+        ll_samples: importance samples per image of the VAE log-likelihood
+            (0 skips it).
+        given: patches kept when the PatchLSTM completes test digits.
+        seed: seed of the generated samples.
+        figures: also write the figures that fit the model.
+
+    Returns:
+        The metrics as a dict (what `metrics.json` holds).
+
+    Example:
+
+    >>> m = evaluate("artifacts/vae/20250101-120000", num_samples=5000)
+    >>> m["samples"]["fid"], m["floor"]["fid"]
+    """
+    if num_samples < 10:
+        raise KgenError(f"num_samples must be at least 10 (the score uses 10 splits). Received: num_samples={num_samples}")
+    if ll_samples < 0:
+        raise KgenError(f"ll_samples must be 0 or more. Received: ll_samples={ll_samples}")
+    start = time.time()
+    config = runs.load_run(run)
+    model = runs.load_model(run)
+    model.trainable = False  # inference only: no gradient bookkeeping on any backend
+    dataset = config.get("data", {}).get("dataset", "mnist")
+    data_dir = config.get("train", {}).get("data_dir")
+    evaluator = load_evaluator(dataset)
+    ref = reference(dataset, data_dir)
+    n_test = min(num_samples, len(ref["x_test"]))
+
+    out = {
+        "run": os.fspath(run),
+        "model": config.get("model"),
+        "model_class": type(model).__name__,
+        "evaluator": {
+            "dataset": dataset,
+            "sha256": evaluator.info["sha256"],
+            "test_accuracy": evaluator.info["test_accuracy"],
+        },
+        "data": {
+            "reference": f"{len(ref['x_test'])} test images of {ref['source']}",
+            "floor": f"first {min(num_samples, len(ref['x_train']))} training images of {ref['source']}",
+        },
+        "num_samples": num_samples,
+        "floor_num_samples": min(num_samples, len(ref["x_train"])),
+        "test_images": n_test,
+        "seed": seed,
+    }
+
+    # samples: N generated images against the test set, beside N real training images
+    conditional = "labels" in inspect.signature(model.generate).parameters
+    labels = np.arange(num_samples) % getattr(model, "num_classes", 10) if conditional else None
+    images = generate(model, num_samples, seed, labels)
+    features, probs = evaluator.embed(images)
+    out["samples"] = sample_metrics(features, probs, ref)
+    out["floor"] = floor_metrics(dataset, data_dir, num_samples)
+    if conditional:
+        out["conditional"] = metrics.conditional_accuracy(probs.argmax(1), labels, probs.shape[1])
+
+    x_test, y_test = ref["x_test"][:n_test], ref["y_test"][:n_test]
+    if hasattr(model, "reconstruct"):
+        out["reconstruction"] = metrics.reconstruction_errors(x_test, batched(model.reconstruct, x_test))
+    if hasattr(model, "log_likelihood"):
+        out["likelihood"] = likelihood(model, x_test, ll_samples)
+    if hasattr(model, "complete"):
+        out["completion"] = completion(model, evaluator, x_test, y_test, given)
+        out["likelihood"] = {"test_nll": lstm_nll(model, x_test)}
+
+    if figures:
+        from kgen.evaluation import figures as figs
+
+        out["figures"] = figs.write_figures(model, run, images, ref, labels=labels, given=given, seed=seed)
+    out["backend"] = config.get("backend")
+    out["seconds"] = round(time.time() - start, 1)
+    out["created"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    runs.write_json(os.path.join(run, runs.METRICS), out)
+    return out
+
+
+def generate(model, n, seed, labels=None, batch_size=1000):
+    """`n` samples from `model` in batches, each batch with its own seed."""
+    chunks = []
+    for i, start in enumerate(range(0, n, batch_size)):
+        size = min(batch_size, n - start)
+        kwargs = {"seed": seed + i}
+        if labels is not None:
+            kwargs["labels"] = labels[start : start + size]
+        chunks.append(np.asarray(model.generate(size, **kwargs), np.float32))
+    return np.concatenate(chunks)
+
+
+def batched(fn, x, batch_size=500):
+    """Applies `fn` to `x` in batches; concatenates NumPy results."""
+    return np.concatenate(
+        [keras.ops.convert_to_numpy(fn(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
+    )
+
+
+def sample_metrics(features, probs, ref):
+    """FID, KID, score, precision/recall and coverage of one set of images against `reference`."""
+    test_features = ref["f_test"]
+    kid_mean, kid_std = metrics.kid(features, test_features)
+    is_mean, is_std = metrics.inception_score(probs)
+    precision, recall = metrics.precision_recall(test_features, features, k=3, real_radii=ref["radii_test"])
+    coverage = metrics.class_coverage(probs.argmax(1), probs.shape[1])
+    return {
+        "fid": metrics.fid(features, test_features),
+        "kid": kid_mean,
+        "kid_std": kid_std,
+        "inception_score": is_mean,
+        "inception_score_std": is_std,
+        "precision": precision,
+        "recall": recall,
+        "coverage_kl": coverage["kl_to_uniform"],
+        "min_class_share": coverage["min_share"],
+        "class_shares": coverage["shares"],
+        "missing_classes": coverage["missing"],
+    }
+
+
+@functools.lru_cache(maxsize=4)
+def reference(dataset, data_dir=None):
+    """Test and training images of `dataset` with the evaluator's view of the test set.
+
+    MNIST always uses the real digits bundled with kgen (the official 10,000
+    test digits and 5,000 training digits), so that numbers are comparable
+    between machines; other data sets come from the run's `data_dir` or
+    tensorflow-datasets.
+    """
+    if dataset == "mnist":
+        (x_train, y_train), (x_test, y_test) = data.load_bundled("train"), data.load_bundled("test")
+        source = "the bundled MNIST sample"
+    else:
+        train = data.load_dataset(dataset, "train", data_dir)
+        test = data.load_dataset(dataset, "test", data_dir)
+        (x_train, y_train), (x_test, y_test) = (train.images, train.labels), (test.images, test.labels)
+        source = test.source
+    to_float = lambda x: (np.asarray(x, np.float32) / 255.0)[..., None]  # noqa: E731
+    x_test = to_float(x_test)
+    f_test, p_test = load_evaluator(dataset).embed(x_test)
+    return {
+        "x_train": to_float(x_train), "y_train": np.asarray(y_train),
+        "x_test": x_test, "y_test": np.asarray(y_test),
+        "f_test": f_test, "p_test": p_test, "source": source,
+        "radii_test": metrics.kth_neighbour_radii(f_test, k=3),
+    }
+
+
+def floor_metrics(dataset, data_dir, num_samples):
+    """The real-data floor: the first N real training images, measured like samples.
+
+    N is `num_samples`, or all the training images when there are fewer.
+    """
+    ref = reference(dataset, data_dir)
+    return dict(_floor(dataset, data_dir, min(num_samples, len(ref["x_train"]))))
+
+
+@functools.lru_cache(maxsize=8)
+def _floor(dataset, data_dir, n):
+    ref = reference(dataset, data_dir)
+    features, probs = load_evaluator(dataset).embed(ref["x_train"][:n])
+    return sample_metrics(features, probs, ref)
+
+
+def likelihood(model, x, ll_samples):
+    """Test ELBO and importance-sampled log-likelihood of a VAE, nats per image.
+
+    With one importance sample the estimate is the ELBO (one posterior draw
+    per image); with k it is the IWAE bound, which tightens toward log p(x) as
+    k grows. Only a Bernoulli decoder (`recon_loss="bce"`) defines p(x|z).
+    """
+    if getattr(model, "recon_loss", "bce") != "bce":
+        return {"skipped": "the decoder is not Bernoulli (recon_loss='mse'): no likelihood"}
+    out = {"elbo": float(np.mean(batched(lambda b: model.log_likelihood(b, k=1), x)))}
+    if ll_samples > 0:
+        batch = max(1, 20000 // ll_samples)
+        ll = batched(lambda b: model.log_likelihood(b, k=ll_samples), x, batch_size=batch)
+        out["log_likelihood"] = float(np.mean(ll))
+        out["importance_samples"] = ll_samples
+    return out
+
+
+def completion(model, evaluator, x, y, given):
+    """How well a PatchLSTM finishes test digits from their first `given` patches."""
+    from kgen.data.patches import NUM_PATCHES, from_patches, to_patches
+
+    completed = model.complete(x, given=given)
+    patches = np.asarray(to_patches(x))
+    missing = np.zeros_like(patches)
+    missing[:, given:] = 1.0
+    missing = np.asarray(from_patches(missing)) > 0.5  # (n, 28, 28, 1): the written pixels
+    truncated = np.where(missing, 0.0, x)  # the given part only, the rest black
+    return {
+        "given": given,
+        "of_patches": NUM_PATCHES,
+        "label_agreement": float(np.mean(evaluator.predict(completed) == y)),
+        "label_agreement_given_only": float(np.mean(evaluator.predict(truncated) == y)),
+        "label_agreement_real": float(np.mean(evaluator.predict(x) == y)),
+        "mse_missing": float(np.mean((completed - x)[missing] ** 2)),
+    }
+
+
+def lstm_nll(model, x):
+    """Exact test negative log-likelihood (nats per image) of a Bernoulli PatchLSTM."""
+    if getattr(model, "recon_loss", "bce") != "bce":
+        return None
+    from kgen.data.patches import to_patches
+
+    probs = batched(model, x)  # (n, 16, 49) next-patch probabilities
+    return metrics.reconstruction_errors(np.asarray(to_patches(x)), probs)["bce"]
+
+
+def table(m):
+    """The rows of the metrics table `kgen evaluate` prints: (name, value, floor)."""
+    rows = []
+    s, f = m.get("samples", {}), m.get("floor", {})
+    names = {
+        "fid": "FID",
+        "kid": "KID",
+        "inception_score": "inception score",
+        "precision": "precision (k=3)",
+        "recall": "recall (k=3)",
+        "coverage_kl": "coverage KL to uniform",
+        "min_class_share": "smallest class share",
+    }
+    for key, name in names.items():
+        if key in s:
+            rows.append((name, s[key], f.get(key)))
+    if "conditional" in m:
+        c = m["conditional"]
+        rows.append(("conditional accuracy", c["accuracy"], None))
+        rows.append((f"worst class ({c['worst_class']}) accuracy", c["worst_accuracy"], None))
+    if "reconstruction" in m:
+        rows.append(("test reconstruction MSE", m["reconstruction"]["mse"], None))
+        rows.append(("test reconstruction BCE (nats)", m["reconstruction"]["bce"], None))
+    like = m.get("likelihood", {})
+    if "elbo" in like:
+        rows.append(("test ELBO (nats)", like["elbo"], None))
+    if "log_likelihood" in like:
+        rows.append((f"test log p(x), k={like['importance_samples']} (nats)", like["log_likelihood"], None))
+    if like.get("test_nll") is not None:
+        rows.append(("test NLL, exact (nats)", like["test_nll"], None))
+    if "completion" in m:
+        c = m["completion"]
+        rows.append((f"label agreement, completed from {c['given']}/16", c["label_agreement"], c["label_agreement_real"]))
+        rows.append((f"label agreement, {c['given']}/16 given only", c["label_agreement_given_only"], None))
+        rows.append(("completion MSE (missing pixels)", c["mse_missing"], None))
+    return rows

@@ -1,0 +1,194 @@
+"""The figures `kgen evaluate` writes into a run's `plots/`, chosen by what the model offers.
+
+- any model: `eval_samples.png`, 100 of the evaluated samples;
+- `encode` (AE, VAE): `latent_map.png` of test digits coloured by label
+  (the codes for a 2-D latent space, else their PCA and t-SNE projections);
+- `generate(z=...)` (AE, VAE, GAN, cGAN): `traversal.png`, one latent
+  dimension varied at a time; `interpolation.png`, between pairs of test
+  digits (with an encoder) or of noise vectors (without);
+- `generate(labels=...)` (cGAN): `class_interpolation.png`, the label
+  embedding moved from one class to the next at fixed noise;
+- `complete` (PatchLSTM): `completions.png`, test digits, their given part
+  and the completion.
+"""
+
+import inspect
+import os
+
+import keras
+import numpy as np
+
+from kgen import plots, runs
+
+TSNE_POINTS = 2000  # t-SNE of more points takes minutes on a laptop CPU
+
+
+def write_figures(model, run, images, ref, labels=None, given=8, seed=0):
+    """Writes the figures that fit `model` into `run/plots/`; returns their file names."""
+    folder = os.path.join(run, runs.PLOTS)
+    os.makedirs(folder, exist_ok=True)
+    written = []
+
+    def path(name):
+        written.append(name)
+        return os.path.join(folder, name)
+
+    # a cGAN's samples come in label order 0, 1, ..., 9: one class per column
+    plots.save_grid(path("eval_samples.png"), images[:100], ncol=10)
+
+    x_test, y_test = ref["x_test"], ref["y_test"]
+    params = inspect.signature(model.generate).parameters
+    codes = None
+    if hasattr(model, "encode"):
+        codes = encode(model, x_test[: min(len(x_test), 10000)])
+        tsne_points = min(TSNE_POINTS, len(images))  # as many as the samples evaluated
+        latent_map(path("latent_map.png"), codes, y_test[: len(codes)], seed, tsne_points)
+    if "z" in params:
+        traversal(path("traversal.png"), model, codes, seed)
+        interpolation(path("interpolation.png"), model, x_test, y_test, codes, seed)
+    if "labels" in params:
+        class_interpolation(path("class_interpolation.png"), model, seed)
+    if hasattr(model, "complete"):
+        x = x_test[:10]
+        completed = model.complete(x, given=given)
+        plots.save_grid(path("completions.png"), np.concatenate([x, completed]), ncol=10)
+    return written
+
+
+def encode(model, x, batch_size=1000):
+    """Codes (n, latent_dim) of images: the posterior mean for a VAE."""
+    out = []
+    for start in range(0, len(x), batch_size):
+        z = model.encode(x[start : start + batch_size])
+        z = z[0] if isinstance(z, (tuple, list)) else z
+        out.append(keras.ops.convert_to_numpy(z))
+    return np.concatenate(out).astype(np.float64)
+
+
+def latent_map(path, codes, labels, seed=0, tsne_points=TSNE_POINTS):
+    """The codes of test digits, directly (2-D) or by PCA (all) and t-SNE (`tsne_points`)."""
+    if codes.shape[1] == 2:
+        return plots.save_latent_panels(path, [codes], labels, ["latent codes of the test digits"])
+    rng = np.random.default_rng(seed)
+    some = rng.choice(len(codes), min(tsne_points, len(codes)), replace=False)
+    return plots.save_latent_panels(
+        path,
+        [plots.pca(codes), plots.tsne(codes[some], seed)],
+        [labels, labels[some]],
+        [f"PCA of the {codes.shape[1]}-D codes", f"t-SNE of {len(some)} codes"],
+        suptitle=f"latent space of the test digits ({codes.shape[1]}-D)",
+    )
+
+
+def traversal(path, model, codes, seed=0, dims=8, steps=9):
+    """One row per latent dimension: that dimension swept over +-2.5 std, the others fixed.
+
+    With an encoder the centre is the mean code of the test digits and the
+    spread is each dimension's standard deviation over them, and the rows are
+    the dimensions that vary most (the ones the model uses); without one
+    (GAN) the centre is one noise vector and the spread 1.
+    """
+    latent_dim = model.latent_dim
+    if codes is not None:
+        centre, spread = codes.mean(axis=0), codes.std(axis=0)
+        chosen = np.argsort(-spread)[: min(dims, latent_dim)]
+    else:
+        centre = np.random.default_rng(seed).normal(size=latent_dim)
+        spread = np.ones(latent_dim)
+        chosen = np.arange(min(dims, latent_dim))
+    values = np.linspace(-2.5, 2.5, steps)
+    z = np.repeat(centre[None], len(chosen) * steps, axis=0).reshape(len(chosen), steps, latent_dim)
+    for row, d in enumerate(chosen):
+        z[row, :, d] = centre[d] + values * spread[d]
+    images = decode(model, z.reshape(-1, latent_dim)).reshape(len(chosen), steps, 28, 28, 1)
+    return plots.save_labelled_grid(
+        path, images, [f"z[{d}]" for d in chosen], [f"{v:+.1f}σ" for v in values],
+        title="latent traversal: one dimension at a time",
+    )
+
+
+def interpolation(path, model, x_test, y_test, codes, seed=0, pairs=6, steps=10):
+    """Rows of images along straight lines between two codes.
+
+    With an encoder: between the codes of two test digits of different
+    classes (the originals at both ends). Without: between two noise vectors.
+    """
+    rng = np.random.default_rng(seed)
+    if codes is not None:
+        ends, names = [], []
+        for _ in range(pairs):
+            a = rng.integers(len(codes))
+            b = rng.choice(np.flatnonzero(y_test[: len(codes)] != y_test[a]))
+            ends.append((codes[a], codes[b]))
+            names.append((a, b, f"{y_test[a]} → {y_test[b]}"))
+    else:
+        ends = [tuple(rng.normal(size=(2, model.latent_dim))) for _ in range(pairs)]
+        names = [(None, None, f"pair {i + 1}") for i in range(pairs)]
+    t = np.linspace(0, 1, steps)[:, None]
+    z = np.concatenate([(1 - t) * a + t * b for a, b in ends])  # (pairs * steps, latent_dim)
+    images = decode(model, z).reshape(pairs, steps, 28, 28, 1)
+    if codes is not None:  # real digits at both ends
+        originals = np.stack([[x_test[a], x_test[b]] for a, b, _ in names])  # (pairs, 2, 28, 28, 1)
+        images = np.concatenate([originals[:, :1], images, originals[:, 1:]], axis=1)
+        cols = ["real"] + [f"{v:.2f}" for v in t[:, 0]] + ["real"]
+    else:
+        cols = [f"{v:.2f}" for v in t[:, 0]]
+    return plots.save_labelled_grid(path, images, [n for _, _, n in names], cols, title="interpolation in latent space")
+
+
+def class_interpolation(path, model, seed=0, steps=10):
+    """A cGAN's label embedding moved from class c to c+1, at one noise vector per row.
+
+    The generator embeds the label and concatenates it to the noise; here the
+    embedding is interpolated between two classes and fed to the rest of the
+    generator. When the generator is not built that way, the figure shows
+    the ten classes at fixed noise instead.
+    """
+    z = np.random.default_rng(seed).normal(size=(1, model.latent_dim)).astype("float32")
+    classes = getattr(model, "num_classes", 10)
+    head = _embedding_head(model.generator)
+    if head is None:
+        images = model.generate(classes, labels=np.arange(classes), z=np.repeat(z, classes, 0))
+        return plots.save_labelled_grid(
+            path, images[None], ["fixed noise"], [str(c) for c in range(classes)], title="one noise, every class"
+        )
+    table, rest = head
+    t = np.linspace(0, 1, steps)[:, None]
+    rows = []
+    for c in range(classes - 1):
+        emb = (1 - t) * table[c] + t * table[c + 1]  # (steps, embed_dim)
+        rows.append(keras.ops.convert_to_numpy(rest([np.repeat(z, steps, 0), emb.astype("float32")])))
+    images = np.stack(rows)  # (classes - 1, steps, 28, 28, 1)
+    return plots.save_labelled_grid(
+        path, images, [f"{c} → {c + 1}" for c in range(classes - 1)], [f"{v:.2f}" for v in t[:, 0]],
+        title="cGAN: interpolating the label embedding at fixed noise",
+    )
+
+
+def _embedding_head(generator):
+    """The label embedding table and a model from (noise, embedding) to images, if the generator has that shape."""
+    embeddings = [layer for layer in generator.layers if isinstance(layer, keras.layers.Embedding)]
+    concats = [layer for layer in generator.layers if isinstance(layer, keras.layers.Concatenate)]
+    if len(embeddings) != 1 or len(concats) != 1:
+        return None
+    embedding, concat = embeddings[0], concats[0]
+    try:
+        noise_in = keras.Input(generator.inputs[0].shape[1:])
+        emb_in = keras.Input(embedding.output.shape[1:])
+        h = concat([noise_in, emb_in])
+        # replay the layers after the concatenation, in order
+        after = generator.layers[generator.layers.index(concat) + 1 :]
+        for layer in after:
+            h = layer(h)
+        rest = keras.Model([noise_in, emb_in], h)
+        table = keras.ops.convert_to_numpy(embedding.embeddings)
+        return table, rest
+    except Exception:  # a generator with branches after the concatenation
+        return None
+
+
+def decode(model, z, batch_size=1000):
+    """Images of codes z through the model's own `generate(z=...)`."""
+    z = np.asarray(z, np.float32)
+    out = [np.asarray(model.generate(len(z[i : i + batch_size]), z=z[i : i + batch_size])) for i in range(0, len(z), batch_size)]
+    return np.concatenate(out)

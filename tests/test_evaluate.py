@@ -1,0 +1,193 @@
+"""The shipped evaluator, `kgen evaluate` and `kgen compare`."""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cli.main import main
+from kgen import runs, training
+from kgen.data import load_bundled
+from kgen.errors import KgenError
+from kgen.evaluation import evaluator as ev_module
+from kgen.evaluation import load_evaluator
+
+
+@pytest.fixture(scope="module")
+def test_digits():
+    images, labels = load_bundled("test")
+    return (images[..., None] / 255.0).astype("float32"), labels
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory):
+    """A one-epoch VAE (latent 2) and AE (latent 3) on 64 digits: just enough to evaluate."""
+    root = tmp_path_factory.mktemp("artifacts")
+    made = {}
+    for name, model, options in [("vae", "vae", {"latent_dim": 2}), ("ae", "ae", {"latent_dim": 3})]:
+        config = training.TrainConfig(
+            model=model, epochs=1, batch_size=32, limit=64, offline=True, out=str(root), name=name,
+            model_options=options,
+        )
+        made[name] = training.train(config, verbose=0)
+    return made
+
+
+def test_evaluator_reaches_its_stated_accuracy_on_the_real_test_digits():
+    from kgen.evaluation.evaluate import reference
+
+    evaluator = load_evaluator("mnist")
+    ref = reference("mnist")  # the evaluator's view of all test digits, kept for `evaluate`
+    accuracy = np.mean(ref["p_test"].argmax(1) == ref["y_test"])
+    assert len(ref["y_test"]) == 10000
+    assert accuracy == pytest.approx(evaluator.info["test_accuracy"], abs=2e-4)
+    assert accuracy >= 0.98
+
+
+def test_evaluator_weights_are_small_and_match_their_hash():
+    info = ev_module.manifest()["mnist"]
+    path = os.path.join(ev_module.WEIGHTS_DIR, info["file"])
+    assert os.path.getsize(path) < 1_000_000
+    assert ev_module.sha256(path) == info["sha256"]
+
+
+@pytest.mark.parametrize("backend", ["jax", "tensorflow"])
+def test_evaluator_gives_the_same_answers_on_other_backends(backend, run_on_backend, test_digits):
+    images, _ = test_digits
+    features, probs = load_evaluator("mnist").embed(images[:300])
+    out = run_on_backend(
+        backend,
+        """
+        import json, keras
+        from kgen.data import load_bundled
+        from kgen.evaluation import load_evaluator
+        x = (load_bundled("test")[0][:300, :, :, None] / 255.0).astype("float32")
+        f, p = load_evaluator("mnist").embed(x)
+        print(json.dumps({"backend": keras.config.backend(), "f": f.tolist(), "p": p.argmax(1).tolist()}))
+        """,
+    )
+    got = json.loads(out.strip().splitlines()[-1])
+    assert got["backend"] == backend
+    np.testing.assert_allclose(got["f"], features, atol=1e-3 * max(1.0, features.max()))
+    assert np.mean(np.array(got["p"]) == probs.argmax(1)) >= 299 / 300
+
+
+def test_evaluator_refuses_weights_that_do_not_match_the_hash(tmp_path, monkeypatch):
+    folder = tmp_path / "weights"
+    shutil.copytree(ev_module.WEIGHTS_DIR, folder)
+    weights = folder / "mnist.weights.h5"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte among the weights
+    weights.write_bytes(bytes(data))
+    monkeypatch.setattr(ev_module, "WEIGHTS_DIR", str(folder))
+    monkeypatch.setattr(ev_module, "MANIFEST", str(folder / "evaluators.json"))
+    with pytest.raises(KgenError, match="do not match their recorded hash"):
+        ev_module.Evaluator("mnist")
+    with pytest.raises(KgenError, match="ships evaluators for"):
+        ev_module.Evaluator("kmnist")
+
+
+def test_evaluator_rejects_images_outside_0_1():
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        load_evaluator("mnist").embed(np.full((4, 28, 28), 255.0))
+    with pytest.raises(ValueError, match="28, 28"):
+        load_evaluator("mnist").embed(np.zeros((4, 32, 32)))
+
+
+def test_evaluate_vae_through_the_cli(tiny_runs):
+    run = tiny_runs["vae"]
+    result = CliRunner().invoke(main, ["evaluate", run, "-n", "200", "--ll-samples", "4"])
+    assert result.exit_code == 0, result.output
+    assert "FID" in result.output and "test ELBO" in result.output and "real data" in result.output
+    m = runs.read_json(os.path.join(run, runs.METRICS))
+    assert m["evaluator"]["sha256"] == ev_module.manifest()["mnist"]["sha256"]
+    assert m["num_samples"] == 200 and m["floor_num_samples"] == 200
+    assert "bundled MNIST" in m["data"]["reference"]
+    # one epoch on 64 digits is far from real data; real training digits are close to the test set
+    assert m["floor"]["fid"] < m["samples"]["fid"]
+    assert m["floor"]["coverage_kl"] < 0.1 and m["floor"]["inception_score"] > 7
+    like = m["likelihood"]
+    assert like["log_likelihood"] < 0 and like["elbo"] < 0
+    assert like["importance_samples"] == 4
+    assert m["reconstruction"]["mse"] > 0
+    for name in ("latent_map.png", "traversal.png", "interpolation.png", "eval_samples.png"):
+        assert os.path.isfile(os.path.join(run, runs.PLOTS, name)), name
+
+
+def test_evaluate_ae_with_a_3d_latent_space(tiny_runs):
+    from kgen.evaluation import evaluate
+
+    m = evaluate.evaluate(tiny_runs["ae"], num_samples=100)
+    assert "likelihood" not in m and "conditional" not in m
+    assert set(m["reconstruction"]) == {"mse", "bce"}
+    assert "latent_map.png" in m["figures"]  # PCA and t-SNE of the 3-D codes
+    rows = dict((name, value) for name, value, _ in evaluate.table(m))
+    assert rows["FID"] == m["samples"]["fid"]
+
+
+def test_evaluate_bad_inputs(tmp_path, tiny_runs):
+    runner = CliRunner()
+    not_a_run = tmp_path / "empty"
+    not_a_run.mkdir()
+    result = runner.invoke(main, ["evaluate", str(not_a_run)])
+    assert result.exit_code == 1
+    assert "is not a kgen run" in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+    result = runner.invoke(main, ["evaluate", tiny_runs["vae"], "-n", "5"])
+    assert result.exit_code == 2 and "--num-samples" in result.output
+
+    # a run with no model yet, and a run of a data set kgen has no evaluator for
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_runs["vae"], broken)
+    os.remove(broken / runs.MODEL)
+    shutil.rmtree(broken / runs.CHECKPOINT)
+    before = (broken / runs.METRICS).read_bytes() if (broken / runs.METRICS).exists() else None
+    result = runner.invoke(main, ["evaluate", str(broken)])
+    assert result.exit_code == 1 and "holds no model.keras" in result.output
+    after = (broken / runs.METRICS).read_bytes() if (broken / runs.METRICS).exists() else None
+    assert before == after
+
+    other = tmp_path / "other"
+    shutil.copytree(tiny_runs["vae"], other)
+    config = runs.read_json(other / runs.CONFIG)
+    config["data"]["dataset"] = "kmnist"
+    runs.write_json(other / runs.CONFIG, config)
+    result = runner.invoke(main, ["evaluate", str(other)])
+    assert result.exit_code == 1 and "ships evaluators for mnist" in result.output
+
+
+def test_compare_writes_a_report_with_images(tmp_path, tiny_runs):
+    from kgen.evaluation import evaluate
+
+    if not os.path.isfile(os.path.join(tiny_runs["vae"], runs.METRICS)):
+        evaluate.evaluate(tiny_runs["vae"], num_samples=100, ll_samples=0, figures=False)
+    runner = CliRunner()
+    out = tmp_path / "report"
+    result = runner.invoke(main, ["compare", tiny_runs["vae"], tiny_runs["ae"], "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    report = (out / "report.md").read_text()
+    assert result.output.strip().endswith("report.md")
+    for image in ("samples.png", "latent_maps.png", "curves.png"):
+        assert (out / image).is_file() and f"]({image})" in report
+    assert "vae/" in report and "ae/" in report and "real-data floor" in report
+    assert (out / "report.html").read_text().startswith("<!doctype html>")
+
+
+def test_compare_bad_inputs(tmp_path, tiny_runs):
+    runner = CliRunner()
+    result = runner.invoke(main, ["compare"])
+    assert result.exit_code == 2 and "Missing argument" in result.output
+    result = runner.invoke(main, ["compare", tiny_runs["vae"], tiny_runs["vae"]])
+    assert result.exit_code == 1 and "listed twice" in result.output
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = runner.invoke(main, ["compare", tiny_runs["vae"], str(empty)])
+    assert result.exit_code == 1 and "is not a kgen run" in result.output
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    result = runner.invoke(main, ["compare", tiny_runs["vae"], "--out", str(a_file)])
+    assert result.exit_code != 0 and "file" in result.output
