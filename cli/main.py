@@ -13,7 +13,7 @@ import warnings
 import click
 
 BACKENDS = ("torch", "jax", "tensorflow")
-MODEL_NAMES = ("ae", "vae", "gan", "cgan")
+MODEL_NAMES = ("ae", "vae", "gan", "cgan", "lstm")
 GANS = ("gan", "cgan")
 GAN_OPTIONS = ("loss", "d_learning_rate", "g_learning_rate", "d_beta_1", "g_beta_1", "d_beta_2", "g_beta_2")
 
@@ -93,7 +93,7 @@ def main(ctx, debug):
 @click.option("--name", help="Suffix of the run directory's name.")
 @click.option("--resume", "resume_run", type=click.Path(exists=True, file_okay=False), help="Continue this run to --epochs.")
 @click.option("--kl-weight", type=click.FloatRange(min=0), default=1.0, show_default=True, help="VAE: weight of the KL term (0: no-KL ablation).")
-@click.option("--recon-loss", type=click.Choice(("bce", "mse")), default="bce", show_default=True, help="VAE: reconstruction loss.")
+@click.option("--recon-loss", type=click.Choice(("bce", "mse")), default="bce", show_default=True, help="VAE, lstm: per-pixel loss.")
 @click.option("--binarize", is_flag=True, help="VAE: dynamically binarize the training images.")
 @click.option("--loss", type=click.Choice(("bce", "hinge")), default="bce", show_default=True, help="GANs: non-saturating BCE or hinge loss.")
 @click.option("--d-learning-rate", "--d-lr", type=click.FloatRange(min=0, min_open=True), default=2e-4, show_default=True, help="GANs: discriminator's Adam step size.")
@@ -102,11 +102,14 @@ def main(ctx, debug):
 @click.option("--g-beta-1", type=click.FloatRange(0, 1, max_open=True), default=0.5, show_default=True, help="GANs: generator's Adam beta_1.")
 @click.option("--d-beta-2", type=click.FloatRange(0, 1, max_open=True), default=0.999, show_default=True, help="GANs: discriminator's Adam beta_2.")
 @click.option("--g-beta-2", type=click.FloatRange(0, 1, max_open=True), default=0.999, show_default=True, help="GANs: generator's Adam beta_2.")
+@click.option("--layers", type=click.IntRange(min=1), default=2, show_default=True, help="lstm: stacked LSTM layers.")
+@click.option("--units", type=click.IntRange(min=1), default=256, show_default=True, help="lstm: units per LSTM layer.")
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True, help="lstm: dropout after each LSTM layer.")
 @backend_option
 @click.pass_context
 def train(ctx, model, epochs, batch_size, latent_dim, arch, learning_rate, dataset, data_dir,
           offline, limit, seed, out, name, resume_run, kl_weight, recon_loss, binarize, loss,
-          d_learning_rate, g_learning_rate, d_beta_1, g_beta_1, d_beta_2, g_beta_2):
+          d_learning_rate, g_learning_rate, d_beta_1, g_beta_1, d_beta_2, g_beta_2, layers, units, dropout):
     """Train a model and write a run directory.
 
     The run goes to OUT/MODEL/<date-time>[-NAME]/ with config.json,
@@ -136,6 +139,12 @@ def train(ctx, model, epochs, batch_size, latent_dim, arch, learning_rate, datas
             options.update(kl_weight=kl_weight, recon_loss=recon_loss, binarize=binarize)
         elif ctx.get_parameter_source("kl_weight").name != "DEFAULT" or binarize:
             raise click.UsageError("--kl-weight and --binarize apply to the vae only.")
+        if model == "lstm":
+            if latent_dim is not None or ctx.get_parameter_source("arch").name != "DEFAULT":
+                raise click.UsageError("--latent-dim and --arch do not apply to lstm; use --layers and --units.")
+            options = {"num_layers": layers, "units": units, "dropout": dropout, "recon_loss": recon_loss}
+        elif any(ctx.get_parameter_source(o).name != "DEFAULT" for o in ("layers", "units", "dropout")):
+            raise click.UsageError("--layers, --units and --dropout apply to lstm only.")
         config = training.TrainConfig(
             model=model, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
             dataset=dataset, data_dir=data_dir, offline=offline, limit=limit, seed=seed,
@@ -169,6 +178,42 @@ def sample(run, num, seed, out_file, label):
         plots.save_grid(out_file, images, ncol=None if label is not None else model.num_classes)
     else:
         plots.save_grid(out_file, model.generate(num, seed=seed))
+    click.echo(out_file)
+
+
+@main.command()
+@click.argument("run", type=click.Path(exists=True, file_okay=False))
+@click.option("--given", "-k", type=click.IntRange(1, 15), default=8, show_default=True, help="Patches kept, of 16 (8: the top half).")
+@click.option("-n", "--num", type=click.IntRange(min=1), default=16, show_default=True, help="Number of test digits (with --input: all its images).")
+@click.option("--input", "input_file", type=click.Path(exists=True, dir_okay=False), help="Your own 28x28 images: one PNG, or a .npy (n, 28, 28[, 1]).")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), help="PNG to write [default: RUN/plots/complete.png].")
+@backend_option
+@click.pass_context
+def complete(ctx, run, given, num, input_file, out_file):
+    """Finish partial digits with a trained lstm run.
+
+    Each image is cut into 16 patches of 7x7 (a 4x4 grid, read row-major);
+    the first K are kept and the model writes the rest. The PNG shows rows of
+    three: the original, the given part (the rest grey), the completion.
+    Without --input the digits are the first N of the run's test set.
+    """
+    from kgen import data, plots, runs
+
+    model = runs.load_model(run)
+    if not hasattr(model, "complete"):
+        raise click.UsageError(f"complete needs an lstm run; {run} is a {type(model).__name__} run. Train one with `kgen train lstm`.")
+    if input_file:
+        images = data.read_images(input_file)
+        if ctx.get_parameter_source("num").name != "DEFAULT":
+            images = images[:num]
+    else:
+        config = runs.load_run(run)["train"]
+        test = data.load_dataset(config["dataset"], "test", config["data_dir"], config["offline"])
+        images = test.images[:num, :, :, None].astype("float32") / 255.0
+    out_file = out_file or os.path.join(run, runs.PLOTS, "complete.png")
+    _check_writable(out_file)
+    completed = model.complete(images, given=given)
+    plots.save_completions(out_file, images, data.fill_missing(images, 0.25, given), completed, ncol=min(len(images), 8))
     click.echo(out_file)
 
 

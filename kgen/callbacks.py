@@ -6,6 +6,7 @@ import keras
 import numpy as np
 
 from kgen import plots, runs
+from kgen.data import fill_missing, missing_patch_mse
 
 
 class SampleGrid(keras.callbacks.Callback):
@@ -115,3 +116,75 @@ class LatentMap(keras.callbacks.Callback):
             z = z[0] if isinstance(z, (tuple, list)) else z  # a VAE's posterior mean
             codes.append(keras.ops.convert_to_numpy(z))
         plots.save_latent_map(self.path, np.concatenate(codes), self.labels)
+
+
+class CompletionGrid(keras.callbacks.Callback):
+    """Saves test digits in rows of three after every epoch: original, given, completed.
+
+    The middle row shows the first `given` patches with the rest grey; the
+    last row is the model's `complete(images, given=given)`.
+
+    Args:
+        folder: where `epoch_001.png`, ... go (the run's `plots/completions/`).
+        images: test images (n, 28, 28, 1) in [0, 1]; 10 make one block of rows.
+        given: the number of given patches (8: the top half).
+    """
+
+    def __init__(self, folder, images, given=8):
+        super().__init__()
+        self.folder = folder
+        self.images = images
+        self.given = given
+
+    def on_epoch_end(self, epoch, logs=None):
+        os.makedirs(self.folder, exist_ok=True)
+        plots.save_completions(
+            os.path.join(self.folder, f"epoch_{epoch + 1:03d}.png"),
+            self.images,
+            fill_missing(self.images, 0.25, self.given),
+            self.model.complete(self.images, given=self.given),
+        )
+
+
+class CompletionError(keras.callbacks.Callback):
+    """At the end of training, plots the completion error of test digits against K.
+
+    For K = 1..15 given patches, the MSE on the missing patches of the
+    model's completions, beside the same error of filling them with the mean
+    training image. Writes the plot and a CSV of the numbers beside it.
+
+    Args:
+        path: the PNG to write (the CSV gets the same name).
+        images: test images (n, 28, 28, 1) in [0, 1].
+        mean_image: the mean training image (28, 28, 1), the baseline's fill.
+    """
+
+    def __init__(self, path, images, mean_image):
+        super().__init__()
+        self.path = path
+        self.images = images
+        self.mean_image = mean_image
+
+    def on_train_end(self, logs=None):
+        givens = list(range(1, 16))
+        rows = []
+        for k in givens:
+            completed = self.model.complete(self.images, given=k)
+            baseline = fill_missing(self.images, self.mean_image, k)
+            rows.append(
+                {
+                    "given": k,
+                    "lstm_mse": missing_patch_mse(completed, self.images, k),
+                    "mean_image_mse": missing_patch_mse(baseline, self.images, k),
+                }
+            )
+        runs.write_csv(os.path.splitext(self.path)[0] + ".csv", rows)
+        plots.save_completion_error(
+            self.path,
+            givens,
+            {
+                "PatchLSTM": [r["lstm_mse"] for r in rows],
+                "mean training image": [r["mean_image_mse"] for r in rows],
+            },
+            title=f"completion error of {len(self.images)} test digits",
+        )

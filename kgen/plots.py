@@ -59,6 +59,36 @@ def save_reconstructions(path, originals, reconstructions, ncol=10):
     return save_grid(path, np.concatenate(rows), ncol=ncol)
 
 
+def save_completions(path, originals, given, completions, ncol=10):
+    """Saves rows of three: originals, the given part (the rest grey), completions."""
+    rows = []
+    for start in range(0, len(originals), ncol):
+        for images in (originals, given, completions):
+            rows.append(np.asarray(images)[start : start + ncol, ..., :1].reshape(-1, 28, 28))
+    return save_grid(path, np.concatenate(rows), ncol=ncol)
+
+
+def save_completion_error(path, givens, errors, title="completion error of the test digits"):
+    """Plots the MSE on the missing patches against the number of given patches.
+
+    Args:
+        path: the PNG to write.
+        givens: the numbers of given patches K.
+        errors: a dict of label to one MSE per K (e.g. the model and a baseline).
+    """
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, values in errors.items():
+        ax.plot(givens, values, marker="o", label=label)
+    ax.set_xlabel("given patches K (of 16; 8 = top half)")
+    ax.set_ylabel("MSE on the missing patches")
+    ax.set_xticks(list(givens))
+    ax.set_ylim(bottom=0)
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
 def save_latent_map(path, codes, labels, title="latent space of the test digits"):
     """Scatters 2-D codes coloured by digit label."""
     codes = np.asarray(codes)

@@ -126,6 +126,13 @@ def _fit(model, run, x_train, test_set, config, initial_epoch, history, verbose,
         cbs.append(
             callbacks.LatentMap(os.path.join(run, runs.PLOTS, "latent_map.png"), x_test, test_set.labels)
         )
+    if hasattr(model, "complete"):  # the patch LSTM: completions per epoch, error against K at the end
+        cbs.append(callbacks.CompletionGrid(os.path.join(run, runs.PLOTS, "completions"), x_test[:20]))
+        cbs.append(
+            callbacks.CompletionError(
+                os.path.join(run, runs.PLOTS, "completion_error.png"), x_test[:1000], x_train.mean(axis=0)
+            )
+        )
     model.fit(
         x_train,
         y_train if hasattr(model, "num_classes") else None,  # conditional models train on labels

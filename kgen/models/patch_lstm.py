@@ -149,13 +149,6 @@ class PatchLSTM(keras.Model):
             tracker.update_state(out[tracker.name])
         return {m.name: m.result() for m in self.metrics}
 
-    def test_step(self, data):
-        x = keras.utils.unpack_x_y_sample_weight(data)[0]
-        out = self.patch_losses(x)
-        for tracker in self.metrics:
-            tracker.update_state(out[tracker.name])
-        return {m.name: m.result() for m in self.metrics}
-
     def complete(self, images, given=8, sampling="mean", seed=None, batch_size=1000):
         """Keeps the first `given` patches of each image and writes the rest.
 

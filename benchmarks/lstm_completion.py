@@ -1,0 +1,107 @@
+"""Completion error of a trained PatchLSTM run on the test digits, beside a trivial baseline.
+
+For each K, the first K of the 16 patches of every test digit are given and
+the model writes the rest (`PatchLSTM.complete`, pixel means fed back). The
+error is the mean squared error over the pixels of the missing patches,
+averaged over the digits. The baseline fills the missing patches with the
+mean training image of the run's own training data.
+
+It also times `complete` (LSTM states carried from step to step, one cell
+call per layer and patch) against re-running the whole teacher-forced
+sequence for every new patch, and checks that both give the same images.
+
+Example:
+
+    KERAS_BACKEND=torch python benchmarks/lstm_completion.py artifacts/lstm/<run>
+
+prints a Markdown table and writes `lstm_completion.json` into the run.
+"""
+
+import argparse
+import os
+import sys
+import time
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from kgen import data, runs  # noqa: E402
+from kgen.training import to_float  # noqa: E402
+
+
+def rerun_complete(model, images, given, batch_size=1000):
+    """Completion by re-running the teacher-forced sequence for each new patch."""
+    out = []
+    for start in range(0, len(images), batch_size):
+        patches = data.to_patches(np.array(images[start : start + batch_size], np.float32))
+        for t in range(given, 16):
+            probs = keras.ops.convert_to_numpy(model(data.from_patches(patches)))  # (b, 16, 49)
+            patches[:, t] = probs[:, t]
+        out.append(data.from_patches(patches))
+    return np.concatenate(out)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", help="a run directory of `kgen train lstm`")
+    parser.add_argument("--givens", type=int, nargs="+", default=[4, 8, 12], help="numbers of given patches K")
+    parser.add_argument("--num", type=int, default=10000, help="test digits (the first N)")
+    parser.add_argument("--timing-num", type=int, default=1000, help="test digits for the timing")
+    args = parser.parse_args(argv)
+
+    model = runs.load_model(args.run)
+    config = runs.load_run(args.run)["train"]
+    load = lambda split: data.load_dataset(config["dataset"], split, config["data_dir"], config["offline"])  # noqa: E731
+    train = load("train")
+    test = load("test")
+    mean_image = to_float(train.images[: config["limit"]]).mean(axis=0)  # (28, 28, 1)
+    x = to_float(test.images[: args.num])
+
+    results = {"run": args.run, "test_digits": len(x), "backend": keras.config.backend(), "given": {}}
+    for k in args.givens:
+        start = time.perf_counter()
+        completed = model.complete(x, given=k)
+        seconds = time.perf_counter() - start
+        baseline = data.fill_missing(x, mean_image, k)
+        results["given"][k] = {
+            "lstm_mse": data.missing_patch_mse(completed, x, k),
+            "mean_image_mse": data.missing_patch_mse(baseline, x, k),
+            "complete_seconds": seconds,
+        }
+
+    # carried states against re-running the sequence, K = 8
+    small = x[: args.timing_num]
+    model.complete(small[:10], given=8)  # warm up
+    start = time.perf_counter()
+    stepped = model.complete(small, given=8)
+    step_s = time.perf_counter() - start
+    start = time.perf_counter()
+    rerun = rerun_complete(model, small, 8)
+    rerun_s = time.perf_counter() - start
+    results["timing"] = {
+        "digits": len(small),
+        "given": 8,
+        "carried_states_seconds": step_s,
+        "rerun_seconds": rerun_s,
+        "max_abs_difference": float(np.abs(stepped - rerun).max()),
+    }
+    runs.write_json(os.path.join(args.run, "lstm_completion.json"), results)
+
+    print(f"MSE on the missing patches of {len(x)} test digits ({results['backend']})\n")
+    print("| given patches K | PatchLSTM | mean training image |")
+    print("|---|---|---|")
+    for k, r in results["given"].items():
+        print(f"| {k} | {r['lstm_mse']:.4f} | {r['mean_image_mse']:.4f} |")
+    t = results["timing"]
+    print(
+        f"\ncomplete(given=8) of {t['digits']} digits: {t['carried_states_seconds']:.2f} s with carried "
+        f"states, {t['rerun_seconds']:.2f} s re-running the sequence (max difference "
+        f"{t['max_abs_difference']:.1e})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
