@@ -5,6 +5,7 @@ Keras (or kgen's models) at module level: every command imports inside its
 body, after `--backend` has set the environment.
 """
 
+import errno
 import os
 import sys
 import traceback
@@ -19,23 +20,42 @@ GAN_OPTIONS = ("loss", "d_learning_rate", "g_learning_rate", "d_beta_1", "g_beta
 
 
 class KgenGroup(click.Group):
-    """Turns kgen's user errors into one line and a non-zero exit."""
+    """Turns kgen's user errors into one line and a non-zero exit.
+
+    `KgenError`s carry their exit code (1; 3 when training diverged; 130 when
+    it was interrupted); a `ValueError` from a model's options exits 1; an
+    `OSError` (a full disk, a folder that cannot be written) names the file
+    and exits 1. `kgen --debug ...` shows the traceback as well.
+    """
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except click.exceptions.Exit:
-            raise
-        except (click.ClickException, click.Abort):
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as e:
             from kgen.errors import KgenError
 
             if ctx.obj and ctx.obj.get("debug"):
                 traceback.print_exc()
-            if isinstance(e, (KgenError, ValueError, OSError)):
-                raise click.ClickException(str(e).splitlines()[0] if str(e) else type(e).__name__)
-            raise
+            if isinstance(e, OSError):
+                error = click.ClickException(_os_error_message(e))
+            elif isinstance(e, (KgenError, ValueError)):
+                error = click.ClickException(str(e).splitlines()[0] if str(e) else type(e).__name__)
+                error.exit_code = getattr(e, "exit_code", 1)
+            else:
+                raise
+            raise error from None
+
+
+def _os_error_message(e):
+    where = f" while writing {e.filename}" if e.filename else ""
+    if e.errno == errno.ENOSPC:
+        return (
+            f"No space left on device{where}; the run keeps its last checkpoint. "
+            "Free some space, then continue with --resume RUN."
+        )
+    return f"{e.strerror or e}{where}."
 
 
 def _set_backend(ctx, param, value):
@@ -80,7 +100,7 @@ def main(ctx, debug):
 @main.command()
 @click.argument("model", type=click.Choice(MODEL_NAMES))
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True, help="Epochs in all.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), help="Images per step [default: the model's own: 32 for ae, vae; 128 for gan, cgan].")
 @click.option("--latent-dim", type=click.IntRange(min=1), help="Size of the latent code (noise of a GAN).  [default: 2; gan, cgan: 64]")
 @click.option("--arch", type=click.Choice(("mlp", "conv")), default="mlp", show_default=True, help="Network family.")
 @click.option("--learning-rate", "--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
@@ -107,15 +127,22 @@ def main(ctx, debug):
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True, help="lstm: dropout after each LSTM layer.")
 @backend_option
 @click.pass_context
-def train(ctx, model, epochs, batch_size, latent_dim, arch, learning_rate, dataset, data_dir,
-          offline, limit, seed, out, name, resume_run, kl_weight, recon_loss, binarize, loss,
-          d_learning_rate, g_learning_rate, d_beta_1, g_beta_1, d_beta_2, g_beta_2, layers, units, dropout):
+def train(ctx, **params):
     """Train a model and write a run directory.
 
     The run goes to OUT/MODEL/<date-time>[-NAME]/ with config.json,
     model.keras, history.csv, a sample grid per epoch in samples/ and figures
     in plots/. The last line printed is the run directory.
     """
+    try:
+        _train(ctx, **params)
+    finally:
+        click.echo()  # end Keras's progress bar line before any message
+
+
+def _train(ctx, model, epochs, batch_size, latent_dim, arch, learning_rate, dataset, data_dir,
+          offline, limit, seed, out, name, resume_run, kl_weight, recon_loss, binarize, loss,
+          d_learning_rate, g_learning_rate, d_beta_1, g_beta_1, d_beta_2, g_beta_2, layers, units, dropout):
     from kgen import training
 
     if resume_run:

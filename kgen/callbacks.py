@@ -1,11 +1,16 @@
 """Keras callbacks that fill the run directory while `model.fit` trains."""
 
+import math
 import os
+import signal
+import sys
+import threading
 
 import keras
 import numpy as np
 
 from kgen import plots, runs
+from kgen.errors import Diverged, Interrupted
 from kgen.data import fill_missing, missing_patch_mse
 
 
@@ -61,20 +66,141 @@ class HistoryCSV(keras.callbacks.Callback):
 
 
 class Checkpoint(keras.callbacks.Callback):
-    """Saves the model (optimizer included) and the epoch count after every epoch.
+    """Keeps the latest resumable state of a run in its `checkpoint/` folder.
+
+    After every epoch (and on demand, mid-epoch, when training is
+    interrupted) it saves the model with its optimizer to a new
+    `model-<epoch>-<step>.keras`, then commits `state.json`, which names that
+    file and holds what `model.keras` does not: the epoch and step reached,
+    the states of the model's seed generators and of its metric trackers.
+    `state.json` is replaced atomically and the older model file is removed
+    only after, so a crash at any point leaves a consistent pair.
 
     Args:
-        folder: the run's `checkpoint/`; holds `model.keras` and `state.json`.
+        folder: the run's `checkpoint/`.
     """
 
     def __init__(self, folder):
         super().__init__()
         self.folder = folder
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
 
     def on_epoch_end(self, epoch, logs=None):
-        with runs.atomic_path(os.path.join(self.folder, runs.MODEL)) as tmp:
+        self.write(epoch + 1, 0)
+
+    def write(self, epoch, step):
+        """Saves the state after `epoch` whole epochs and `step` batches of the next."""
+        name = f"model-{epoch:04d}-{step:05d}.keras"
+        with runs.atomic_path(os.path.join(self.folder, name)) as tmp:
             self.model.save(tmp)
-        runs.write_json(os.path.join(self.folder, "state.json"), {"epoch": epoch + 1})
+        state_path = os.path.join(self.folder, runs.CHECKPOINT_STATE)
+        old = runs.read_json(state_path)["model"] if os.path.isfile(state_path) else None
+        runs.write_json(
+            state_path,
+            {
+                "epoch": epoch,
+                "step": step,
+                "model": name,
+                "seed_states": [_values(v) for v in seed_states(self.model)],
+                "metric_states": [_values(v) for v in self.model.metrics_variables],
+            },
+        )
+        if old and old != name and os.path.exists(os.path.join(self.folder, old)):
+            os.remove(os.path.join(self.folder, old))
+
+
+def seed_states(model):
+    """The state variables of every seed generator in `model` (not saved by `model.save`)."""
+    return [v for v in model.non_trainable_variables if v.name == "seed_generator_state"]
+
+
+def restore_state(model, state):
+    """Puts the seed-generator (and, mid-epoch, tracker) states of a checkpoint back."""
+    for variable, value in zip(seed_states(model), state["seed_states"]):
+        variable.assign(np.asarray(value, dtype=variable.dtype))
+
+
+class RestoreTrackers(keras.callbacks.Callback):
+    """Restores metric trackers at the start of a resumed, half-done epoch.
+
+    Keras resets the trackers when an epoch begins; a run interrupted at step
+    `s` of an epoch resumes with the running means it had at that step, so
+    the epoch's row in `history.csv` is the one the uninterrupted run writes.
+    """
+
+    def __init__(self, values):
+        super().__init__()
+        self.values = values
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for variable, value in zip(self.model.metrics_variables, self.values):
+            variable.assign(np.asarray(value, dtype=variable.dtype))
+
+
+class TrainingGuard(keras.callbacks.Callback):
+    """Stops training cleanly on Ctrl-C, SIGTERM or a non-finite loss.
+
+    On the first SIGINT or SIGTERM it lets the current batch finish, writes a
+    mid-epoch checkpoint and raises `Interrupted`; a second signal exits at
+    once (every file of the run is written atomically, so nothing is left
+    half-written). A loss that is NaN or infinite raises `Diverged` before
+    anything of that epoch is saved, so the last good checkpoint stays.
+
+    Args:
+        checkpoint: the run's `Checkpoint` callback.
+        run: the run directory, named in the messages.
+    """
+
+    def __init__(self, checkpoint, run):
+        super().__init__()
+        self.checkpoint = checkpoint
+        self.run = run
+        self.signal = None
+        self._previous = {}
+
+    def on_train_begin(self, logs=None):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame):
+        if self.signal is not None:  # a second signal: leave now
+            sys.stderr.write("\nInterrupted again; exiting without a new checkpoint.\n")
+            os._exit(130)
+        self.signal = signal.Signals(signum).name
+        sys.stderr.write(f"\n{self.signal}: finishing the current batch, then saving a checkpoint...\n")
+
+    def on_train_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        for key, value in logs.items():
+            if "loss" in key and not math.isfinite(float(value)):
+                raise Diverged(
+                    f"The {key} became {float(value)} at epoch {self.checkpoint.epoch + 1}, "
+                    f"step {batch + 1}; the checkpoint of epoch {self.checkpoint.epoch} is kept. "
+                    f"Lower --learning-rate and train again, or resume with --resume {self.run}."
+                )
+        if self.signal is not None:
+            step = batch + 1 + getattr(self, "skip", 0)
+            self.checkpoint.write(self.checkpoint.epoch, step)
+            raise Interrupted(
+                f"{self.signal} at epoch {self.checkpoint.epoch + 1}, step {step}: checkpoint "
+                f"saved. Resume with: kgen train --resume {self.run}"
+            )
+
+    def on_train_end(self, logs=None):
+        self.restore()
+
+    def restore(self):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+
+
+def _values(variable):
+    return np.asarray(keras.ops.convert_to_numpy(variable)).tolist()
 
 
 class ReconstructionGrid(keras.callbacks.Callback):

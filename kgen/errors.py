@@ -8,6 +8,8 @@ is a bug and keeps its traceback.
 class KgenError(Exception):
     """A problem with the user's input, explained in one line."""
 
+    exit_code = 1  # what the CLI exits with
+
 
 class DataError(KgenError, ValueError):
     """A data set that cannot be found or read."""
@@ -15,3 +17,15 @@ class DataError(KgenError, ValueError):
 
 class RunError(KgenError, ValueError):
     """A run directory that is missing, incomplete or of the wrong model."""
+
+
+class Interrupted(KgenError):
+    """Training stopped by Ctrl-C or SIGTERM after saving a checkpoint."""
+
+    exit_code = 130
+
+
+class Diverged(KgenError):
+    """Training stopped because a loss became NaN or infinite."""
+
+    exit_code = 3

@@ -4,7 +4,7 @@ A run of `kgen train MODEL` lives in `<root>/<model>/<YYYYmmdd-HHMMSS>[-name]/`:
 
     config.json     model and training config, data source, backend, versions
     model.keras     the final model (optimizer state included)
-    checkpoint/     the latest resumable state
+    checkpoint/     the latest resumable state: state.json and the model file it names
     history.csv     one row per epoch
     samples/        epoch_001.png, ... fixed-noise sample grids
     plots/          loss curves and model-specific figures
@@ -28,6 +28,7 @@ MODEL = "model.keras"
 HISTORY = "history.csv"
 METRICS = "metrics.json"
 CHECKPOINT = "checkpoint"
+CHECKPOINT_STATE = "state.json"
 SAMPLES = "samples"
 PLOTS = "plots"
 
@@ -73,6 +74,10 @@ def atomic_path(path):
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as e:
+        if e.filename == tmp:  # name the file the user knows
+            e.filename = os.fspath(path)
+        raise
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -110,7 +115,7 @@ def write_csv(path, rows):
 
 
 def read_csv(path):
-    """Reads a CSV written by `write_csv`; numbers come back as floats."""
+    """Reads a CSV written by `write_csv`; numbers come back as ints or floats."""
     with open(path, encoding="utf-8", newline="") as f:
         return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
@@ -138,22 +143,52 @@ def load_run(path):
 
 def load_model(path):
     """Loads the model of a run: `model.keras`, else the latest checkpoint."""
+    load_run(path)
+    candidate = os.path.join(path, MODEL)
+    if not os.path.isfile(candidate):
+        state = read_checkpoint(path)
+        if state is None:
+            raise RunError(f"{path} holds no {MODEL} yet; train it or resume it first.")
+        candidate = os.path.join(path, CHECKPOINT, state["model"])
+    return load_model_file(candidate)
+
+
+def load_model_file(path):
+    """`keras.saving.load_model` with a one-line `RunError` for a bad file."""
     import keras
 
     from kgen import models  # noqa: F401  (registers the model classes)
 
-    load_run(path)
-    for candidate in (os.path.join(path, MODEL), os.path.join(path, CHECKPOINT, MODEL)):
-        if os.path.isfile(candidate):
-            try:
-                return keras.saving.load_model(candidate)
-            except Exception as e:
-                raise RunError(
-                    f"{candidate} cannot be loaded ({type(e).__name__}: "
-                    f"{str(e).splitlines()[0] if str(e) else 'corrupt file'}); "
-                    f"retrain or resume the run."
-                ) from None
-    raise RunError(f"{path} holds no {MODEL} yet; train it or resume it first.")
+    try:
+        return keras.saving.load_model(path)
+    except Exception as e:
+        raise RunError(
+            f"{path} cannot be loaded ({type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else 'corrupt file'}); "
+            f"resume the run from its checkpoint or train it again."
+        ) from None
+
+
+def read_checkpoint(path):
+    """The state of a run's latest checkpoint (a dict naming its model file), or None."""
+    state_path = os.path.join(path, CHECKPOINT, CHECKPOINT_STATE)
+    if not os.path.isfile(state_path):
+        return None
+    try:
+        state = read_json(state_path)
+    except (OSError, ValueError) as e:
+        raise RunError(f"{state_path} cannot be read ({e}); the checkpoint is damaged.") from None
+    if not os.path.isfile(os.path.join(path, CHECKPOINT, state.get("model", ""))):
+        raise RunError(f"{state_path} names a model file that is missing; the checkpoint is damaged.")
+    return state
+
+
+def remove_temporaries(path):
+    """Deletes the `.tmp-*` files a killed writer may have left in a run."""
+    for folder, _, files in os.walk(path):
+        for name in files:
+            if name.startswith(".tmp-"):
+                os.remove(os.path.join(folder, name))
 
 
 def list_runs(root):
@@ -184,6 +219,10 @@ def list_runs(root):
 
 
 def _number(text):
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        pass
     try:
         return float(text)
     except (TypeError, ValueError):

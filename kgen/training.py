@@ -9,8 +9,10 @@ import time
 import keras
 import numpy as np
 
-import kgen.errors
+import kgen
 from kgen import callbacks, data, plots, runs
+from kgen.data.batches import EpochBatches
+from kgen.errors import RunError
 from kgen.models import MODELS
 
 
@@ -20,7 +22,7 @@ class TrainConfig:
 
     model: str = "vae"  # short name of the model: ae, vae, ...
     epochs: int = 10  # epochs in all (a resumed run continues up to this)
-    batch_size: int = 128  # images per step
+    batch_size: int = None  # images per step; None: the model class's default_batch_size
     learning_rate: float = 1e-3  # Adam's step size
     dataset: str = "mnist"  # mnist, fashion_mnist, or another 28x28 TFDS set
     data_dir: str = None  # folder of IDX files or an .npz, before any download
@@ -37,6 +39,8 @@ class TrainConfig:
             raise ValueError(
                 f"Unknown model; use one of {', '.join(MODELS)}. Received: model={self.model!r}"
             )
+        if self.batch_size is None:
+            self.batch_size = getattr(MODELS[self.model], "default_batch_size", 128)
         for field in ("epochs", "batch_size"):
             if getattr(self, field) < 1:
                 raise ValueError(f"{field} must be at least 1. Received: {field}={getattr(self, field)}")
@@ -84,7 +88,6 @@ def train(config, verbose=1):
     keras.utils.set_random_seed(config.seed)
     train_set = data.load_dataset(config.dataset, "train", config.data_dir, config.offline)
     test_set = data.load_dataset(config.dataset, "test", config.data_dir, config.offline)
-    x_train = to_float(train_set.images[: config.limit])
     model = build_model(config)
 
     run = runs.create_run(config.out, config.model, config.name)
@@ -99,7 +102,7 @@ def train(config, verbose=1):
                 "dataset": config.dataset,
                 "source": train_set.source,
                 "test_source": test_set.source,
-                "train_images": len(x_train),
+                "train_images": len(train_set.images[: config.limit]),
                 "test_images": len(test_set),
             },
             "backend": keras.config.backend(),
@@ -108,41 +111,66 @@ def train(config, verbose=1):
             "command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
         },
     )
-    y_train = train_set.labels[: config.limit]
-    _fit(model, run, x_train, test_set, config, initial_epoch=0, history=[], verbose=verbose, y_train=y_train)
+    _fit(model, run, _arrays(model, train_set, config), test_set, config, verbose)
     return run
 
 
-def _fit(model, run, x_train, test_set, config, initial_epoch, history, verbose, y_train=None):
+def _fit(model, run, arrays, test_set, config, verbose, state=None, history=()):
+    """Trains `model` on `arrays` ((x,) or (x, y)) from a checkpoint `state` to `config.epochs`."""
+    x_train = arrays[0]
     x_test = to_float(test_set.images)
-    cbs = [
+    epoch, step = (state["epoch"], state["step"]) if state else (0, 0)
+    checkpoint = callbacks.Checkpoint(os.path.join(run, runs.CHECKPOINT))
+    guard = callbacks.TrainingGuard(checkpoint, run)
+    per_epoch = [
+        guard,
         callbacks.SampleGrid(os.path.join(run, runs.SAMPLES)),
         callbacks.HistoryCSV(os.path.join(run, runs.HISTORY), history),
-        callbacks.Checkpoint(os.path.join(run, runs.CHECKPOINT)),
+        checkpoint,
     ]
+    at_end = []
     if hasattr(model, "reconstruct"):
-        cbs.append(callbacks.ReconstructionGrid(os.path.join(run, runs.PLOTS, "reconstructions.png"), x_test[:30]))
+        at_end.append(callbacks.ReconstructionGrid(os.path.join(run, runs.PLOTS, "reconstructions.png"), x_test[:30]))
     if getattr(model, "latent_dim", None) == 2 and hasattr(model, "encode"):
-        cbs.append(
+        at_end.append(
             callbacks.LatentMap(os.path.join(run, runs.PLOTS, "latent_map.png"), x_test, test_set.labels)
         )
     if hasattr(model, "complete"):  # the patch LSTM: completions per epoch, error against K at the end
-        cbs.append(callbacks.CompletionGrid(os.path.join(run, runs.PLOTS, "completions"), x_test[:20]))
-        cbs.append(
+        per_epoch.append(callbacks.CompletionGrid(os.path.join(run, runs.PLOTS, "completions"), x_test[:20]))
+        at_end.append(
             callbacks.CompletionError(
                 os.path.join(run, runs.PLOTS, "completion_error.png"), x_test[:1000], x_train.mean(axis=0)
             )
         )
-    model.fit(
-        x_train,
-        y_train if hasattr(model, "num_classes") else None,  # conditional models train on labels
-        epochs=config.epochs,
-        initial_epoch=initial_epoch,
-        batch_size=config.batch_size,
-        shuffle=True,
-        callbacks=cbs,
-        verbose=verbose,
-    )
+    try:
+        if step:
+            # finish the interrupted epoch from the batch after the last one done
+            guard.skip = step
+            batches = EpochBatches(arrays, config.batch_size, config.seed, skip=step)
+            model.fit(
+                batches,
+                epochs=epoch + 1,
+                initial_epoch=epoch,
+                shuffle=False,
+                callbacks=[batches.follow_epochs(), callbacks.RestoreTrackers(state["metric_states"])]
+                + per_epoch
+                + (at_end if epoch + 1 == config.epochs else []),
+                verbose=verbose,
+            )
+            guard.skip = 0
+            epoch += 1
+        if epoch < config.epochs:
+            batches = EpochBatches(arrays, config.batch_size, config.seed)
+            model.fit(
+                batches,
+                epochs=config.epochs,
+                initial_epoch=epoch,
+                shuffle=False,
+                callbacks=[batches.follow_epochs()] + per_epoch + at_end,
+                verbose=verbose,
+            )
+    finally:
+        guard.restore()
     with runs.atomic_path(os.path.join(run, runs.MODEL)) as tmp:
         model.save(tmp)
     rows = runs.read_csv(os.path.join(run, runs.HISTORY))
@@ -156,8 +184,21 @@ def _fit(model, run, x_train, test_set, config, initial_epoch, history, verbose,
         )
 
 
+def _arrays(model, train_set, config):
+    """(x,) or, for conditional models, (x, labels) of the training images."""
+    x = to_float(train_set.images[: config.limit])
+    if hasattr(model, "num_classes"):  # conditional models train on labels
+        return x, train_set.labels[: config.limit]
+    return (x,)
+
+
 def resume(run, epochs=None, verbose=1):
-    """Continues a run from its checkpoint until it has `epochs` epochs in all.
+    """Continues a run from its latest checkpoint until it has `epochs` epochs in all.
+
+    The checkpoint restores the weights, both optimizers' states, the seed
+    generators and the data order, so a run interrupted and resumed ends with
+    the weights and `history.csv` of the uninterrupted run (same backend,
+    same machine).
 
     Args:
         run: the run directory.
@@ -172,21 +213,21 @@ def resume(run, epochs=None, verbose=1):
     if epochs is not None:
         config.epochs = epochs
     config.validate()
-    state_path = os.path.join(run, runs.CHECKPOINT, "state.json")
-    if not os.path.isfile(state_path):
-        raise kgen.errors.RunError(f"{run} has no checkpoint to resume from; train it anew.")
-    done = runs.read_json(state_path)["epoch"]
-    if done >= config.epochs:
-        raise kgen.errors.RunError(
-            f"{run} already has {done} epochs; pass --epochs larger than {done} to train more."
+    state = runs.read_checkpoint(run)
+    if state is None:
+        raise RunError(f"{run} has no checkpoint to resume from; train it anew.")
+    if state["epoch"] >= config.epochs:
+        raise RunError(
+            f"{run} already has {state['epoch']} epochs; pass --epochs larger than "
+            f"{state['epoch']} to train more. Received: epochs={config.epochs}"
         )
-    model = keras.saving.load_model(os.path.join(run, runs.CHECKPOINT, runs.MODEL))
+    runs.remove_temporaries(run)
+    model = runs.load_model_file(os.path.join(run, runs.CHECKPOINT, state["model"]))
+    callbacks.restore_state(model, state)
     train_set = data.load_dataset(config.dataset, "train", config.data_dir, config.offline)
     test_set = data.load_dataset(config.dataset, "test", config.data_dir, config.offline)
-    history = runs.read_csv(os.path.join(run, runs.HISTORY))[:done]
-    x_train = to_float(train_set.images[: config.limit])
-    y_train = train_set.labels[: config.limit]
-    _fit(model, run, x_train, test_set, config, initial_epoch=done, history=history, verbose=verbose, y_train=y_train)
+    history = runs.read_csv(os.path.join(run, runs.HISTORY))[: state["epoch"]] if state["epoch"] else []
+    _fit(model, run, _arrays(model, train_set, config), test_set, config, verbose, state, history)
     return run
 
 

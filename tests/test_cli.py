@@ -29,7 +29,7 @@ def vae_run(tmp_path_factory):
 
 def test_train_writes_a_complete_run(vae_run):
     assert os.path.basename(os.path.dirname(vae_run)) == "vae" and vae_run.endswith("-tiny")
-    for name in ("config.json", "model.keras", "history.csv", "checkpoint/model.keras",
+    for name in ("config.json", "model.keras", "history.csv", "checkpoint/state.json", "checkpoint/model-0002-00000.keras",
                  "samples/epoch_001.png", "samples/epoch_002.png", "plots/loss_curves.png",
                  "plots/reconstructions.png", "plots/latent_map.png"):
         assert os.path.isfile(os.path.join(vae_run, name)), name

@@ -1,0 +1,181 @@
+"""Resume, interruption, NaN guard, atomic writes, determinism, cross-backend loading."""
+
+import errno
+import json
+import os
+import signal
+
+import keras
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cli.main import main
+from kgen import callbacks, runs, training
+from kgen.errors import Diverged, Interrupted
+
+
+def config(artifacts, model="vae", epochs=3, **kwargs):
+    options = {"latent_dim": 2, "arch": "mlp"}
+    return training.TrainConfig(
+        model=model, epochs=epochs, batch_size=32, limit=128, offline=True, seed=7,
+        out=str(artifacts), model_options=options if model == "vae" else {}, **kwargs,
+    )
+
+
+def weights(run):
+    model = keras.saving.load_model(os.path.join(run, "model.keras"))
+    return model.get_weights() + [keras.ops.convert_to_numpy(v) for v in model.optimizer.variables]
+
+
+def assert_same_run(a, b):
+    assert open(os.path.join(a, "history.csv")).read() == open(os.path.join(b, "history.csv")).read()
+    for x, y in zip(weights(a), weights(b)):
+        np.testing.assert_array_equal(x, y)
+    assert sorted(os.listdir(os.path.join(a, "samples"))) == sorted(os.listdir(os.path.join(b, "samples")))
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """Uninterrupted 3-epoch runs of the VAE and the GAN (4 steps an epoch)."""
+    root = tmp_path_factory.mktemp("reference")
+    return {m: training.train(config(root, m), verbose=0) for m in ("vae", "gan")}
+
+
+# resume
+
+
+@pytest.mark.parametrize("model", ["vae", "gan"])
+def test_resume_after_an_epoch_is_exact(model, reference, artifacts):
+    run = training.train(config(artifacts, model, epochs=2), verbose=0)
+    training.resume(run, epochs=3, verbose=0)
+    assert_same_run(reference[model], run)
+
+
+@pytest.mark.parametrize("model", ["vae", "gan"])
+def test_sigint_mid_epoch_then_resume_is_exact(model, reference, artifacts, monkeypatch):
+    def interrupt(self, batch, logs=None):
+        if self.model.optimizer.iterations == 6:  # during epoch 2, step 3 (this runs after the guard)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(callbacks.HistoryCSV, "on_train_batch_end", interrupt, raising=False)
+    with pytest.raises(Interrupted, match=r"SIGINT at epoch 2, step 3: checkpoint saved\. Resume with"):
+        training.train(config(artifacts, model), verbose=0)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    run = runs.list_runs(str(artifacts))[0]["path"]
+    state = runs.read_checkpoint(run)
+    assert (state["epoch"], state["step"]) == (1, 3)
+    assert not os.path.exists(os.path.join(run, "model.keras"))
+    monkeypatch.undo()
+    training.resume(run, verbose=0)
+    assert_same_run(reference[model], run)
+
+
+def test_resume_refuses_a_finished_run(reference):
+    with pytest.raises(Exception, match="already has 3 epochs; pass --epochs larger than 3"):
+        training.resume(reference["vae"], epochs=3)
+
+
+def test_second_signal_exits_at_once(monkeypatch):
+    exits = []
+    monkeypatch.setattr(os, "_exit", lambda code: exits.append(code))
+    guard = callbacks.TrainingGuard(callbacks.Checkpoint("unused"), "run")
+    guard._handle(signal.SIGTERM, None)
+    assert guard.signal == "SIGTERM" and exits == []
+    guard._handle(signal.SIGINT, None)
+    assert exits == [130]
+
+
+# NaN guard
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(artifacts, monkeypatch):
+    original = callbacks.Checkpoint.on_epoch_end
+
+    def poison_after_epoch_1(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if epoch == 0:
+            variable = self.model.decoder.trainable_variables[0]
+            variable.assign(np.full(variable.shape, np.nan, "float32"))
+
+    monkeypatch.setattr(callbacks.Checkpoint, "on_epoch_end", poison_after_epoch_1)
+    with pytest.raises(Diverged, match=r"loss became nan at epoch 2, step 1; the checkpoint of epoch 1 is kept"):
+        training.train(config(artifacts), verbose=0)
+    run = runs.list_runs(str(artifacts))[0]["path"]
+    assert runs.read_checkpoint(run)["epoch"] == 1
+    model = runs.load_model(run)  # the checkpoint loads and is finite
+    assert np.all(np.isfinite(model.generate(4, seed=0)))
+    assert len(runs.read_csv(os.path.join(run, "history.csv"))) == 1
+
+
+def test_nan_exit_code_on_the_cli(artifacts, monkeypatch):
+    def diverge(*args, **kwargs):
+        raise Diverged("The loss became nan at epoch 1, step 1")
+
+    monkeypatch.setattr(training, "train", diverge)
+    result = CliRunner().invoke(main, ["train", "vae", "--out", str(artifacts)])
+    assert result.exit_code == 3 and "Error: The loss became nan" in result.output
+
+
+# atomic writes
+
+
+def test_failed_write_keeps_the_previous_file(tmp_path):
+    path = tmp_path / "metrics.json"
+    runs.write_json(path, {"fid": 1.0})
+    with pytest.raises(RuntimeError):
+        with runs.atomic_path(path) as tmp:
+            with open(tmp, "w") as f:
+                f.write('{"fid": 2')  # half written
+            raise RuntimeError("killed mid-write")
+    assert json.loads(path.read_text()) == {"fid": 1.0}
+    assert os.listdir(tmp_path) == ["metrics.json"]
+
+
+def test_failed_checkpoint_keeps_the_previous_checkpoint(artifacts, monkeypatch):
+    original = keras.Model.save
+    calls = []
+
+    def save_fails_on_epoch_2(self, filepath, *args, **kwargs):
+        calls.append(filepath)
+        if "model-0002" in str(filepath):
+            with open(filepath, "wb") as f:
+                f.write(b"PK half a zip")
+            raise OSError(errno.ENOSPC, "No space left on device", str(filepath))
+        return original(self, filepath, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "save", save_fails_on_epoch_2)
+    with pytest.raises(OSError):
+        training.train(config(artifacts), verbose=0)
+    monkeypatch.undo()
+    run = runs.list_runs(str(artifacts))[0]["path"]
+    state = runs.read_checkpoint(run)
+    assert state["epoch"] == 1
+    assert sorted(os.listdir(os.path.join(run, "checkpoint"))) == ["model-0001-00000.keras", "state.json"]
+    runs.load_model(run)  # still loadable
+    training.resume(run, epochs=2, verbose=0)  # and resumable
+    assert runs.read_checkpoint(run)["epoch"] == 2
+
+
+def test_full_disk_on_the_cli_is_one_line(artifacts, monkeypatch):
+    def full(self, filepath, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(filepath))
+
+    monkeypatch.setattr(keras.Model, "save", full)
+    result = CliRunner().invoke(main, ["train", "ae", "--epochs", "1", "--limit", "64", "--offline", "--out", str(artifacts)])
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1 and "No space left on device while writing" in errors[0]
+    assert "Traceback" not in result.output
+
+
+# determinism
+
+
+def test_same_seed_same_history(artifacts):
+    a = training.train(config(artifacts / "a", epochs=2), verbose=0)
+    b = training.train(config(artifacts / "b", epochs=2), verbose=0)
+    c = training.train(config(artifacts / "c", epochs=2, learning_rate=1e-3 * 1.01), verbose=0)
+    history = [open(os.path.join(r, "history.csv")).read() for r in (a, b, c)]
+    assert history[0] == history[1]
+    assert history[0] != history[2]
