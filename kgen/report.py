@@ -29,7 +29,7 @@ LATENT_POINTS = 2000
 # (key in metrics.json, column title, format) of the two tables
 SAMPLE_COLUMNS = [
     ("fid", "FID ↓", "{:.2f}"),
-    ("kid", "KID ×1000 ↓", "{:.2f}"),
+    ("kid", "KID ↓", "{:.3f}"),
     ("inception_score", "IS ↑", "{:.2f}"),
     ("precision", "precision ↑", "{:.3f}"),
     ("recall", "recall ↑", "{:.3f}"),
@@ -157,7 +157,7 @@ def _rows(entries, names):
     if floor:
         sample_rows.append(
             [f"*real-data floor* ({floor['evaluator']['dataset']} training images)", str(floor["floor_num_samples"])]
-            + [_fmt(_scaled(k, floor["floor"].get(k)), f) for k, _, f in SAMPLE_COLUMNS]
+            + [_fmt(floor["floor"].get(k), f) for k, _, f in SAMPLE_COLUMNS]
         )
     for e, name in zip(entries, names):
         s = e["metrics"].get("samples")
@@ -165,7 +165,7 @@ def _rows(entries, names):
             sample_rows.append([name, "–"] + ["not evaluated"] + ["–"] * (len(SAMPLE_COLUMNS) - 1))
             continue
         sample_rows.append(
-            [name, str(e["metrics"].get("num_samples"))] + [_fmt(_scaled(k, s.get(k)), f) for k, _, f in SAMPLE_COLUMNS]
+            [name, str(e["metrics"].get("num_samples"))] + [_fmt(s.get(k), f) for k, _, f in SAMPLE_COLUMNS]
         )
 
     model_rows = [["run", "recon MSE", "recon BCE", "ELBO", "log p(x)", "cond. acc (worst)", "completion agreement"]]
@@ -185,10 +185,6 @@ def _rows(entries, names):
             f"{comp['label_agreement']:.3f} (given {comp['given']}/16)" if comp else "–",
         ])
     return run_rows, sample_rows, model_rows
-
-
-def _scaled(key, value):
-    return None if value is None else (value * 1000 if key == "kid" else value)
 
 
 def _md_table(rows):
