@@ -14,7 +14,12 @@ Example:
 
     KERAS_BACKEND=torch python benchmarks/lstm_completion.py artifacts/lstm/<run>
 
-prints a Markdown table and writes `lstm_completion.json` into the run.
+prints a Markdown table and writes `lstm_completion.json` into the run. The
+README's numbers and plot:
+
+    KERAS_BACKEND=torch python benchmarks/lstm_completion.py artifacts/lstm/<run> \
+        --givens 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 \
+        --plot artifacts/showcase/lstm_completion_error.png
 """
 
 import argparse
@@ -27,7 +32,7 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from kgen import data, runs  # noqa: E402
+from kgen import data, plots, runs  # noqa: E402
 from kgen.training import to_float  # noqa: E402
 
 
@@ -49,13 +54,12 @@ def main(argv=None):
     parser.add_argument("--givens", type=int, nargs="+", default=[4, 8, 12], help="numbers of given patches K")
     parser.add_argument("--num", type=int, default=10000, help="test digits (the first N)")
     parser.add_argument("--timing-num", type=int, default=1000, help="test digits for the timing")
+    parser.add_argument("--plot", help="also plot the error against K into this PNG")
     args = parser.parse_args(argv)
 
     model = runs.load_model(args.run)
     config = runs.load_run(args.run)["train"]
-    load = lambda split: data.load_dataset(config["dataset"], split, config["data_dir"], config["offline"])  # noqa: E731
-    train = load("train")
-    test = load("test")
+    train, test = (data.load_dataset(config["dataset"], s, config["data_dir"], config["offline"]) for s in ("train", "test"))
     mean_image = to_float(train.images[: config["limit"]]).mean(axis=0)  # (28, 28, 1)
     x = to_float(test.images[: args.num])
 
@@ -88,6 +92,13 @@ def main(argv=None):
         "max_abs_difference": float(np.abs(stepped - rerun).max()),
     }
     runs.write_json(os.path.join(args.run, "lstm_completion.json"), results)
+    if args.plot:
+        rows = results["given"].values()
+        errors = {
+            "PatchLSTM": [r["lstm_mse"] for r in rows],
+            "mean training image": [r["mean_image_mse"] for r in rows],
+        }
+        plots.save_completion_error(args.plot, list(results["given"]), errors, title=f"completion error of {len(x)} test digits")
 
     print(f"MSE on the missing patches of {len(x)} test digits ({results['backend']})\n")
     print("| given patches K | PatchLSTM | mean training image |")

@@ -225,10 +225,11 @@ def complete(ctx, run, given, num, input_file, out_file):
     Without --input the digits are the first N of the run's test set.
     """
     from kgen import data, plots, runs
+    from kgen.errors import RunError
 
     model = runs.load_model(run)
     if not hasattr(model, "complete"):
-        raise click.UsageError(f"complete needs an lstm run; {run} is a {type(model).__name__} run. Train one with `kgen train lstm`.")
+        raise RunError(f"complete needs an lstm run; {run} is a {type(model).__name__} run. Train one with `kgen train lstm`.")
     if input_file:
         images = data.read_images(input_file)
         if ctx.get_parameter_source("num").name != "DEFAULT":

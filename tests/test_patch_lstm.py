@@ -25,7 +25,7 @@ def trained(real_digits):
     """A small PatchLSTM after a few steps on real digits."""
     keras.utils.set_random_seed(0)
     model = small_model()
-    model.fit(real_digits[0], epochs=2, batch_size=64, verbose=0)
+    model.fit(real_digits[0], epochs=1, batch_size=32, verbose=0)
     return model
 
 
@@ -284,11 +284,11 @@ def test_trains_completes_and_reloads_on_backend(run_on_backend, backend, tmp_pa
         import keras, numpy as np
         from kgen.data import load_bundled, to_patches
         from kgen.models import PatchLSTM
-        x = (load_bundled("train")[0][:64, :, :, None] / 255.0).astype("float32")
+        x = (load_bundled("train")[0][:32, :, :, None] / 255.0).astype("float32")
         keras.utils.set_random_seed(0)
         model = PatchLSTM(num_layers=2, units=16, dropout=0.1, seed=0)
         model.compile(optimizer=keras.optimizers.Adam(1e-2))
-        losses = model.fit(x, epochs=3, batch_size=16, verbose=0).history["loss"]
+        losses = model.fit(x, epochs=2, batch_size=16, verbose=0).history["loss"]
         assert losses[-1] < losses[0], losses
         done = model.complete(x[:4], given=8)
         assert np.array_equal(to_patches(done)[:, :8], to_patches(x[:4])[:, :8])

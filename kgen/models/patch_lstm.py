@@ -4,7 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from kgen import backend
+from kgen import backend, optimizers
 from kgen.data.patches import NUM_PATCHES, PATCH_DIM, from_patches, to_patches
 
 RECON_LOSSES = ("bce", "mse")
@@ -43,6 +43,8 @@ class PatchLSTM(keras.Model):
     >>> model.complete(x_test[:16], given=8).shape  # finish the top halves
     (16, 28, 28, 1)
     """
+
+    default_batch_size = 64  # what `kgen train` uses unless told otherwise
 
     def __init__(self, num_layers=2, units=256, dropout=0.0, recon_loss="bce", seed=None, **kwargs):
         super().__init__(**kwargs)
@@ -208,30 +210,46 @@ class PatchLSTM(keras.Model):
         if sampling not in SAMPLINGS:
             raise ValueError(f"sampling must be one of {', '.join(SAMPLINGS)}. Received: sampling={sampling!r}")
         seed_generator = keras.random.SeedGenerator(seed)
-        position = np.eye(NUM_PATCHES, dtype=np.float32)
-        out = []
-        for start in range(0, len(patches), batch_size):
-            chunk = patches[start : start + batch_size]
-            b = len(chunk)
-            # read the given patches in one pass: its last step predicts patch `given`
-            inputs = ops.convert_to_numpy(self.sequence_inputs(chunk))[:, : given + 1]
-            logits, states = self.run_layers(inputs)
-            logits = logits[:, -1]  # (b, 49)
-            written = []
-            for t in range(given, NUM_PATCHES):
-                # predict patch t, then feed it (or a draw from it) back
-                probs = ops.sigmoid(logits)
-                written.append(probs)
-                if t == NUM_PATCHES - 1:
-                    break
-                fed = probs
-                if sampling == "bernoulli":
-                    u = keras.random.uniform(ops.shape(probs), seed=seed_generator)
-                    fed = ops.cast(u < probs, probs.dtype)
-                pos = ops.convert_to_tensor(np.broadcast_to(position[t + 1], (b, NUM_PATCHES)))
-                logits, states = self.step(ops.concatenate([fed, pos], axis=-1), states)
-            out.append(ops.convert_to_numpy(ops.stack(written, axis=1)))  # (b, 16 - given, 49)
+        weights = list(self.trainable_variables)
+        for v in weights:  # no gradients needed: torch then records no graph (half the time)
+            v.trainable = False
+        try:
+            out = [
+                self._rollout_batch(patches[start : start + batch_size], given, sampling, seed_generator)
+                for start in range(0, len(patches), batch_size)
+            ]
+        finally:
+            for v in weights:
+                v.trainable = True
         return np.concatenate(out).astype(np.float32)
+
+    def _rollout_batch(self, patches, given, sampling, seed_generator):
+        b = len(patches)
+        position = np.eye(NUM_PATCHES, dtype=np.float32)
+        # read the given patches in one pass: its last step predicts patch `given`
+        inputs = ops.convert_to_numpy(self.sequence_inputs(patches))[:, : given + 1]  # (b, given + 1, 65)
+        logits, states = self.run_layers(inputs)
+        logits = logits[:, -1]  # (b, 49)
+        written = []
+        for t in range(given, NUM_PATCHES):
+            # predict patch t, then feed it (or a draw from it) back with the next position
+            probs = ops.sigmoid(logits)
+            written.append(probs)
+            if t == NUM_PATCHES - 1:
+                break
+            fed = probs
+            if sampling == "bernoulli":
+                u = keras.random.uniform(ops.shape(probs), seed=seed_generator)
+                fed = ops.cast(u < probs, probs.dtype)
+            pos = ops.convert_to_tensor(np.broadcast_to(position[t + 1], (b, NUM_PATCHES)))
+            logits, states = self.step(ops.concatenate([fed, pos], axis=-1), states)  # one step, states carried
+        return ops.convert_to_numpy(ops.stack(written, axis=1))  # (b, 16 - given, 49)
+
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        if config:  # the optimizer must load under any backend
+            config["optimizer"] = optimizers.portable(config["optimizer"])
+        return config
 
     def get_config(self):
         return {
