@@ -100,7 +100,7 @@ def main(ctx, debug):
 @main.command()
 @click.argument("model", type=click.Choice(MODEL_NAMES))
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True, help="Epochs in all.")
-@click.option("--batch-size", type=click.IntRange(min=1), help="Images per step [default: the model's own: 32 for ae, vae; 128 for gan, cgan].")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Images per step [default: the model's own: 32 for ae, vae; 128 for gan, cgan; 64 for lstm].")
 @click.option("--latent-dim", type=click.IntRange(min=1), help="Size of the latent code (noise of a GAN).  [default: 2; gan, cgan: 64]")
 @click.option("--arch", type=click.Choice(("mlp", "conv")), default="mlp", show_default=True, help="Network family.")
 @click.option("--learning-rate", "--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
