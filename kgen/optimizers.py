@@ -115,3 +115,22 @@ class GANOptimizer(keras.optimizers.Optimizer):
         for key in ("d_optimizer", "g_optimizer"):
             config[key] = keras.optimizers.deserialize(config[key], custom_objects=custom_objects)
         return cls(**config)
+
+
+def portable(config):
+    """An optimizer's serialized config that loads under every backend.
+
+    On torch, Keras records a backend module such as
+    `keras.src.backend.torch.optimizers.torch_adam`, and `load_model` under
+    jax or tensorflow would import that torch class. The public module
+    `keras.optimizers` resolves to the loading backend's own class.
+
+    Example:
+
+    >>> config = portable(keras.optimizers.serialize(keras.optimizers.Adam()))
+    >>> config["module"]
+    'keras.optimizers'
+    """
+    if str(config.get("module", "")).startswith("keras.src.backend."):
+        config = {**config, "module": "keras.optimizers"}
+    return config

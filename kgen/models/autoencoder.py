@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from kgen import backend, nets
+from kgen import backend, nets, optimizers
 
 
 @keras.saving.register_keras_serializable(package="kgen")
@@ -108,6 +108,12 @@ class AutoEncoder(keras.Model):
             eps = keras.random.normal((n, self.latent_dim), seed=seed)
             z = self.code_mean + self.code_std * eps
         return ops.convert_to_numpy(self.decode(z))
+
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        if config:  # the optimizer must load under any backend
+            config["optimizer"] = optimizers.portable(config["optimizer"])
+        return config
 
     def get_config(self):
         return {

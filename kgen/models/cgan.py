@@ -6,7 +6,7 @@ from keras import ops
 
 from kgen import backend, nets
 from kgen.models.gan import accuracies, check_count, check_options, discriminator_loss, generator_loss
-from kgen.optimizers import GANOptimizer
+from kgen.optimizers import GANOptimizer, portable
 
 
 @keras.saving.register_keras_serializable(package="kgen")
@@ -87,8 +87,8 @@ class ConditionalGAN(keras.Model):
         if not self.compiled:
             return {}
         return {
-            "d_optimizer": keras.optimizers.serialize(self.optimizer.d_optimizer),
-            "g_optimizer": keras.optimizers.serialize(self.optimizer.g_optimizer),
+            "d_optimizer": portable(keras.optimizers.serialize(self.optimizer.d_optimizer)),
+            "g_optimizer": portable(keras.optimizers.serialize(self.optimizer.g_optimizer)),
         }
 
     def compile_from_config(self, config):

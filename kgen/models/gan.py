@@ -5,7 +5,7 @@ import numpy as np
 from keras import ops
 
 from kgen import backend, nets
-from kgen.optimizers import GANOptimizer
+from kgen.optimizers import GANOptimizer, portable
 
 LOSSES = ("bce", "hinge")
 
@@ -129,8 +129,8 @@ class GAN(keras.Model):
         if not self.compiled:
             return {}
         return {
-            "d_optimizer": keras.optimizers.serialize(self.optimizer.d_optimizer),
-            "g_optimizer": keras.optimizers.serialize(self.optimizer.g_optimizer),
+            "d_optimizer": portable(keras.optimizers.serialize(self.optimizer.d_optimizer)),
+            "g_optimizer": portable(keras.optimizers.serialize(self.optimizer.g_optimizer)),
         }
 
     def compile_from_config(self, config):

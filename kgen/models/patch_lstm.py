@@ -4,7 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from kgen import backend
+from kgen import backend, optimizers
 from kgen.data.patches import NUM_PATCHES, PATCH_DIM, from_patches, to_patches
 
 RECON_LOSSES = ("bce", "mse")
@@ -244,6 +244,12 @@ class PatchLSTM(keras.Model):
             pos = ops.convert_to_tensor(np.broadcast_to(position[t + 1], (b, NUM_PATCHES)))
             logits, states = self.step(ops.concatenate([fed, pos], axis=-1), states)  # one step, states carried
         return ops.convert_to_numpy(ops.stack(written, axis=1))  # (b, 16 - given, 49)
+
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        if config:  # the optimizer must load under any backend
+            config["optimizer"] = optimizers.portable(config["optimizer"])
+        return config
 
     def get_config(self):
         return {

@@ -5,7 +5,7 @@ import math
 import keras
 from keras import ops
 
-from kgen import backend, nets
+from kgen import backend, nets, optimizers
 
 RECON_LOSSES = ("bce", "mse")
 
@@ -181,6 +181,12 @@ class VAE(keras.Model):
             terms.append(log_px + log_pz - log_qz)
         stacked = ops.stack(terms, axis=1)  # (batch, k)
         return ops.convert_to_numpy(ops.logsumexp(stacked, axis=1) - math.log(k))
+
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        if config:  # the optimizer must load under any backend
+            config["optimizer"] = optimizers.portable(config["optimizer"])
+        return config
 
     def get_config(self):
         return {
