@@ -27,9 +27,11 @@ for cls, arch in ((VAE, "mlp"), (VAE, "conv"), (AutoEncoder, "mlp")):
     same = float(np.abs(loaded.generate(4, seed=1) - model.generate(4, seed=1)).max())
     iters = int(loaded.optimizer.iterations)
     more = loaded.fit(x, epochs=1, batch_size=32, verbose=0).history["loss"]
+    evaluated = loaded.evaluate(x, batch_size=32, verbose=0, return_dict=True)["loss"]
     report[f"{cls.__name__}-{arch}"] = {
         "losses": losses, "same": same, "iterations": iters,
         "after_load": more, "iterations_after": int(loaded.optimizer.iterations),
+        "evaluated": evaluated,
     }
 print(json.dumps(report))
 """
@@ -45,3 +47,4 @@ def test_train_save_load_on_backend(backend, run_on_backend):
         assert r["losses"][-1] < r["losses"][0], name  # training moves the loss down
         assert r["same"] == 0.0, name  # loaded model generates identically
         assert r["iterations"] == 12 and r["iterations_after"] == 14, name
+        assert 0 < r["evaluated"] < r["losses"][0], name  # model.evaluate runs on this backend too

@@ -68,3 +68,19 @@ def train_step(fn):
         return logs, new_state
 
     return stateless_train_step
+
+
+def test_step(fn):
+    """Runs a stateful `test_step(self, data)` under Keras's stateless jax evaluator."""
+
+    @functools.wraps(fn)
+    def stateless_test_step(self, state, data):
+        groups = (self.trainable_variables, self.non_trainable_variables, self.metrics_variables)
+        mapping = [
+            (v, value) for vs, values in zip(groups, state) for v, value in zip(vs, values)
+        ]
+        with StatelessScope(state_mapping=mapping) as scope:
+            logs = fn(self, data)
+        return logs, tuple([_current(scope, v) for v in vs] for vs in groups)
+
+    return stateless_test_step

@@ -15,3 +15,8 @@ def gradient_step(loss_fn, variables, optimizer):
 def train_step(fn):
     """Keras's tensorflow trainer calls `train_step(self, data)` as written."""
     return fn
+
+
+def test_step(fn):
+    """Keras's tensorflow evaluator calls `test_step(self, data)` as written."""
+    return fn

@@ -88,6 +88,7 @@ class AutoEncoder(keras.Model):
         self.loss_tracker.update_state(out["loss"])
         return {m.name: m.result() for m in self.metrics}
 
+    @backend.test_step
     def test_step(self, data):
         x = keras.utils.unpack_x_y_sample_weight(data)[0]
         self.loss_tracker.update_state(ops.mean(ops.square(x - self(x))))

@@ -136,6 +136,7 @@ class VAE(keras.Model):
             tracker.update_state(out[tracker.name])
         return {m.name: m.result() for m in self.metrics}
 
+    @backend.test_step
     def test_step(self, data):
         x = keras.utils.unpack_x_y_sample_weight(data)[0]
         recon, kl = self.losses_per_image(x)
