@@ -20,6 +20,7 @@ import io
 import json
 import os
 import time
+import zipfile
 
 from kgen.errors import RunError
 
@@ -159,6 +160,11 @@ def load_model_file(path):
 
     from kgen import models  # noqa: F401  (registers the model classes)
 
+    if not zipfile.is_zipfile(path):
+        raise RunError(
+            f"{path} is not a .keras file (corrupt or truncated); resume the run "
+            f"from its checkpoint or train it again."
+        )
     try:
         return keras.saving.load_model(path)
     except Exception as e:

@@ -162,7 +162,7 @@ def test_sample_on_a_corrupt_model(vae_run, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(vae_run, broken)
     (broken / "model.keras").write_bytes(b"not a zip")
-    assert_one_line_error(invoke("sample", broken), "cannot be loaded")
+    assert_one_line_error(invoke("sample", broken), "is not a .keras file")
     # the original run is untouched and still samples
     assert invoke("sample", vae_run, "-n", 4).exit_code == 0
 
