@@ -191,3 +191,18 @@ def test_compare_bad_inputs(tmp_path, tiny_runs):
     a_file.write_text("x")
     result = runner.invoke(main, ["compare", tiny_runs["vae"], "--out", str(a_file)])
     assert result.exit_code != 0 and "file" in result.output
+
+
+@pytest.mark.parametrize("arch", ["mlp", "conv"])
+def test_class_interpolation_replays_the_cgan_generator(arch):
+    import keras
+
+    from kgen.evaluation.figures import _embedding_head
+    from kgen.models import ConditionalGAN
+
+    model = ConditionalGAN(latent_dim=8, arch=arch, seed=0)
+    table, rest = _embedding_head(model.generator)
+    z = np.random.default_rng(0).normal(size=(3, 8)).astype("float32")
+    labels = np.array([1, 4, 7])
+    expected = model.generate(3, labels=labels, z=z)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(rest([z, table[labels]])), expected, atol=1e-6)

@@ -212,7 +212,7 @@ def likelihood(model, x, ll_samples):
         return {"skipped": "the decoder is not Bernoulli (recon_loss='mse'): no likelihood"}
     out = {"elbo": float(np.mean(batched(lambda b: model.log_likelihood(b, k=1), x)))}
     if ll_samples > 0:
-        batch = max(1, 20000 // ll_samples)
+        batch = max(1, 100000 // ll_samples)  # 1,000 images at k=100
         ll = batched(lambda b: model.log_likelihood(b, k=ll_samples), x, batch_size=batch)
         out["log_likelihood"] = float(np.mean(ll))
         out["importance_samples"] = ll_samples

@@ -44,7 +44,7 @@ def write_figures(model, run, images, ref, labels=None, given=8, seed=0):
         tsne_points = min(TSNE_POINTS, len(images))  # as many as the samples evaluated
         latent_map(path("latent_map.png"), codes, y_test[: len(codes)], seed, tsne_points)
     if "z" in params:
-        traversal(path("traversal.png"), model, codes, seed)
+        traversal(path("traversal.png"), model, codes, seed, centre_label=y_test[0])
         interpolation(path("interpolation.png"), model, x_test, y_test, codes, seed)
     if "labels" in params:
         class_interpolation(path("class_interpolation.png"), model, seed)
@@ -80,30 +80,34 @@ def latent_map(path, codes, labels, seed=0, tsne_points=TSNE_POINTS):
     )
 
 
-def traversal(path, model, codes, seed=0, dims=8, steps=9):
+def traversal(path, model, codes, seed=0, dims=8, steps=9, centre_label=None):
     """One row per latent dimension: that dimension swept over +-2.5 std, the others fixed.
 
-    With an encoder the centre is the mean code of the test digits and the
-    spread is each dimension's standard deviation over them, and the rows are
-    the dimensions that vary most (the ones the model uses); without one
-    (GAN) the centre is one noise vector and the spread 1.
+    With an encoder the others stay at the code of one test digit (the first
+    of the test set) and each dimension's spread is its standard deviation
+    over the test codes; the rows are the dimensions that vary most (the
+    ones the model uses). Without one (GAN) the centre is one noise vector
+    and the spread 1.
     """
     latent_dim = model.latent_dim
     if codes is not None:
-        centre, spread = codes.mean(axis=0), codes.std(axis=0)
+        centre, spread = codes[0], codes.std(axis=0)
         chosen = np.argsort(-spread)[: min(dims, latent_dim)]
+        title = "latent traversal around the code of the first test digit"
+        if centre_label is not None:
+            title += f" (a {centre_label})"
     else:
         centre = np.random.default_rng(seed).normal(size=latent_dim)
         spread = np.ones(latent_dim)
         chosen = np.arange(min(dims, latent_dim))
+        title = "latent traversal around one noise vector"
     values = np.linspace(-2.5, 2.5, steps)
     z = np.repeat(centre[None], len(chosen) * steps, axis=0).reshape(len(chosen), steps, latent_dim)
     for row, d in enumerate(chosen):
         z[row, :, d] = centre[d] + values * spread[d]
     images = decode(model, z.reshape(-1, latent_dim)).reshape(len(chosen), steps, 28, 28, 1)
     return plots.save_labelled_grid(
-        path, images, [f"z[{d}]" for d in chosen], [f"{v:+.1f}σ" for v in values],
-        title="latent traversal: one dimension at a time",
+        path, images, [f"z[{d}]" for d in chosen], [f"{v:+.1f}σ" for v in values], title=title
     )
 
 
