@@ -17,6 +17,10 @@ class EpochBatches(keras.utils.PyDataset):
     callback, which tells it the epoch Keras is in (Keras also draws a batch
     to build the model before the first epoch, so counting calls would drift).
 
+    The arrays become backend tensors once, here (on the GPU when Keras uses
+    one), and each batch is gathered from them with `keras.ops.take`: no
+    batch is copied out of NumPy or from the host to the device in training.
+
     Args:
         arrays: a tuple of arrays with the same first dimension, e.g. `(x,)`
             or `(x, y)`; each batch is the same tuple sliced.
@@ -33,8 +37,8 @@ class EpochBatches(keras.utils.PyDataset):
 
     def __init__(self, arrays, batch_size, seed, skip=0):
         super().__init__()
-        self.arrays = tuple(arrays)
-        self.size = len(self.arrays[0])
+        self.arrays = tuple(keras.ops.convert_to_tensor(a) for a in arrays)  # on the device, once
+        self.size = int(self.arrays[0].shape[0])
         self.batch_size = batch_size
         self.seed = seed
         self.skip = skip
@@ -58,5 +62,5 @@ class EpochBatches(keras.utils.PyDataset):
     def __getitem__(self, i):
         start = (i + self.skip) * self.batch_size
         index = np.sort(self._order[start : start + self.batch_size])  # sorted: faster gathers
-        batch = tuple(a[index] for a in self.arrays)
-        return batch if len(batch) > 1 else batch[0]
+        index = keras.ops.convert_to_tensor(index.astype("int32"))
+        return tuple(keras.ops.take(a, index, axis=0) for a in self.arrays)  # (x,) or (x, y)
