@@ -157,15 +157,19 @@ def sample_metrics(features, probs, ref):
     }
 
 
-@functools.lru_cache(maxsize=4)
-def reference(dataset, data_dir=None):
+def reference(dataset="mnist", data_dir=None):
     """Test and training images of `dataset` with the evaluator's view of the test set.
 
     MNIST always uses the real digits bundled with kgen (the official 10,000
     test digits and 5,000 training digits), so that numbers are comparable
     between machines; other data sets come from the run's `data_dir` or
-    tensorflow-datasets.
+    tensorflow-datasets. Computed once per process.
     """
+    return _reference(dataset, None if dataset == "mnist" else (data_dir or None))
+
+
+@functools.lru_cache(maxsize=4)
+def _reference(dataset, data_dir):
     if dataset == "mnist":
         (x_train, y_train), (x_test, y_test) = data.load_bundled("train"), data.load_bundled("test")
         source = "the bundled MNIST sample"

@@ -115,6 +115,8 @@ def kth_neighbour_radii(features, k=3, chunk=1000):
 
 
 def _distances(a, b):
+    """Euclidean distances (len(a), len(b)), in float32: only their order matters."""
+    a, b = a.astype(np.float32), b.astype(np.float32)
     sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T
     return np.sqrt(np.clip(sq, 0, None))
 
