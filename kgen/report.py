@@ -63,7 +63,10 @@ def compare(run_paths, out=None):
     models = [runs.load_model(e["path"]) for e in entries]
     grids = [np.asarray(m.generate(100, seed=SAMPLES_SEED)) for m in models]
     plots.save_side_by_side(os.path.join(out, "samples.png"), grids, names)
-    images = {"samples.png": "100 samples of each run (one seed; a cGAN's columns are the digits 0-9)"}
+    caption = "100 samples of each run, one seed"
+    if any(hasattr(m, "num_classes") for m in models):
+        caption += " (a cGAN's columns are the digits 0-9)"
+    images = {"samples.png": caption}
 
     # latent maps of the runs that encode
     encoders = [(n, m) for n, m in zip(names, models) if hasattr(m, "encode")]
@@ -211,7 +214,11 @@ def _markdown(entries, names, images):
               "and exact for the PatchLSTM.", "", _md_table(model_rows), ""]
     for file, caption in images.items():
         parts += [f"## {caption[0].upper() + caption[1:]}", "", f"![{caption}]({file})", ""]
-    parts += ["## Run directories", ""] + [f"- `{name}`: `{e['path']}`" for e, name in zip(entries, names)] + [""]
+    parts += ["## Run directories and commands", ""]
+    for e, name in zip(entries, names):
+        command = e["config"].get("command")
+        parts.append(f"- `{name}`: `{e['path']}`" + (f", made by `{command}`" if command else ""))
+    parts.append("")
     return "\n".join(parts)
 
 

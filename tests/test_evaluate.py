@@ -47,11 +47,26 @@ def test_evaluator_reaches_its_stated_accuracy_on_the_real_test_digits():
     assert accuracy >= 0.98
 
 
-def test_evaluator_weights_are_small_and_match_their_hash():
-    info = ev_module.manifest()["mnist"]
+@pytest.mark.parametrize("dataset", ["mnist", "fashion_mnist"])
+def test_evaluator_weights_are_small_and_match_their_hash(dataset):
+    info = ev_module.manifest()[dataset]
     path = os.path.join(ev_module.WEIGHTS_DIR, info["file"])
     assert os.path.getsize(path) < 1_000_000
     assert ev_module.sha256(path) == info["sha256"]
+
+
+FASHION_DIR = "/usr/share/datasets/fashion-mnist"  # apt-get install dataset-fashion-mnist
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir(FASHION_DIR), reason="needs the dataset-fashion-mnist package")
+def test_fashion_evaluator_reaches_its_stated_accuracy():
+    from kgen.data import load_dataset
+
+    test = load_dataset("fashion_mnist", "test", data_dir=FASHION_DIR)
+    evaluator = load_evaluator("fashion_mnist")
+    accuracy = np.mean(evaluator.predict(test.images / 255.0) == test.labels)
+    assert accuracy == pytest.approx(evaluator.info["test_accuracy"], abs=2e-4)
 
 
 @pytest.mark.parametrize("backend", ["jax", "tensorflow"])
