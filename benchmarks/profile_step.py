@@ -1,0 +1,105 @@
+"""Where a kgen training step on the torch backend spends its time, from a py-spy profile.
+
+Run kgen's training (the `benchmarks/speed.py` set-up: `model.fit` over
+`EpochBatches` with the per-step callbacks of `kgen train`) under py-spy,
+then sort the samples into the parts of a step:
+
+    py-spy record --format raw --rate 200 -o profile.txt -- \
+        python benchmarks/profile_step.py run gan-mlp --epochs 3
+    python benchmarks/profile_step.py summarize profile.txt
+
+Each sample goes to the part named by the innermost frame of its stack that
+matches one (`PARTS`), else to "other" (the rest of `fit`'s loop and the
+model's `train_step`). A part's share is its samples over all the samples
+taken in the timed `fit` (the warm-up epoch before it is left out).
+"""
+
+import argparse
+import collections
+import os
+import sys
+
+# part: frames (substrings of "function (file:line)") that put a sample there
+PARTS = {
+    "callbacks (logs to floats, NaN check)": ["on_train_batch_end", "on_train_batch_begin", "pythonify_logs"],
+    "data (batch gather, host to device)": [
+        "__getitem__ (kgen/data/batches.py",
+        "py_dataset_adapter.py",
+        "data_adapter_utils.py",
+        "torch/utils/data/",
+        "epoch_iterator.py",
+    ],
+    "metric updates and results": ["update_state (keras/src/metrics", "result (keras/src/metrics"],
+    "optimizer apply": ["apply (keras/src/optimizers", "_apply_adam (kgen/backend", "torch/optim/"],
+    "backward": ["backward (torch/_tensor.py", "torch/autograd/"],
+    "forward (layers, losses)": [
+        "Layer.__call__ (", "loss_fn (", "sample_noise (", "Operation.__call__ (", "Module._call_impl (", "<locals>.step (",
+    ],
+}
+OTHER = "other (fit loop, train_step glue)"
+
+
+def summarize(path):
+    """Shares of the parts of a step in a py-spy raw profile; returns {part: share}."""
+    counts = collections.Counter()
+    for line in open(path):
+        stack, _, n = line.rstrip("\n").rpartition(" ")
+        if "run_epochs (" not in stack or ("fit (" not in stack and "ReferenceRun.rep (" not in stack):
+            continue
+        part = OTHER
+        for frame in reversed(stack.split(";")):  # the innermost frame that names a part decides
+            found = [name for name, patterns in PARTS.items() if any(p in frame for p in patterns)]
+            if found:
+                part = found[0]
+                break
+        counts[part] += int(n)
+    total = sum(counts.values())
+    return {part: counts[part] / total for part in list(PARTS) + [OTHER] if total}, total
+
+
+def run(name, epochs, images, batch_size=None, threads=None, reference=False):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import speed
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    x = speed.train_images(images)
+    kgen_run = speed.KgenRun(name, x, batch_size)
+    if reference:
+        kgen_run = speed.ReferenceRun(kgen_run, x)
+    kgen_run.rep()  # warm-up
+    run_epochs(kgen_run, epochs)
+
+
+def run_epochs(kgen_run, epochs):
+    seconds = kgen_run.rep(epochs)
+    print(" ".join(f"{kgen_run.images / wall:.1f}" for wall, _ in seconds), "images/s (wall)")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="train one model for a few epochs (run it under py-spy)")
+    r.add_argument("model", help="gan-mlp, gan-conv, vae or lstm")
+    r.add_argument("--epochs", type=int, default=3)
+    r.add_argument("--images", type=int, default=5000)
+    r.add_argument("--batch-size", type=int, help="default: the model's `kgen train` default")
+    r.add_argument("--reference", action="store_true", help="profile the plain-PyTorch loop instead")
+    r.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    s = sub.add_parser("summarize", help="shares of the parts of a step in a py-spy raw profile")
+    s.add_argument("profile")
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        run(args.model, args.epochs, args.images, args.batch_size, args.threads, args.reference)
+        return
+    shares, total = summarize(args.profile)
+    print(f"{total} samples in the timed epochs")
+    print("| part of a step | share |\n|---|---:|")
+    for part, share in shares.items():
+        print(f"| {part} | {share:.1%} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""The speed benchmark runs (tiny sizes; nothing here is timed or compared with a number)."""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+
+import profile_step  # noqa: E402
+import reference  # noqa: E402
+import speed  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return speed.train_images(40)
+
+
+@pytest.mark.parametrize("name", list(speed.MODELS))
+def test_reference_networks_compute_what_the_kgen_networks_compute(name):
+    run = speed.KgenRun(name, speed.train_images(8), batch_size=8)
+    step = reference.MAKERS[run.config.model](run.model, "cpu")
+    assert reference.check_same_outputs(run.model, step, "cpu") < 1e-4
+
+
+def test_compare_trains_both_in_turn_and_reports_rates(digits):
+    lines = []
+    row = speed.compare("vae", digits[:16], "cpu", reps=2, warmup=0, batch_size=8, log=lines.append)
+    assert len(lines) == 2
+    assert row["batch_size"] == 8 and row["images"] == 16
+    for key in ("kgen_wall", "reference_wall", "kgen_cpu", "reference_cpu", "ratio_wall"):
+        assert np.isfinite(row[key]) and row[key] > 0
+
+
+def test_reference_step_lowers_the_vae_loss(digits):
+    run = speed.KgenRun("vae", digits, batch_size=40)
+    step = reference.make_vae(run.model, "cpu")
+    import torch
+
+    x = torch.as_tensor(digits)
+    first = float(step(x)[0])
+    for _ in range(20):
+        last = float(step(x)[0])
+    assert last < first
+
+
+def test_main_prints_the_table_and_writes_json(tmp_path, capsys):
+    out = tmp_path / "speed.json"
+    results = speed.main(
+        ["--models", "vae", "--images", "40", "--reps", "1", "--warmup", "0", "--threads", "1", "--json", str(out)]
+    )
+    printed = capsys.readouterr().out
+    assert "| vae | 32 | cpu |" in printed
+    assert "| vae |  | cuda | not measured" in printed or "| vae | 32 | cuda |" in printed
+    assert out.exists() and results["compare"][0]["model"] == "vae"
+
+
+def test_unknown_model_stops_before_any_timing():
+    with pytest.raises(SystemExit, match=r"^Unknown model; use one of gan-mlp, gan-conv, vae, lstm\. Received: 'gan-xl'$"):
+        speed.main(["--models", "vae", "gan-xl"])
+
+
+def test_profile_summary_sorts_samples_into_parts(tmp_path):
+    profile = tmp_path / "profile.txt"
+    fit = "run_epochs (profile_step.py:1);TorchTrainer.fit (keras/src/backend/torch/trainer.py:2)"
+    profile.write_text(
+        f"{fit};GAN.train_step (kgen/models/gan.py:3);gradient_step (kgen/backend/torch.py:4);"
+        "_apply_adam (kgen/backend/torch.py:5) 3\n"
+        f"{fit};GAN.train_step (kgen/models/gan.py:3);Layer.__call__ (keras/src/layers/layer.py:6) 1\n"
+        f"{fit};CallbackList.on_train_batch_end (keras/src/callbacks/callback_list.py:7) 1\n"
+        "import_module (importlib:8) 5\n"  # outside the timed epochs: left out
+    )
+    shares, total = profile_step.summarize(str(profile))
+    assert total == 5
+    assert shares["optimizer apply"] == pytest.approx(0.6)
+    assert shares["forward (layers, losses)"] == pytest.approx(0.2)
+    assert shares["callbacks (logs to floats, NaN check)"] == pytest.approx(0.2)
+
+
+@pytest.mark.slow
+def test_other_backends_and_evaluate_run(tmp_path):
+    rows = speed.other_backend("jax", ["vae"], images=64, reps=1)
+    assert rows[0]["backend"] == "jax" and rows[0]["wall"] > 0
+    timing = speed.time_evaluate(100, str(tmp_path))
+    assert timing["command_s"] > 0
