@@ -136,8 +136,10 @@ def save_curves_side_by_side(path, histories, titles):
         histories: one list of history rows (dicts with `epoch`) per run.
         titles: one title per run.
     """
-    fig, axes = plt.subplots(1, len(histories), figsize=(4 * len(histories), 3.2), squeeze=False)
-    for ax, history, title in zip(axes[0], histories, titles):
+    fig, axes = _panels(len(histories), 4.0, 3.2)
+    for ax in axes[len(histories) :]:
+        ax.axis("off")
+    for ax, history, title in zip(axes, histories, titles):
         epochs = [row["epoch"] for row in history]
         for key in [k for k in history[0] if k != "epoch" and "acc" not in k]:
             ax.plot(epochs, [row.get(key, np.nan) for row in history], marker=".", label=key)
@@ -217,7 +219,7 @@ def save_labelled_grid(path, images, row_labels, col_labels=None, title=None):
 
 
 def save_side_by_side(path, grids, titles, ncol=10):
-    """Saves several image sets as grids of one size, side by side with titles.
+    """Saves several image sets as grids of one size, side by side (four to a row) with titles.
 
     Args:
         path: the PNG to write.
@@ -226,12 +228,21 @@ def save_side_by_side(path, grids, titles, ncol=10):
         ncol: columns of each grid.
     """
     tiles = [tile(g, ncol=ncol) for g in grids]
-    fig, axes = plt.subplots(1, len(tiles), figsize=(3.3 * len(tiles), 3.6), squeeze=False)
-    for ax, t, title in zip(axes[0], tiles, titles):
+    fig, axes = _panels(len(tiles), 3.6, 3.9)
+    for ax in axes:
+        ax.axis("off")
+    for ax, t, title in zip(axes, tiles, titles):
         ax.imshow(t, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
         ax.set_title(title, fontsize=9)
-        ax.axis("off")
     return _save(fig, path)
+
+
+def _panels(n, width, height, per_row=4):
+    """A figure of n panels, at most `per_row` to a row; returns it and a flat list of axes."""
+    cols = min(n, per_row)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    return fig, list(axes.flat)
 
 
 def _save(fig, path, tight=True):
