@@ -8,6 +8,10 @@ then sort the samples into the parts of a step:
         python benchmarks/profile_step.py run gan-mlp --epochs 3
     python benchmarks/profile_step.py summarize profile.txt
 
+(`run --reference` profiles the plain-PyTorch loop of `benchmarks/reference.py`
+the same way.) `networks MODEL` times each network's forward and backward
+pass alone, Keras layers against the same torch modules, in CPU time.
+
 Each sample goes to the part named by the innermost frame of its stack that
 matches one (`PARTS`), else to "other" (the rest of `fit`'s loop and the
 model's `train_step`). A part's share is its samples over all the samples
@@ -78,6 +82,65 @@ def run_epochs(kgen_run, epochs):
     print(" ".join(f"{kgen_run.images / wall:.1f}" for wall, _ in seconds), "images/s (wall)")
 
 
+def networks(name, reps=5, calls=10):
+    """CPU ms of a forward (and forward + backward) pass of each network, Keras vs torch.
+
+    The same networks and weights (`benchmarks/reference.py`), one batch of the
+    model's batch size, in training mode, alternating; medians of `reps`
+    rounds of `calls` calls. The difference is what Keras's layers add.
+    """
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import statistics
+    import time
+
+    import torch
+    from keras import ops
+
+    import reference
+    import speed
+
+    run = speed.KgenRun(name, speed.train_images(8))
+    b, model = run.config.batch_size, run.model
+    step = reference.MAKERS[run.config.model](model, "cpu")
+    x = torch.as_tensor(speed.train_images(b))
+    pairs = {}  # network: (keras fn, torch fn, keras weights, torch weights)
+    if hasattr(model, "discriminator"):
+        g, d = step.modules
+        z = torch.randn(b, model.latent_dim)
+        pairs["generator"] = (lambda: model.generator(z, training=True), lambda: g(z), model.generator, g)
+        pairs["discriminator"] = (
+            lambda: model.discriminator(x, training=True), lambda: d(x.view(-1, 1, 28, 28)), model.discriminator, d
+        )
+    elif hasattr(model, "encoder"):
+        enc, dec = step.modules
+        z = torch.randn(b, model.latent_dim)
+        pairs["encoder"] = (lambda: model.encoder(x, training=True), lambda: enc(x), model.encoder, enc)
+        pairs["decoder"] = (lambda: model.decoder(z, training=True), lambda: dec(z), model.decoder, dec)
+    else:
+        (net,) = step.modules
+        patches = reference.to_patches(x)
+        pairs["lstm stack"] = (
+            lambda: model.run_layers(model.sequence_inputs(patches), training=True)[0], lambda: net(patches), model, net
+        )
+    fns = {}
+    for net_name, (kf, tf, kn, tn) in pairs.items():
+        kw, tw = [v.value for v in kn.trainable_variables], list(tn.parameters())
+        fns[f"{net_name} forward, Keras"] = kf
+        fns[f"{net_name} forward, torch"] = tf
+        fns[f"{net_name} forward + backward, Keras"] = lambda kf=kf, kw=kw: torch.autograd.grad(ops.mean(kf()), kw)
+        fns[f"{net_name} forward + backward, torch"] = lambda tf=tf, tw=tw: torch.autograd.grad(tf().mean(), tw)
+    times = {k: [] for k in fns}
+    for f in fns.values():
+        f()
+    for _ in range(reps):
+        for k, f in fns.items():
+            start = time.process_time()
+            for _ in range(calls):
+                f()
+            times[k].append((time.process_time() - start) / calls * 1e3)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -90,9 +153,20 @@ def main(argv=None):
     r.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     s = sub.add_parser("summarize", help="shares of the parts of a step in a py-spy raw profile")
     s.add_argument("profile")
+    n = sub.add_parser("networks", help="CPU ms of each network's passes, Keras layers vs torch modules")
+    n.add_argument("model", help="gan-mlp, gan-conv, vae or lstm")
+    n.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args(argv)
     if args.command == "run":
         run(args.model, args.epochs, args.images, args.batch_size, args.threads, args.reference)
+        return
+    if args.command == "networks":
+        import torch
+
+        torch.set_num_threads(args.threads)
+        print("| pass (CPU ms, median) | ms |\n|---|---:|")
+        for k, v in networks(args.model).items():
+            print(f"| {k} | {v:.2f} |")
         return
     shares, total = summarize(args.profile)
     print(f"{total} samples in the timed epochs")

@@ -1,23 +1,26 @@
-"""The reference: kgen's networks written in plain PyTorch and trained by a hand-written loop.
+"""The reference: kgen's networks as plain PyTorch modules, trained by a hand-written loop.
 
-Each `make_<model>(keras_model, device)` builds the same networks as the kgen
-model with `torch.nn` modules, copies the Keras model's initial weights into
-them (so both start from weights drawn the same way, by Keras's initializers),
-and returns a `step(batch)` function that trains one batch the way a careful
-PyTorch user writes it: data already a tensor on the device, `torch.optim.Adam`
-with Keras's settings, `zero_grad(set_to_none=True)`, no per-step `.item()`.
-The losses of the last step are returned as tensors.
+Each `make_<model>(keras_model, device)` builds the kgen model's networks as
+`torch.nn.Sequential`s of `nn.Linear`, `nn.BatchNorm1d`, `nn.Conv2d`, ...
+(`torch_network` maps each Keras layer to its torch module, so the reference
+follows `kgen.nets` whatever its sizes), copies the Keras model's initial
+weights into them (both start from weights drawn the same way, by Keras's
+initializers), and returns a `step(batch)` function that trains one batch the
+way a careful PyTorch user writes it: data already a tensor on the device,
+`torch.optim.Adam` with the Keras optimizer's settings,
+`zero_grad(set_to_none=True)`, no per-step `.item()`. It returns the losses of
+the step as tensors.
 
 Images are NCHW in torch and NHWC in Keras; with one channel both are the same
 memory, so the same (n, 28, 28, 1) tensor feeds both (viewed as (n, 1, 28, 28)
-here). Where Keras flattens (h, w, c) features, the copied dense weights are
-permuted to torch's (c, h, w) order, so the two networks compute the same
-function (`check_same_outputs` tests this).
+here). Where Keras flattens or reshapes (h, w, c) features, the copied dense
+weights are permuted to torch's (c, h, w) order, so the two networks compute
+the same function (`check_same_outputs` measures it).
 
-The algorithms are kgen's: the GAN draws new noise for the generator's step,
-and in that step computes no gradients for the discriminator's weights; the
-VAE draws one posterior sample per image; the PatchLSTM is teacher-forced over
-16 patches of 7x7.
+The algorithms are kgen's: the GAN draws new noise for the generator's step
+and computes no gradients for the discriminator's weights in it; the VAE draws
+one posterior sample per image; the PatchLSTM is teacher-forced over 16
+patches of 7x7.
 """
 
 import keras
@@ -26,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-KERAS_BN = {"eps": 1e-3, "momentum": 0.01}  # Keras BatchNormalization(momentum=0.99, epsilon=1e-3)
+ACTIVATIONS = {"linear": None, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
 
 
 def _np(variable):
@@ -37,50 +40,109 @@ def _t(array, device):
     return torch.tensor(np.ascontiguousarray(array), dtype=torch.float32, device=device)
 
 
-def _chw_rows(c, h=7, w=7):
-    """Index that reorders (h, w, c)-flattened features into (c, h, w) order."""
+def _chw(h, w, c):
+    """Index that reorders (h, w, c)-flattened features into torch's (c, h, w) order."""
     return np.arange(h * w * c).reshape(h, w, c).transpose(2, 0, 1).reshape(-1)
 
 
-def _copy_layers(keras_layers, torch_layers, device, rows=None, cols=None):
-    """Copies Dense / BatchNormalization / Conv2D / Conv2DTranspose weights in order.
+def _same_padding(layer):
+    """torch's symmetric padding for a Keras "same" convolution of stride s and kernel k."""
+    (k, _), (s, _) = layer.kernel_size, layer.strides
+    total = k - s  # "same" padding in all, for sizes that are multiples of the stride
+    if layer.padding != "same" or total % 2 or total < 0:
+        raise NotImplementedError(f"no symmetric torch padding for {layer.name} (k={k}, s={s}, {layer.padding})")
+    return total // 2
 
-    `rows` (permutation of a dense layer's output units, and of the batch norm
-    after it) and `cols` (permutation of a dense layer's inputs) map layers by
-    their position in the weighted-layer list.
+
+def torch_network(network, device):
+    """The torch twin of a Keras `Sequential` of kgen's layers, its weights copied in.
+
+    Handles Dense, BatchNormalization, ReLU, LeakyReLU, Dropout, Flatten,
+    Reshape, Conv2D and Conv2DTranspose (with "same" padding). Image tensors
+    are NCHW.
     """
-    rows, cols = rows or {}, cols or {}
-    weighted = [l for l in keras_layers if l.weights]
-    targets = [m for m in torch_layers if any(True for _ in m.parameters(recurse=False))]
-    assert len(weighted) == len(targets), (len(weighted), len(targets))
-    for i, (k, t) in enumerate(zip(weighted, targets)):
-        r, c = rows.get(i), cols.get(i)
-        with torch.no_grad():
-            if isinstance(k, keras.layers.Dense):
-                w = _np(k.kernel).T  # (out, in)
-                w = w[r] if r is not None else w
-                w = w[:, c] if c is not None else w
-                t.weight.copy_(_t(w, device))
-                if k.use_bias:
-                    b = _np(k.bias)
-                    t.bias.copy_(_t(b[r] if r is not None else b, device))
-            elif isinstance(k, keras.layers.BatchNormalization):
+    modules, shape = [], tuple(network.input_shape[1:])  # the Keras shape, without the batch
+    last_dense = None  # (Linear, BatchNorm1d or None): rows to permute if a Reshape to (h, w, c) follows
+    pending_cols = None  # columns to permute in the next Linear, after a Flatten of (h, w, c)
+    with torch.no_grad():
+        for layer in network.layers:
+            kind = type(layer).__name__
+            if kind == "Dense":
+                n_in, n_out = shape[-1], layer.units
+                linear = nn.Linear(n_in, n_out, bias=layer.use_bias)
+                w = _np(layer.kernel).T  # (out, in)
+                if pending_cols is not None:
+                    w, pending_cols = w[:, pending_cols], None
+                linear.weight.copy_(_t(w, device))
+                if layer.use_bias:
+                    linear.bias.copy_(_t(_np(layer.bias), device))
+                modules.append(linear)
+                last_dense = [linear, None]
+                shape = (n_out,)
+            elif kind == "BatchNormalization":
+                c = shape[-1]
+                bn = (nn.BatchNorm1d if len(shape) == 1 else nn.BatchNorm2d)(
+                    c, eps=layer.epsilon, momentum=1 - layer.momentum
+                )
                 for name, src in (
-                    ("weight", k.gamma), ("bias", k.beta), ("running_mean", k.moving_mean), ("running_var", k.moving_variance)
+                    ("weight", layer.gamma), ("bias", layer.beta),
+                    ("running_mean", layer.moving_mean), ("running_var", layer.moving_variance),
                 ):
-                    v = _np(src)
-                    getattr(t, name).copy_(_t(v[r] if r is not None else v, device))
-            elif isinstance(k, keras.layers.Conv2DTranspose):
-                # Keras (kh, kw, out, in) -> torch (in, out, kh, kw)
-                w = _np(k.kernel).transpose(3, 2, 0, 1)
-                t.weight.copy_(_t(w, device))
-                if k.use_bias:
-                    t.bias.copy_(_t(_np(k.bias), device))
-            elif isinstance(k, keras.layers.Conv2D):
-                t.weight.copy_(_t(_np(k.kernel).transpose(3, 2, 0, 1), device))  # (out, in, kh, kw)
-                t.bias.copy_(_t(_np(k.bias), device))
+                    getattr(bn, name).copy_(_t(_np(src), device))
+                modules.append(bn)
+                if len(shape) == 1 and last_dense is not None:
+                    last_dense[1] = bn
+            elif kind == "Reshape":
+                target = tuple(layer.target_shape)
+                if len(target) == 3:  # (h, w, c): torch's (c, h, w); permute the dense rows before it
+                    h, w, c = target
+                    if c > 1 and last_dense is not None:
+                        rows = _chw(h, w, c)
+                        linear, bn = last_dense
+                        linear.weight.copy_(linear.weight[rows])
+                        if linear.bias is not None:
+                            linear.bias.copy_(linear.bias[rows])
+                        if bn is not None:
+                            for name in ("weight", "bias", "running_mean", "running_var"):
+                                getattr(bn, name).copy_(getattr(bn, name)[rows])
+                    modules.append(nn.Unflatten(1, (c, h, w)))
+                else:
+                    modules.append(nn.Unflatten(1, target))
+                shape = target
+            elif kind == "Flatten":
+                if len(shape) == 3 and shape[-1] > 1:
+                    pending_cols = _chw(*shape)
+                modules.append(nn.Flatten())
+                shape = (int(np.prod(shape)),)
+            elif kind in ("Conv2D", "Conv2DTranspose"):
+                transpose = kind == "Conv2DTranspose"
+                cin, cout = shape[-1], layer.filters
+                k, s = layer.kernel_size[0], layer.strides[0]
+                conv = (nn.ConvTranspose2d if transpose else nn.Conv2d)(
+                    cin, cout, k, stride=s, padding=_same_padding(layer), bias=layer.use_bias
+                )
+                kernel = _np(layer.kernel)  # Conv2D (kh, kw, in, out), Conv2DTranspose (kh, kw, out, in)
+                conv.weight.copy_(_t(kernel.transpose(3, 2, 0, 1), device))  # torch (out, in) / (in, out), kh, kw
+                if layer.use_bias:
+                    conv.bias.copy_(_t(_np(layer.bias), device))
+                modules.append(conv)
+                h, w = shape[0], shape[1]
+                shape = (h * s, w * s, cout) if transpose else (-(-h // s), -(-w // s), cout)
+            elif kind == "ReLU":
+                modules.append(nn.ReLU())
+            elif kind == "LeakyReLU":
+                modules.append(nn.LeakyReLU(layer.negative_slope))
+            elif kind == "Dropout":
+                if layer.rate > 0:
+                    modules.append(nn.Dropout(layer.rate))
             else:
-                raise TypeError(f"no torch counterpart for {type(k).__name__}")
+                raise NotImplementedError(f"no torch counterpart for the Keras layer {kind}")
+            activation = getattr(layer, "activation", None)
+            if kind in ("Dense", "Conv2D", "Conv2DTranspose") and activation is not None:
+                module = ACTIVATIONS[activation.__name__]
+                if module is not None:
+                    modules.append(module())
+    return nn.Sequential(*modules).to(device)
 
 
 def _adam(params, optimizer):
@@ -94,52 +156,11 @@ def _adam(params, optimizer):
 # GAN
 
 
-class ConvTranspose(nn.ConvTranspose2d):
-    """Keras's Conv2DTranspose(k=4, s=2, "same"): 7 -> 14 -> 28."""
-
-    def __init__(self, cin, cout, bias):
-        super().__init__(cin, cout, 4, stride=2, padding=1, bias=bias)
-
-
-def gan_networks(arch, latent_dim):
-    """The generator and discriminator of `kgen.nets` for `arch`, as torch modules."""
-    if arch == "mlp":
-        g = nn.Sequential(
-            nn.Linear(latent_dim, 256, bias=False), nn.BatchNorm1d(256, **KERAS_BN), nn.ReLU(),
-            nn.Linear(256, 512, bias=False), nn.BatchNorm1d(512, **KERAS_BN), nn.ReLU(),
-            nn.Linear(512, 1024, bias=False), nn.BatchNorm1d(1024, **KERAS_BN), nn.ReLU(),
-            nn.Linear(1024, 784), nn.Sigmoid(),
-        )
-        d = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(784, 1024), nn.LeakyReLU(0.2),
-            nn.Linear(1024, 512), nn.LeakyReLU(0.2),
-            nn.Linear(512, 256), nn.LeakyReLU(0.2),
-            nn.Linear(256, 1),
-        )
-    else:
-        g = nn.Sequential(
-            nn.Linear(latent_dim, 7 * 7 * 64, bias=False), nn.BatchNorm1d(7 * 7 * 64, **KERAS_BN), nn.ReLU(),
-            nn.Unflatten(1, (64, 7, 7)),
-            ConvTranspose(64, 32, bias=False), nn.BatchNorm2d(32, **KERAS_BN), nn.ReLU(),  # (b, 32, 14, 14)
-            ConvTranspose(32, 1, bias=True), nn.Sigmoid(),  # (b, 1, 28, 28)
-        )
-        d = nn.Sequential(
-            nn.Conv2d(1, 32, 4, stride=2, padding=1), nn.LeakyReLU(0.2), nn.Dropout(0.3),  # (b, 32, 14, 14)
-            nn.Conv2d(32, 64, 4, stride=2, padding=1), nn.LeakyReLU(0.2), nn.Dropout(0.3),  # (b, 64, 7, 7)
-            nn.Flatten(),
-            nn.Linear(7 * 7 * 64, 1),
-        )
-    return g, d
-
-
 def make_gan(model, device):
-    """A reference training step of `kgen.models.GAN` `model` (compiled)."""
-    g, d = gan_networks(model.arch, model.latent_dim)
-    g, d = g.to(device), d.to(device)
-    conv = model.arch == "conv"
-    _copy_layers(model.generator.layers, list(g.modules())[1:], device, rows={0: _chw_rows(64), 1: _chw_rows(64)} if conv else None)
-    _copy_layers(model.discriminator.layers, list(d.modules())[1:], device, cols={2: _chw_rows(64)} if conv else None)
+    """A reference training step of a `kgen.models.GAN` `model` (compiled, BCE loss)."""
+    if model.loss_name != "bce":
+        raise ValueError(f"the reference GAN has the BCE loss. Received: loss={model.loss_name!r}")
+    g, d = torch_network(model.generator, device), torch_network(model.discriminator, device)
     opt_d = _adam(d.parameters(), model.optimizer.d_optimizer)
     opt_g = _adam(g.parameters(), model.optimizer.g_optimizer)
     d_params = list(d.parameters())
@@ -175,27 +196,20 @@ def make_gan(model, device):
 
 
 def make_vae(model, device):
-    """A reference training step of a `kgen.models.VAE` with the MLP networks."""
-    if model.arch != "mlp":
-        raise ValueError(f"the reference VAE is the MLP one. Received: arch={model.arch!r}")
-    latent = model.latent_dim
-    enc = nn.Sequential(
-        nn.Flatten(), nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, 2 * latent)
-    ).to(device)
-    dec = nn.Sequential(
-        nn.Linear(latent, 256), nn.ReLU(), nn.Linear(256, 512), nn.ReLU(), nn.Linear(512, 784)
-    ).to(device)
-    _copy_layers(model.encoder.layers, list(enc.modules())[1:], device)
-    _copy_layers(model.decoder.layers, list(dec.modules())[1:], device)
+    """A reference training step of a `kgen.models.VAE` (Bernoulli decoder, grey-level targets)."""
+    if model.recon_loss != "bce" or model.binarize:
+        raise ValueError("the reference VAE has the BCE loss on grey levels. Received: "
+                         f"recon_loss={model.recon_loss!r}, binarize={model.binarize}")
+    enc, dec = torch_network(model.encoder, device), torch_network(model.decoder, device)
     opt = _adam(list(enc.parameters()) + list(dec.parameters()), model.optimizer)
     kl_weight = model.kl_weight
 
-    def step(x):  # (b, 28, 28, 1)
-        x = x.reshape(-1, 784)
+    def step(images):  # (b, 28, 28, 1)
+        x = images.reshape(-1, 784)
         # encode, sample, decode: negative ELBO
-        mean, log_var = enc(x).chunk(2, dim=1)
+        mean, log_var = enc(images.view(-1, 1, 28, 28)).chunk(2, dim=1)
         z = mean + torch.exp(0.5 * log_var) * torch.randn_like(mean)
-        logits = dec(z)
+        logits = dec(z).reshape(-1, 784)
         recon = (F.softplus(logits) - x * logits).sum(1).mean()
         kl = (-0.5 * (1 + log_var - mean.square() - log_var.exp()).sum(1)).mean()
         loss = recon + kl_weight * kl
@@ -291,10 +305,11 @@ def check_same_outputs(model, step, device, n=8, seed=0):
         elif hasattr(model, "encoder"):
             enc, dec = step.modules
             h = _np(model.encoder(x))
-            diffs.append(np.abs(h - enc(xt).cpu().numpy()).max())
+            diffs.append(np.abs(h - enc(xt.view(n, 1, 28, 28)).cpu().numpy()).max())
             z = rng.standard_normal((n, model.latent_dim)).astype(np.float32)
             keras_logits = _np(model.decoder(z)).reshape(n, 784)
-            diffs.append(np.abs(keras_logits - dec(torch.tensor(z, device=device)).cpu().numpy()).max())
+            torch_logits = dec(torch.tensor(z, device=device)).reshape(n, 784).cpu().numpy()
+            diffs.append(np.abs(keras_logits - torch_logits).max())
         else:
             (net,) = step.modules
             keras_probs = _np(model(x))  # (n, 16, 49)
