@@ -16,7 +16,7 @@ import click
 BACKENDS = ("torch", "jax", "tensorflow")
 MODEL_NAMES = ("ae", "vae", "gan", "cgan", "lstm")
 GANS = ("gan", "cgan")
-GAN_OPTIONS = ("loss", "d_learning_rate", "g_learning_rate", "d_beta_1", "g_beta_1", "d_beta_2", "g_beta_2")
+GAN_OPTIONS = ("loss", "d_dropout", "d_learning_rate", "g_learning_rate", "d_beta_1", "g_beta_1", "d_beta_2", "g_beta_2")
 
 
 class KgenGroup(click.Group):
@@ -116,6 +116,7 @@ def main(ctx, debug):
 @click.option("--recon-loss", type=click.Choice(("bce", "mse")), default="bce", show_default=True, help="VAE, lstm: per-pixel loss.")
 @click.option("--binarize", is_flag=True, help="VAE: dynamically binarize the training images.")
 @click.option("--loss", type=click.Choice(("bce", "hinge")), default="bce", show_default=True, help="GANs: non-saturating BCE or hinge loss.")
+@click.option("--d-dropout", type=click.FloatRange(0, 1, max_open=True), default=0.3, show_default=True, help="GANs: discriminator's dropout (0: the classic MLP pair exactly).")
 @click.option("--d-learning-rate", "--d-lr", type=click.FloatRange(min=0, min_open=True), default=2e-4, show_default=True, help="GANs: discriminator's Adam step size.")
 @click.option("--g-learning-rate", "--g-lr", type=click.FloatRange(min=0, min_open=True), default=2e-4, show_default=True, help="GANs: generator's Adam step size.")
 @click.option("--d-beta-1", type=click.FloatRange(0, 1, max_open=True), default=0.5, show_default=True, help="GANs: discriminator's Adam beta_1.")
@@ -141,7 +142,7 @@ def train(ctx, **params):
 
 
 def _train(ctx, model, epochs, batch_size, latent_dim, arch, learning_rate, dataset, data_dir,
-          offline, limit, seed, out, name, resume_run, kl_weight, recon_loss, binarize, loss,
+          offline, limit, seed, out, name, resume_run, kl_weight, recon_loss, binarize, loss, d_dropout,
           d_learning_rate, g_learning_rate, d_beta_1, g_beta_1, d_beta_2, g_beta_2, layers, units, dropout):
     from kgen import training
 
@@ -153,7 +154,7 @@ def _train(ctx, model, epochs, batch_size, latent_dim, arch, learning_rate, data
         if model in GANS:
             if ctx.get_parameter_source("learning_rate").name != "DEFAULT":
                 raise click.UsageError("GANs have two learning rates: use --d-learning-rate and --g-learning-rate.")
-            options.update(loss=loss)
+            options.update(loss=loss, d_dropout=d_dropout)
             gan_optimizers = {
                 "d": {"learning_rate": d_learning_rate, "beta_1": d_beta_1, "beta_2": d_beta_2},
                 "g": {"learning_rate": g_learning_rate, "beta_1": g_beta_1, "beta_2": g_beta_2},

@@ -88,8 +88,9 @@ def generator(arch, latent_dim, num_classes=None, name="generator"):
     Args:
         arch: `"mlp"` (latent -> 256 -> 512 -> 1024 -> 784, each hidden layer
             with batch normalization and ReLU) or `"conv"` (DCGAN-style: a
-            dense layer to 7x7x128, then two 4x4 transposed convolutions
-            7 -> 14 -> 28, batch normalization and ReLU between).
+            dense layer to 7x7x64, then two 4x4 transposed convolutions
+            7 -> 14 -> 28 with 32 and 1 channels, batch normalization and
+            ReLU between; small, so that it trains in minutes on a CPU).
         latent_dim: size of the noise vector.
         num_classes: if set, the generator also takes integer labels
             (batch,), embeds each in 32 values and concatenates them to the
@@ -114,9 +115,9 @@ def generator(arch, latent_dim, num_classes=None, name="generator"):
         ]
     else:
         body = [
-            layers.Dense(7 * 7 * 128, use_bias=False), layers.BatchNormalization(), layers.ReLU(),
-            layers.Reshape((7, 7, 128)),
-            layers.Conv2DTranspose(64, 4, strides=2, padding="same", use_bias=False),  # (batch, 14, 14, 64)
+            layers.Dense(7 * 7 * 64, use_bias=False), layers.BatchNormalization(), layers.ReLU(),
+            layers.Reshape((7, 7, 64)),
+            layers.Conv2DTranspose(32, 4, strides=2, padding="same", use_bias=False),  # (batch, 14, 14, 32)
             layers.BatchNormalization(), layers.ReLU(),
             layers.Conv2DTranspose(1, 4, strides=2, padding="same", activation="sigmoid"),  # (batch, 28, 28, 1)
         ]
@@ -130,19 +131,22 @@ def generator(arch, latent_dim, num_classes=None, name="generator"):
     return keras.Model([noise, label], h, name=name)
 
 
-def discriminator(arch, num_classes=None, name="discriminator"):
+def discriminator(arch, num_classes=None, dropout=0.0, name="discriminator"):
     """A GAN's discriminator: images (batch, 28, 28, 1) to one logit each (batch, 1).
 
     Args:
         arch: `"mlp"` (784 -> 1024 -> 512 -> 256 -> 1 with LeakyReLU(0.2)) or
             `"conv"` (DCGAN-style: two strided 4x4 convolutions 28 -> 14 -> 7,
-            64 and 128 channels, LeakyReLU(0.2), then a logit).
+            32 and 64 channels, LeakyReLU(0.2), then a logit).
         num_classes: if set, a projection discriminator (Miyato and Koyama,
             2018) that also takes integer labels (batch,): with `h` the image's
             features, logit = w.h + b + embed(label).h. The second term scores
             how well the image fits its label, so a real-looking digit with the
             wrong label still gets a low logit. A `keras.Model` with inputs
             `[image, label]`.
+        dropout: if above 0, a dropout layer of this rate after each hidden
+            layer, which keeps the discriminator from memorizing a small
+            training set and overpowering the generator.
         name: name of the network.
 
     Example:
@@ -151,18 +155,22 @@ def discriminator(arch, num_classes=None, name="discriminator"):
     (2, 1)
     """
     check_arch(arch)
+
+    def drop():
+        return [layers.Dropout(dropout)] if dropout > 0 else []
+
     if arch == "mlp":
         features = [
             layers.Flatten(),  # (batch, 784)
-            layers.Dense(1024), layers.LeakyReLU(0.2),
-            layers.Dense(512), layers.LeakyReLU(0.2),
-            layers.Dense(256), layers.LeakyReLU(0.2),  # (batch, 256)
+            layers.Dense(1024), layers.LeakyReLU(0.2), *drop(),
+            layers.Dense(512), layers.LeakyReLU(0.2), *drop(),
+            layers.Dense(256), layers.LeakyReLU(0.2), *drop(),  # (batch, 256)
         ]
     else:
         features = [
-            layers.Conv2D(64, 4, strides=2, padding="same"), layers.LeakyReLU(0.2),  # (batch, 14, 14, 64)
-            layers.Conv2D(128, 4, strides=2, padding="same"), layers.LeakyReLU(0.2),  # (batch, 7, 7, 128)
-            layers.Flatten(),  # (batch, 6272)
+            layers.Conv2D(32, 4, strides=2, padding="same"), layers.LeakyReLU(0.2), *drop(),  # (batch, 14, 14, 32)
+            layers.Conv2D(64, 4, strides=2, padding="same"), layers.LeakyReLU(0.2), *drop(),  # (batch, 7, 7, 64)
+            layers.Flatten(),  # (batch, 3136)
         ]
     if num_classes is None:
         return keras.Sequential([keras.Input(IMAGE_SHAPE), *features, layers.Dense(1)], name=name)

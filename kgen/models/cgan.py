@@ -33,6 +33,7 @@ class ConditionalGAN(keras.Model):
         arch: `"mlp"` or `"conv"` networks.
         loss: `"bce"` (non-saturating binary cross-entropy) or `"hinge"`.
         num_classes: number of labels (10 digits).
+        d_dropout: dropout rate after each hidden layer of the discriminator.
         seed: seed of the model's random generator.
 
     Example:
@@ -47,9 +48,11 @@ class ConditionalGAN(keras.Model):
     (8, 28, 28, 1)
     """
 
-    def __init__(self, latent_dim=64, arch="mlp", loss="bce", num_classes=10, seed=None, **kwargs):
+    def __init__(
+        self, latent_dim=64, arch="mlp", loss="bce", num_classes=10, d_dropout=0.3, seed=None, **kwargs
+    ):
         super().__init__(**kwargs)
-        check_options(latent_dim, arch, loss)
+        check_options(latent_dim, arch, loss, d_dropout)
         if int(num_classes) < 2:
             raise ValueError(f"num_classes must be at least 2. Received: num_classes={num_classes}")
         self.latent_dim = int(latent_dim)
@@ -58,7 +61,8 @@ class ConditionalGAN(keras.Model):
         self.num_classes = int(num_classes)
         self.seed = seed
         self.generator = nets.generator(arch, self.latent_dim, num_classes=self.num_classes)
-        self.discriminator = nets.discriminator(arch, num_classes=self.num_classes)
+        self.d_dropout = float(d_dropout)
+        self.discriminator = nets.discriminator(arch, num_classes=self.num_classes, dropout=self.d_dropout)
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
@@ -200,6 +204,7 @@ class ConditionalGAN(keras.Model):
             "latent_dim": self.latent_dim,
             "arch": self.arch,
             "loss": self.loss_name,
+            "d_dropout": self.d_dropout,
             "num_classes": self.num_classes,
             "seed": self.seed,
         }

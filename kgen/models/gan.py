@@ -41,8 +41,10 @@ def accuracies(real_logits, fake_logits):
     )
 
 
-def check_options(latent_dim, arch, loss):
+def check_options(latent_dim, arch, loss, d_dropout):
     nets.check_arch(arch)
+    if not 0 <= d_dropout < 1:
+        raise ValueError(f"d_dropout must be in [0, 1). Received: d_dropout={d_dropout}")
     if int(latent_dim) < 1:
         raise ValueError(f"latent_dim must be at least 1. Received: latent_dim={latent_dim}")
     if loss not in LOSSES:
@@ -77,6 +79,8 @@ class GAN(keras.Model):
         arch: `"mlp"` or `"conv"` networks (see `kgen.nets.generator` and
             `kgen.nets.discriminator`).
         loss: `"bce"` (non-saturating binary cross-entropy) or `"hinge"`.
+        d_dropout: dropout rate after each hidden layer of the discriminator
+            (0: none, the classic MLP pair exactly).
         seed: seed of the model's random generator.
 
     Example:
@@ -91,15 +95,16 @@ class GAN(keras.Model):
     (16, 28, 28, 1)
     """
 
-    def __init__(self, latent_dim=64, arch="mlp", loss="bce", seed=None, **kwargs):
+    def __init__(self, latent_dim=64, arch="mlp", loss="bce", d_dropout=0.3, seed=None, **kwargs):
         super().__init__(**kwargs)
-        check_options(latent_dim, arch, loss)
+        check_options(latent_dim, arch, loss, d_dropout)
         self.latent_dim = int(latent_dim)
         self.arch = arch
         self.loss_name = loss
         self.seed = seed
         self.generator = nets.generator(arch, self.latent_dim)
-        self.discriminator = nets.discriminator(arch)
+        self.d_dropout = float(d_dropout)
+        self.discriminator = nets.discriminator(arch, dropout=self.d_dropout)
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
@@ -210,5 +215,6 @@ class GAN(keras.Model):
             "latent_dim": self.latent_dim,
             "arch": self.arch,
             "loss": self.loss_name,
+            "d_dropout": self.d_dropout,
             "seed": self.seed,
         }
