@@ -29,7 +29,6 @@ from kgen.evaluation import metrics
 from kgen.evaluation.evaluator import load_evaluator
 
 DEFAULT_NUM_SAMPLES = 5000
-SAMPLE_METRICS = ("fid", "kid", "inception_score", "precision", "recall", "coverage_kl", "min_class_share")
 
 
 def evaluate(run, num_samples=DEFAULT_NUM_SAMPLES, ll_samples=100, given=8, seed=0, figures=True):
@@ -109,7 +108,7 @@ def evaluate(run, num_samples=DEFAULT_NUM_SAMPLES, ll_samples=100, given=8, seed
         from kgen.evaluation import figures as figs
 
         out["figures"] = figs.write_figures(model, run, images, ref, labels=labels, given=given, seed=seed)
-    out["backend"] = config.get("backend")
+    out["backend"] = keras.config.backend()  # of this evaluation; config.json has the training one
     out["seconds"] = round(time.time() - start, 1)
     out["created"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     runs.write_json(os.path.join(run, runs.METRICS), out)
