@@ -10,7 +10,9 @@ then sort the samples into the parts of a step:
 
 (`run --reference` profiles the plain-PyTorch loop of `benchmarks/reference.py`
 the same way.) `networks MODEL` times each network's forward and backward
-pass alone, Keras layers against the same torch modules, in CPU time.
+pass alone, Keras layers against the same torch modules, in CPU time;
+`jit-check MODEL` trains a short epoch eager and with `jit_compile=True` from
+the same weights and seed and prints both epochs' logs.
 
 Each sample goes to the part named by the innermost frame of its stack that
 matches one (`PARTS`), else to "other" (the rest of `fit`'s loop and the
@@ -141,6 +143,30 @@ def networks(name, reps=5, calls=10):
     return {k: statistics.median(v) for k, v in times.items()}
 
 
+def jit_check(name, images=96):
+    """Trains one epoch eager and with `jit_compile=True` from the same start; returns both logs and the weight gap."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import time
+
+    import numpy as np
+
+    import speed
+
+    x = speed.train_images(images)
+    out = {}
+    for jit in (False, True):
+        run = speed.KgenRun(name, x, jit=jit)
+        start = time.perf_counter()
+        history = run.model.fit(run.batches, epochs=1, shuffle=False, verbose=0, callbacks=[run.batches.follow_epochs()])
+        out["jit" if jit else "eager"] = {
+            "seconds": time.perf_counter() - start,
+            "logs": {k: v[0] for k, v in history.history.items()},
+            "weights": run.model.get_weights(),
+        }
+    gap = max(float(np.max(np.abs(a - b))) for a, b in zip(out["eager"]["weights"], out["jit"]["weights"]))
+    return out, gap
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -156,7 +182,17 @@ def main(argv=None):
     n = sub.add_parser("networks", help="CPU ms of each network's passes, Keras layers vs torch modules")
     n.add_argument("model", help="gan-mlp, gan-conv, vae or lstm")
     n.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    j = sub.add_parser("jit-check", help="one short epoch eager and with jit_compile=True: logs and weight gap")
+    j.add_argument("model", help="gan-mlp, gan-conv, vae or lstm")
+    j.add_argument("--images", type=int, default=96)
     args = parser.parse_args(argv)
+    if args.command == "jit-check":
+        out, gap = jit_check(args.model, args.images)
+        for mode, r in out.items():
+            logs = ", ".join(f"{k} {v:.4f}" for k, v in r["logs"].items())
+            print(f"{mode}: {r['seconds']:.1f} s (compile included); {logs}")
+        print(f"largest |eager - jit| weight difference after the epoch: {gap:.2g}")
+        return
     if args.command == "run":
         run(args.model, args.epochs, args.images, args.batch_size, args.threads, args.reference)
         return

@@ -227,22 +227,43 @@ def time_kgen(name, x, reps=5, warmup=1, batch_size=None, jit=False, device=None
     }
 
 
-def other_backend(backend, models, images, reps, threads=None):
-    """Runs `time_kgen` for `models` under `backend` in a subprocess; returns its rows."""
-    code = (
-        "import json, sys; sys.path.insert(0, 'benchmarks'); import speed; "
-        f"x = speed.train_images({images}); "
-        f"print('ROWS', json.dumps([speed.time_kgen(m, x, reps={reps}) for m in {list(models)!r}]))"
-    )
+def in_subprocess(call, backend="torch", threads=None, log=print):
+    """Evaluates `call` (code using `speed` and `sys`) in a fresh process; returns its JSON result.
+
+    Each model is timed in a process of its own, as `kgen train` runs it: what
+    an earlier model left in the allocator or the caches does not count, and
+    a process has one Keras backend.
+    """
+    code = "import json, sys; sys.path.insert(0, 'benchmarks'); import speed\n"
+    if threads and backend == "torch":
+        code += f"import torch; torch.set_num_threads({threads})\n"
+    code += f"print('RESULT', json.dumps({call}), flush=True)\n"
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-    if threads:  # the matching knobs of jax (XLA) and tensorflow
+    if threads and backend != "torch":  # the matching knobs of jax (XLA) and tensorflow
         env["XLA_FLAGS"] = f"--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads={threads}"
         env["TF_NUM_INTRAOP_THREADS"] = env["TF_NUM_INTEROP_THREADS"] = str(threads)
-    proc = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True)
-    for line in proc.stdout.splitlines():
-        if line.startswith("ROWS "):
-            return json.loads(line[5:])
-    return [{"model": m, "backend": backend, "error": proc.stderr.strip().splitlines()[-1:]} for m in models]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    result = None
+    for line in proc.stdout:
+        if line.startswith("RESULT "):
+            result = json.loads(line[7:])
+        else:
+            log(line.rstrip("\n"))
+    err = proc.stderr.read()
+    if proc.wait() or result is None:
+        lines = [l for l in err.strip().splitlines() if l.strip()]
+        return {"error": lines[-1:] or [f"exit status {proc.returncode}"]}
+    return result
+
+
+def compare_call(name, images, device, reps, warmup):
+    return f"speed.compare({name!r}, speed.train_images({images}), {device!r}, {reps}, {warmup})"
+
+
+def kgen_call(name, images, reps, warmup, jit=False):
+    return f"speed.time_kgen({name!r}, speed.train_images({images}), {reps}, {warmup}, jit={jit})"
 
 
 def time_evaluate(num_samples, out):
@@ -290,6 +311,9 @@ def table(results):
         "|---|---:|---|---:|---:|---:|---:|",
     ]
     for r in results["compare"]:
+        if "error" in r:
+            lines.append(f"| {r['model']} | | {r['device']} | failed: {' '.join(r['error'])} | | | |")
+            continue
         if "kgen_wall" not in r:
             lines.append(f"| {r['model']} | {r.get('batch_size', '')} | {r['device']} | not measured | not measured | | |")
             continue
@@ -338,23 +362,20 @@ def main(argv=None):
         make_config(name)  # unknown names fail before any timing
     results = {"machine": machine(), "command": " ".join(["python", "benchmarks/speed.py"] + (argv or sys.argv[1:])),
                "compare": [], "backends": []}
-    x = train_images(args.images)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     for device in devices:
         for name in args.models:
-            results["compare"].append(compare(name, x, device, args.reps, args.warmup))
+            row = in_subprocess(compare_call(name, args.images, device, args.reps, args.warmup), threads=args.threads)
+            results["compare"].append({"model": name, "device": device, **row})
     if "cuda" not in devices:
         results["compare"] += [{"model": name, "device": "cuda"} for name in args.models]
-    if args.jit:
+    runs = [("torch", True)] * args.jit + [(backend, False) for backend in args.backends]
+    for backend, jit in runs:
         for name in args.models:
-            try:
-                results["backends"].append(time_kgen(name, x, args.reps, args.warmup, jit=True))
-            except Exception as e:  # torch.compile fails on some graphs; say so in the table
-                results["backends"].append({"model": name, "backend": "torch jit_compile", "error": [repr(e)[:200]]})
-    for backend in args.backends:
-        results["backends"] += other_backend(backend, args.models, args.images, args.reps, args.threads)
+            row = in_subprocess(kgen_call(name, args.images, args.reps, args.warmup, jit), backend, args.threads)
+            results["backends"].append({"model": name, "backend": backend + (" jit_compile" if jit else ""), **row})
     if args.gpu_epoch and "cuda" in devices:
-        row = time_kgen("gan-mlp", train_images(60000), reps=3, device="cuda")
+        row = in_subprocess(f"speed.time_kgen('gan-mlp', speed.train_images(60000), 3, device='cuda')")
         results["gpu_epoch_60k_s"] = 60000 / row["wall"]
     if args.evaluate:
         results["evaluate"] = time_evaluate(args.evaluate, tempfile.mkdtemp(prefix="kgen-speed-eval-"))
