@@ -12,6 +12,13 @@ Every backend module offers the same names:
   the decorator runs the step inside a `StatelessScope` over that state and
   returns the new state. `test_step` does the same for `test_step(self, data)`
   (so `model.evaluate` works on every backend).
+- `forward(network, inputs, training=None)`: `network(inputs,
+  training=training)`. On torch, where every step runs eagerly, a plain
+  `keras.Sequential` goes straight through its layers' `call` methods,
+  skipping `Layer.__call__`'s per-call work; the result is the same.
+- `no_grad()`: a context in which the torch backend records no autograd
+  graph (a tensor that is only an input to the loss needs none); nothing on
+  the other backends, which differentiate only inside `gradient_step`.
 
 Models import this package and never ask which backend runs.
 """
@@ -21,15 +28,15 @@ import keras
 _name = keras.config.backend()
 
 if _name == "torch":
-    from kgen.backend.torch import gradient_step, test_step, train_step
+    from kgen.backend.torch import forward, gradient_step, no_grad, test_step, train_step
 elif _name == "jax":
-    from kgen.backend.jax import gradient_step, test_step, train_step
+    from kgen.backend.jax import forward, gradient_step, no_grad, test_step, train_step
 elif _name == "tensorflow":
-    from kgen.backend.tensorflow import gradient_step, test_step, train_step
+    from kgen.backend.tensorflow import forward, gradient_step, no_grad, test_step, train_step
 else:
     raise ValueError(
         "kgen runs on the torch, jax and tensorflow backends of Keras; set "
         f"KERAS_BACKEND to one of them. Received: backend={_name!r}"
     )
 
-__all__ = ["gradient_step", "test_step", "train_step"]
+__all__ = ["forward", "gradient_step", "no_grad", "test_step", "train_step"]

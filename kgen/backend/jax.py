@@ -14,6 +14,7 @@ optimizers must expose both through that one `optimizer` (see
 `kgen.optimizers`), or the second optimizer's state is lost between steps.
 """
 
+import contextlib
 import functools
 
 import jax
@@ -84,3 +85,13 @@ def test_step(fn):
         return logs, tuple([_current(scope, v) for v in vs] for vs in groups)
 
     return stateless_test_step
+
+
+def forward(network, inputs, training=None):
+    """`network(inputs, training=training)`: a traced step pays Keras's per-layer work once."""
+    return network(inputs, training=training)
+
+
+def no_grad():
+    """Nothing to turn off: gradients exist only inside `gradient_step`."""
+    return contextlib.nullcontext()

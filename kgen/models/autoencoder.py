@@ -56,11 +56,11 @@ class AutoEncoder(keras.Model):
 
     def encode(self, x):
         """Images (batch, 28, 28, 1) to codes (batch, latent_dim)."""
-        return self.encoder(x)
+        return backend.forward(self.encoder, x)
 
     def decode(self, z):
         """Codes (batch, latent_dim) to images in [0, 1]."""
-        return ops.sigmoid(self.decoder(z))
+        return ops.sigmoid(backend.forward(self.decoder, z))
 
     def call(self, x, training=False):
         return self.decode(self.encode(x))

@@ -111,7 +111,9 @@ class ConditionalGAN(keras.Model):
     def discriminator_step(self, real, labels):
         """One optimizer step of the discriminator on real pairs and generated ones."""
         z = self.sample_noise(ops.shape(real)[0])
-        fake = ops.stop_gradient(self.generator([z, labels], training=True))
+        with backend.no_grad():
+            fake = self.generator([z, labels], training=True)
+        fake = ops.stop_gradient(fake)
 
         def loss_fn():
             real_logits = self.discriminator([real, labels], training=True)  # (batch, 1)

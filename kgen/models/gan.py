@@ -153,11 +153,13 @@ class GAN(keras.Model):
 
     def discriminator_step(self, real):
         """One optimizer step of the discriminator on `real` and as many generated images."""
-        fake = ops.stop_gradient(self.generator(self.sample_noise(ops.shape(real)[0]), training=True))
+        with backend.no_grad():
+            fake = backend.forward(self.generator, self.sample_noise(ops.shape(real)[0]), training=True)
+        fake = ops.stop_gradient(fake)
 
         def loss_fn():
-            real_logits = self.discriminator(real, training=True)  # (batch, 1)
-            fake_logits = self.discriminator(fake, training=True)  # (batch, 1)
+            real_logits = backend.forward(self.discriminator, real, training=True)  # (batch, 1)
+            fake_logits = backend.forward(self.discriminator, fake, training=True)  # (batch, 1)
             acc_real, acc_fake = accuracies(real_logits, fake_logits)
             loss = discriminator_loss(self.loss_name, real_logits, fake_logits)
             return {"loss": loss, "d_acc_real": acc_real, "d_acc_fake": acc_fake}
@@ -170,7 +172,8 @@ class GAN(keras.Model):
         z = self.sample_noise(batch_size)
 
         def loss_fn():
-            fake_logits = self.discriminator(self.generator(z, training=True), training=True)
+            fake = backend.forward(self.generator, z, training=True)
+            fake_logits = backend.forward(self.discriminator, fake, training=True)
             return {"loss": generator_loss(self.loss_name, fake_logits)}
 
         variables = self.generator.trainable_variables

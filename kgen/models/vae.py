@@ -83,7 +83,7 @@ class VAE(keras.Model):
 
     def encode(self, x):
         """Images (batch, 28, 28, 1) to the mean and log-variance of q(z|x)."""
-        h = self.encoder(x)  # (batch, 2 * latent_dim)
+        h = backend.forward(self.encoder, x)  # (batch, 2 * latent_dim)
         return h[:, : self.latent_dim], h[:, self.latent_dim :]
 
     def sample_posterior(self, mean, log_var):
@@ -93,7 +93,7 @@ class VAE(keras.Model):
 
     def decode(self, z):
         """Codes (batch, latent_dim) to images (pixel means) in [0, 1]."""
-        return ops.sigmoid(self.decoder(z))
+        return ops.sigmoid(backend.forward(self.decoder, z))
 
     def call(self, x, training=False):
         mean, _ = self.encode(x)
@@ -107,7 +107,7 @@ class VAE(keras.Model):
         """Reconstruction and KL terms per image (batch,), one posterior draw."""
         target = x if target is None else target
         mean, log_var = self.encode(x)
-        logits = self.decoder(self.sample_posterior(mean, log_var))
+        logits = backend.forward(self.decoder, self.sample_posterior(mean, log_var))
         recon = ops.sum(self.pixel_loss(target, logits), axis=(1, 2, 3))
         kl = -0.5 * ops.sum(1 + log_var - ops.square(mean) - ops.exp(log_var), axis=1)
         return recon, kl
@@ -173,7 +173,7 @@ class VAE(keras.Model):
         terms = []
         for _ in range(k):
             z = self.sample_posterior(mean, log_var)
-            log_px = -ops.sum(self.pixel_loss(x, self.decoder(z)), axis=(1, 2, 3))
+            log_px = -ops.sum(self.pixel_loss(x, backend.forward(self.decoder, z)), axis=(1, 2, 3))
             log_pz = -0.5 * ops.sum(ops.square(z) + math.log(2 * math.pi), axis=1)
             log_qz = -0.5 * ops.sum(
                 ops.square(z - mean) / ops.exp(log_var) + log_var + math.log(2 * math.pi),
