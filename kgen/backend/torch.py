@@ -3,7 +3,7 @@
 On torch every step runs eagerly, so Python work per layer and per operation
 is paid at every step (on jax and tensorflow it is paid once, when the step is
 traced). These make kgen's step faster than Keras's own torch step, with the
-same numbers:
+same results:
 
 - `forward` runs a built `keras.Sequential` of float32 layers straight through
   its layers' `call` methods. `network(x)` goes through `Layer.__call__` of the
@@ -19,15 +19,17 @@ same numbers:
   `variables` only. `loss.backward()` also computes the gradients of every
   other weight the loss depends on: in a GAN's generator step, all of the
   discriminator's weight gradients, which are thrown away.
-- A plain Keras `Adam` on CPU is applied one variable at a time, in place.
-  Keras's torch Adam runs each of its ~10 operations over all variables in
-  turn (`torch._foreach_*`), each pass a trip through memory that a CPU does
-  element by element anyway; one variable at a time, its moments stay in
-  cache. The arithmetic is Keras's, operation for operation, so the weights
-  come out bit for bit the same. Every other optimizer, an Adam with clipping,
-  weight decay, EMA, gradient accumulation or AMSGrad, and any GPU run go
-  through `optimizer.apply`.
+- A plain Keras `Adam` on CPU is applied by torch's fused Adam kernel, one
+  call for all variables, with Keras's update (see `_apply_adam`). Keras's
+  torch Adam runs each of its ~10 operations over all variables in turn
+  (`torch._foreach_*`), each pass a trip through memory and a new tensor; the
+  fused kernel reads and writes each weight and moment once: 0.4 ms instead of
+  5.7 ms for the VAE's 1.07 M weights on 2 cores. Every other optimizer, an
+  Adam with clipping, weight decay, EMA, gradient accumulation or AMSGrad,
+  and any GPU run go through `optimizer.apply`.
 """
+
+import math
 
 import keras
 import torch
@@ -109,21 +111,34 @@ def _plain_adam(optimizer, variables, grads):
 
 
 def _apply_adam(optimizer, grads, variables):
-    """Keras's torch Adam update (`torch_adam.Adam._parallel_update_step`), one variable at a time."""
-    dtype = variables[0].value.dtype
-    lr = ops.cast(optimizer.learning_rate, dtype)
-    local_step = ops.cast(optimizer.iterations + 1, dtype)
-    beta_1_power = ops.power(ops.cast(optimizer.beta_1, dtype), local_step)
-    beta_2_power = ops.power(ops.cast(optimizer.beta_2, dtype), local_step)
-    alpha = lr * ops.sqrt(1 - beta_2_power) / (1 - beta_1_power)
-    beta_1, beta_2, epsilon = optimizer.beta_1, optimizer.beta_2, optimizer.epsilon
-    for variable, grad in zip(variables, grads):
-        index = optimizer._get_variable_index(variable)
-        m = optimizer._momentums[index].value
-        v = optimizer._velocities[index].value
-        m.mul_(beta_1).add_(grad, alpha=1 - beta_1)
-        v.mul_(beta_2).add_(torch.mul(grad, grad), alpha=1 - beta_2)
-        variable.value.sub_(torch.mul(m, alpha).div_(torch.sqrt(v).add_(epsilon)))
+    """Keras's Adam update of `variables` in one call of torch's fused CPU kernel.
+
+    Keras's Adam takes var -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)
+    ("epsilon hat" of the Adam paper); `torch._fused_adam_` takes
+    var -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps'), the same
+    update when eps' = eps / sqrt(1 - b2^t). The moments are Keras's, updated
+    in place; only the rounding of the last bits can differ from
+    `optimizer.apply`.
+    """
+    step = int(optimizer.iterations.value) + 1  # t; reading it is free on a CPU
+    lr = float(optimizer._get_current_learning_rate())
+    indices = [optimizer._get_variable_index(v) for v in variables]
+    steps = [torch.tensor(float(step))] * len(variables)
+    torch._fused_adam_(
+        [v.value for v in variables],
+        [g.contiguous() for g in grads],
+        [optimizer._momentums[i].value for i in indices],
+        [optimizer._velocities[i].value for i in indices],
+        [],
+        steps,
+        amsgrad=False,
+        lr=lr,
+        beta1=optimizer.beta_1,
+        beta2=optimizer.beta_2,
+        weight_decay=0.0,
+        eps=optimizer.epsilon / math.sqrt(1 - optimizer.beta_2**step),
+        maximize=False,
+    )
     optimizer._iterations.assign_add(1)
 
 
