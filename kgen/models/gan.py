@@ -157,9 +157,12 @@ class GAN(keras.Model):
             fake = backend.forward(self.generator, self.sample_noise(ops.shape(real)[0]), training=True)
         fake = ops.stop_gradient(fake)
 
+        n = ops.shape(real)[0]
+
         def loss_fn():
-            real_logits = backend.forward(self.discriminator, real, training=True)  # (batch, 1)
-            fake_logits = backend.forward(self.discriminator, fake, training=True)  # (batch, 1)
+            # one pass over both halves: the discriminator keeps no batch statistics
+            logits = backend.forward(self.discriminator, ops.concatenate([real, fake]), training=True)  # (2 * batch, 1)
+            real_logits, fake_logits = logits[:n], logits[n:]
             acc_real, acc_fake = accuracies(real_logits, fake_logits)
             loss = discriminator_loss(self.loss_name, real_logits, fake_logits)
             return {"loss": loss, "d_acc_real": acc_real, "d_acc_fake": acc_fake}
