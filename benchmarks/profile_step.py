@@ -39,7 +39,7 @@ PARTS = {
     "optimizer apply": ["apply (keras/src/optimizers", "_apply_adam (kgen/backend", "torch/optim/"],
     "backward": ["backward (torch/_tensor.py", "torch/autograd/"],
     "forward (layers, losses)": [
-        "Layer.__call__ (", "loss_fn (", "sample_noise (", "Operation.__call__ (", "Module._call_impl (", "<locals>.step (",
+        "Layer.__call__ (", "forward (kgen/backend", "loss_fn (", "sample_noise (", "Operation.__call__ (", "Module._call_impl (", "<locals>.step (",
     ],
 }
 OTHER = "other (fit loop, train_step glue)"
