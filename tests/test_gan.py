@@ -130,6 +130,24 @@ def test_each_phase_steps_only_its_network(tiny_images):
     assert int(model.optimizer.g_optimizer.iterations.numpy()) == 1
 
 
+
+@pytest.mark.parametrize("arch", ["mlp", "conv"])
+def test_discriminator_step_scores_real_and_fake_as_two_separate_calls_would(arch, tiny_images):
+    # the step scores both halves in one pass; without dropout that must be the
+    # loss and accuracies of two calls on the same images
+    model = compiled(arch=arch, d_dropout=0.0)
+    real = keras.ops.convert_to_tensor(tiny_images)
+    state = model.seed_generator.state.numpy().copy()
+    fake = model.generator(model.sample_noise(len(tiny_images)), training=True)
+    real_logits = model.discriminator(real, training=True)
+    fake_logits = model.discriminator(fake, training=True)
+    model.seed_generator.state.assign(state)  # the step draws the same noise
+    out = model.discriminator_step(real)
+    expected = discriminator_loss("bce", real_logits, fake_logits)
+    np.testing.assert_allclose(float(out["loss"]), float(expected), rtol=1e-5)
+    assert float(out["d_acc_real"]) == float(keras.ops.mean(real_logits > 0))
+    assert float(out["d_acc_fake"]) == float(keras.ops.mean(fake_logits < 0))
+
 @pytest.mark.parametrize("loss", ["bce", "hinge"])
 def test_one_train_step_updates_both_networks(loss, tiny_images):
     model = compiled(arch="conv", loss=loss)

@@ -140,3 +140,30 @@ def test_gradient_step_lowers_the_loss_of_only_the_given_variables():
     assert losses[-1] < losses[0]
     for v, u in zip(second.trainable_variables, untouched):
         np.testing.assert_array_equal(v.numpy(), u)
+
+
+# metrics
+
+
+def test_update_metrics_gives_kerass_means():
+    fast = [keras.metrics.Mean(name="loss"), keras.metrics.Mean(name="kl")]
+    slow = [keras.metrics.Mean(name="loss"), keras.metrics.Mean(name="kl")]
+    values = [{"loss": torch.tensor(v), "kl": torch.tensor(v / 3)} for v in (2.5, 0.1, 7.0, 1e-3)]
+    for step in values:
+        got = backend.update_metrics(fast, step)
+        for metric in slow:
+            metric.update_state(step[metric.name])
+        for metric in slow:
+            assert float(got[metric.name]) == float(metric.result())  # the same float32 number
+    for a, b in zip(fast, slow):
+        assert float(a.count.numpy()) == float(b.count.numpy()) == 4
+        a.reset_state()
+        assert float(a.result()) == 0.0  # still an ordinary Keras metric
+
+
+def test_update_metrics_leaves_other_metrics_and_values_to_keras():
+    total = keras.metrics.Sum(name="images")
+    mean = keras.metrics.Mean(name="loss")
+    got = backend.update_metrics([total, mean], {"images": torch.tensor(32.0), "loss": torch.tensor([1.0, 3.0])})
+    assert float(got["images"]) == 32.0  # a Sum, not a Mean
+    assert float(got["loss"]) == 2.0 and float(mean.count.numpy()) == 2  # a vector: two samples

@@ -19,6 +19,11 @@ Every backend module offers the same names:
 - `no_grad()`: a context in which the torch backend records no autograd
   graph (a tensor that is only an input to the loss needs none); nothing on
   the other backends, which differentiate only inside `gradient_step`.
+- `update_metrics(metrics, values)`: `metric.update_state(values[name])` for
+  each metric, returning `{name: metric.result()}`, the end of every
+  `train_step`. On torch a `keras.metrics.Mean` given a float32 scalar is
+  updated in place (total += value, count += 1), what `update_state` does
+  through a dozen Keras operations.
 
 Models import this package and never ask which backend runs.
 """
@@ -28,15 +33,15 @@ import keras
 _name = keras.config.backend()
 
 if _name == "torch":
-    from kgen.backend.torch import forward, gradient_step, no_grad, test_step, train_step
+    from kgen.backend.torch import forward, gradient_step, no_grad, test_step, train_step, update_metrics
 elif _name == "jax":
-    from kgen.backend.jax import forward, gradient_step, no_grad, test_step, train_step
+    from kgen.backend.jax import forward, gradient_step, no_grad, test_step, train_step, update_metrics
 elif _name == "tensorflow":
-    from kgen.backend.tensorflow import forward, gradient_step, no_grad, test_step, train_step
+    from kgen.backend.tensorflow import forward, gradient_step, no_grad, test_step, train_step, update_metrics
 else:
     raise ValueError(
         "kgen runs on the torch, jax and tensorflow backends of Keras; set "
         f"KERAS_BACKEND to one of them. Received: backend={_name!r}"
     )
 
-__all__ = ["forward", "gradient_step", "no_grad", "test_step", "train_step"]
+__all__ = ["forward", "gradient_step", "no_grad", "test_step", "train_step", "update_metrics"]

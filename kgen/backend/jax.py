@@ -14,12 +14,13 @@ optimizers must expose both through that one `optimizer` (see
 `kgen.optimizers`), or the second optimizer's state is lost between steps.
 """
 
-import contextlib
 import functools
 
 import jax
 from keras import StatelessScope
 from keras.src.backend.common.stateless_scope import get_stateless_scope
+
+from kgen.backend.common import forward, no_grad, update_metrics  # noqa: F401
 
 
 def gradient_step(loss_fn, variables, optimizer):
@@ -85,13 +86,3 @@ def test_step(fn):
         return logs, tuple([_current(scope, v) for v in vs] for vs in groups)
 
     return stateless_test_step
-
-
-def forward(network, inputs, training=None):
-    """`network(inputs, training=training)`: a traced step pays Keras's per-layer work once."""
-    return network(inputs, training=training)
-
-
-def no_grad():
-    """Nothing to turn off: gradients exist only inside `gradient_step`."""
-    return contextlib.nullcontext()

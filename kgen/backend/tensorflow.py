@@ -1,8 +1,8 @@
 """Gradient step on the tensorflow backend: `GradientTape` and `optimizer.apply`."""
 
-import contextlib
-
 import tensorflow as tf
+
+from kgen.backend.common import forward, no_grad, update_metrics  # noqa: F401
 
 
 def gradient_step(loss_fn, variables, optimizer):
@@ -22,13 +22,3 @@ def train_step(fn):
 def test_step(fn):
     """Keras's tensorflow evaluator calls `test_step(self, data)` as written."""
     return fn
-
-
-def forward(network, inputs, training=None):
-    """`network(inputs, training=training)`: a traced step pays Keras's per-layer work once."""
-    return network(inputs, training=training)
-
-
-def no_grad():
-    """Nothing to turn off: gradients exist only inside `gradient_step`."""
-    return contextlib.nullcontext()

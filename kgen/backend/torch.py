@@ -14,6 +14,10 @@ same results:
   the same tensors.
 - `no_grad` is `torch.no_grad`: the GAN's generated images for the
   discriminator's step need no autograd graph.
+- `update_metrics` adds a float32 scalar to a `keras.metrics.Mean` in place
+  (total += value, count += 1) and returns total / count: the same numbers as
+  `update_state` and `result`, which take ~80 us per metric through a dozen
+  Keras operations (a quarter of a millisecond of the VAE's 4 ms step).
 
 - The gradients are taken with `torch.autograd.grad` with respect to
   `variables` only. `loss.backward()` also computes the gradients of every
@@ -39,6 +43,8 @@ from keras.src.backend.common.stateless_scope import in_stateless_scope
 from keras.src.backend.common.symbolic_scope import in_symbolic_scope
 from keras.src.backend.torch.optimizers.torch_adam import Adam as TorchAdam
 
+from kgen.backend import common
+
 no_grad = torch.no_grad
 
 
@@ -60,6 +66,33 @@ def forward(network, inputs, training=None):
     for layer in network.layers:
         x = layer.call(x, training=training) if layer._call_has_training_arg else layer.call(x)
     return x
+
+
+def update_metrics(metrics, values):
+    """`metric.update_state(values[metric.name])` for each of `metrics`; returns their results by name."""
+    results = {}
+    for metric in metrics:
+        value = values[metric.name]
+        if _plain_mean(metric, value):
+            total, count = metric.total.value, metric.count.value
+            total.add_(value)
+            count.add_(1)
+            results[metric.name] = total / count
+        else:
+            results.update(common.update_metrics([metric], values))
+    return results
+
+
+def _plain_mean(metric, value):
+    """Whether `metric` is a float32 `keras.metrics.Mean` and `value` a float32 scalar tensor."""
+    return (
+        type(metric) is keras.metrics.Mean
+        and metric.dtype == "float32"
+        and isinstance(value, torch.Tensor)
+        and value.dtype == torch.float32
+        and value.dim() == 0
+        and not value.requires_grad
+    )
 
 
 def _direct(network, inputs):

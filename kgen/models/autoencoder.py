@@ -85,8 +85,7 @@ class AutoEncoder(keras.Model):
         z = out["z"]
         self.code_mean.assign(0.99 * self.code_mean + 0.01 * ops.mean(z, axis=0))
         self.code_std.assign(0.99 * self.code_std + 0.01 * ops.std(z, axis=0))
-        self.loss_tracker.update_state(out["loss"])
-        return {m.name: m.result() for m in self.metrics}
+        return backend.update_metrics(self.metrics, out)
 
     @backend.test_step
     def test_step(self, data):

@@ -154,11 +154,13 @@ class ConditionalGAN(keras.Model):
         # generator: draw those labels so that the discriminator accepts them
         g_out = self.generator_step(labels)
 
-        self.d_loss_tracker.update_state(d_out["loss"])
-        self.g_loss_tracker.update_state(g_out["loss"])
-        self.d_acc_real_tracker.update_state(d_out["d_acc_real"])
-        self.d_acc_fake_tracker.update_state(d_out["d_acc_fake"])
-        return {m.name: m.result() for m in self.metrics}
+        values = {
+            "d_loss": d_out["loss"],
+            "g_loss": g_out["loss"],
+            "d_acc_real": d_out["d_acc_real"],
+            "d_acc_fake": d_out["d_acc_fake"],
+        }
+        return backend.update_metrics(self.metrics, values)
 
     def check_labels(self, labels, n):
         """`labels` (None, one int, or n ints) as an int32 array (n,); raises on bad ones."""

@@ -192,11 +192,13 @@ class GAN(keras.Model):
         # generator: make the discriminator call its images real, discriminator frozen
         g_out = self.generator_step(ops.shape(real)[0])
 
-        self.d_loss_tracker.update_state(d_out["loss"])
-        self.g_loss_tracker.update_state(g_out["loss"])
-        self.d_acc_real_tracker.update_state(d_out["d_acc_real"])
-        self.d_acc_fake_tracker.update_state(d_out["d_acc_fake"])
-        return {m.name: m.result() for m in self.metrics}
+        values = {
+            "d_loss": d_out["loss"],
+            "g_loss": g_out["loss"],
+            "d_acc_real": d_out["d_acc_real"],
+            "d_acc_fake": d_out["d_acc_fake"],
+        }
+        return backend.update_metrics(self.metrics, values)
 
     def generate(self, n, seed=None, z=None):
         """Generates `n` images from noise drawn from N(0, I).

@@ -147,9 +147,7 @@ class PatchLSTM(keras.Model):
             return self.patch_losses(x, training=True)
 
         out = backend.gradient_step(loss_fn, self.trainable_variables, self.optimizer)
-        for tracker in self.metrics:
-            tracker.update_state(out[tracker.name])
-        return {m.name: m.result() for m in self.metrics}
+        return backend.update_metrics(self.metrics, out)
 
     def complete(self, images, given=8, sampling="mean", seed=None, batch_size=1000):
         """Keeps the first `given` patches of each image and writes the rest.

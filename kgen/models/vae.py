@@ -132,9 +132,7 @@ class VAE(keras.Model):
             return {"loss": recon + self.kl_weight * kl, "recon_loss": recon, "kl_loss": kl}
 
         out = backend.gradient_step(loss_fn, self.trainable_variables, self.optimizer)
-        for tracker in self.metrics:
-            tracker.update_state(out[tracker.name])
-        return {m.name: m.result() for m in self.metrics}
+        return backend.update_metrics(self.metrics, out)
 
     @backend.test_step
     def test_step(self, data):

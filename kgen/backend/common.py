@@ -1,0 +1,20 @@
+"""What jax and tensorflow do as Keras does, and the torch module falls back on."""
+
+import contextlib
+
+
+def forward(network, inputs, training=None):
+    """`network(inputs, training=training)`: a traced step pays Keras's per-layer work once."""
+    return network(inputs, training=training)
+
+
+def no_grad():
+    """Nothing to turn off: gradients exist only inside `gradient_step`."""
+    return contextlib.nullcontext()
+
+
+def update_metrics(metrics, values):
+    """`metric.update_state(values[metric.name])` for each of `metrics`; returns their results by name."""
+    for metric in metrics:
+        metric.update_state(values[metric.name])
+    return {metric.name: metric.result() for metric in metrics}
