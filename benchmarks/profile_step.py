@@ -35,7 +35,9 @@ PARTS = {
         "torch/utils/data/",
         "epoch_iterator.py",
     ],
-    "metric updates and results": ["update_state (keras/src/metrics", "result (keras/src/metrics"],
+    "metric updates and results": [
+        "update_state (keras/src/metrics", "result (keras/src/metrics", "update_metrics (kgen/backend",
+    ],
     "optimizer apply": ["apply (keras/src/optimizers", "_apply_adam (kgen/backend", "torch/optim/"],
     "backward": ["backward (torch/_tensor.py", "torch/autograd/"],
     "forward (layers, losses)": [

@@ -129,6 +129,26 @@ def test_each_phase_steps_only_its_network(digits):
     assert all(changed(g1, g_vars)) and not any(changed(d1, d_vars))
 
 
+@pytest.mark.parametrize("arch", ["mlp", "conv"])
+def test_discriminator_step_scores_both_halves_as_two_separate_calls_would(arch, digits):
+    # one pass over real and generated pairs; without dropout, the loss and
+    # accuracies of two calls on the same images and labels
+    from kgen.models.gan import discriminator_loss
+
+    images, labels = digits
+    model = compiled(arch=arch, d_dropout=0.0)
+    real, labels = keras.ops.convert_to_tensor(images), keras.ops.convert_to_tensor(labels)
+    state = model.seed_generator.state.numpy().copy()
+    fake = model.generator([model.sample_noise(len(images)), labels], training=True)
+    real_logits = model.discriminator([real, labels], training=True)
+    fake_logits = model.discriminator([fake, labels], training=True)
+    model.seed_generator.state.assign(state)  # the step draws the same noise
+    out = model.discriminator_step(real, labels)
+    np.testing.assert_allclose(float(out["loss"]), float(discriminator_loss("bce", real_logits, fake_logits)), rtol=1e-5)
+    assert float(out["d_acc_real"]) == float(keras.ops.mean(real_logits > 0))
+    assert float(out["d_acc_fake"]) == float(keras.ops.mean(fake_logits < 0))
+
+
 def test_train_step_needs_labels_and_updates_both(digits):
     images, labels = digits
     model = compiled(arch="conv")

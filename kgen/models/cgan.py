@@ -115,9 +115,13 @@ class ConditionalGAN(keras.Model):
             fake = self.generator([z, labels], training=True)
         fake = ops.stop_gradient(fake)
 
+        n = ops.shape(real)[0]
+        images, both_labels = ops.concatenate([real, fake]), ops.concatenate([labels, labels])
+
         def loss_fn():
-            real_logits = self.discriminator([real, labels], training=True)  # (batch, 1)
-            fake_logits = self.discriminator([fake, labels], training=True)  # (batch, 1)
+            # one pass over both halves: the discriminator keeps no batch statistics
+            logits = self.discriminator([images, both_labels], training=True)  # (2 * batch, 1)
+            real_logits, fake_logits = logits[:n], logits[n:]
             acc_real, acc_fake = accuracies(real_logits, fake_logits)
             loss = discriminator_loss(self.loss_name, real_logits, fake_logits)
             return {"loss": loss, "d_acc_real": acc_real, "d_acc_fake": acc_fake}
