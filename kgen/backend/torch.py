@@ -13,7 +13,8 @@ same results:
   layers' own `call` are what `__call__` runs in the end, so the outputs are
   the same tensors. A plain `Dense` layer's `call` is three torch operations
   (matmul, add, activation) behind ~40 us of Keras's operation dispatch
-  (conversions, dtype checks and casts); `forward` runs the three directly.
+  (conversions, dtype checks and casts); `forward` runs the three directly,
+  and a plain `BatchNormalization` as its dozen, in Keras's order.
 - `no_grad` is `torch.no_grad`: the GAN's generated images for the
   discriminator's step need no autograd graph.
 - `update_metrics` adds a float32 scalar to a `keras.metrics.Mean` in place
@@ -68,6 +69,8 @@ def forward(network, inputs, training=None):
     for layer in network.layers:
         if type(layer) is keras.layers.Dense and layer.quantization_mode is None and not layer.lora_enabled:
             x = _dense(layer, x)
+        elif _plain_batch_norm(layer):
+            x = _batch_norm(layer, x, training)
         elif layer._call_has_training_arg:
             x = layer.call(x, training=training)
         else:
@@ -81,6 +84,38 @@ def _dense(layer, x):
     if layer.bias is not None:
         x = torch.add(x, layer.bias.value)
     return layer.activation(x)
+
+
+def _plain_batch_norm(layer):
+    """Whether `layer` is a `BatchNormalization` without renorm, sync or missing scale/center."""
+    return (
+        type(layer) is keras.layers.BatchNormalization
+        and layer.scale
+        and layer.center
+        and not layer.renorm
+        and not layer.synchronized
+    )
+
+
+def _batch_norm(layer, x, training):
+    """`BatchNormalization.call`'s torch operations (Keras's `moments`, moving averages, normalization), in order."""
+    if training and layer.trainable:
+        axes = layer._reduction_axes
+        mean = torch.mean(x, dim=axes, keepdim=True)
+        variance = torch.mean(torch.square(x), dim=axes, keepdim=True) - torch.square(mean)
+        mean, variance = torch.squeeze(mean, axes), torch.squeeze(variance, axes)
+        momentum = layer.momentum
+        with torch.no_grad():
+            layer.moving_mean.value.copy_(layer.moving_mean.value * momentum + mean * (1.0 - momentum))
+            layer.moving_variance.value.copy_(layer.moving_variance.value * momentum + variance * (1.0 - momentum))
+    else:
+        mean, variance = layer.moving_mean.value, layer.moving_variance.value
+    shape = [1] * x.ndim
+    shape[layer.axis] = mean.shape[0]
+    scale = layer.gamma.value.reshape(shape)
+    return x.subtract(mean.reshape(shape)).mul_(variance.reshape(shape).add(layer.epsilon).rsqrt_().mul(scale)).add_(
+        layer.beta.value.reshape(shape)
+    )
 
 
 def update_metrics(metrics, values):
