@@ -21,7 +21,6 @@ same results:
   (total += value, count += 1) and returns total / count: the same numbers as
   `update_state` and `result`, which take ~80 us per metric through a dozen
   Keras operations (a quarter of a millisecond of the VAE's 4 ms step).
-
 - The gradients are taken with `torch.autograd.grad` with respect to
   `variables` only. `loss.backward()` also computes the gradients of every
   other weight the loss depends on: in a GAN's generator step, all of the
@@ -40,7 +39,6 @@ import math
 
 import keras
 import torch
-from keras import ops
 from keras.src.backend.common import global_state
 from keras.src.backend.common.stateless_scope import in_stateless_scope
 from keras.src.backend.common.symbolic_scope import in_symbolic_scope

@@ -5,7 +5,14 @@ import numpy as np
 from keras import ops
 
 from kgen import backend, nets
-from kgen.models.gan import accuracies, check_count, check_options, discriminator_loss, generator_loss
+from kgen.models.gan import (
+    accuracies,
+    check_count,
+    check_options,
+    discriminator_loss,
+    generator_loss,
+    step_values,
+)
 from kgen.optimizers import GANOptimizer, portable
 
 
@@ -158,13 +165,7 @@ class ConditionalGAN(keras.Model):
         # generator: draw those labels so that the discriminator accepts them
         g_out = self.generator_step(labels)
 
-        values = {
-            "d_loss": d_out["loss"],
-            "g_loss": g_out["loss"],
-            "d_acc_real": d_out["d_acc_real"],
-            "d_acc_fake": d_out["d_acc_fake"],
-        }
-        return backend.update_metrics(self.metrics, values)
+        return backend.update_metrics(self.metrics, step_values(d_out, g_out))
 
     def check_labels(self, labels, n):
         """`labels` (None, one int, or n ints) as an int32 array (n,); raises on bad ones."""

@@ -41,6 +41,16 @@ def accuracies(real_logits, fake_logits):
     )
 
 
+def step_values(d_out, g_out):
+    """The values a GAN step tracks, by tracker name, from its two phases' outputs."""
+    return {
+        "d_loss": d_out["loss"],
+        "g_loss": g_out["loss"],
+        "d_acc_real": d_out["d_acc_real"],
+        "d_acc_fake": d_out["d_acc_fake"],
+    }
+
+
 def check_options(latent_dim, arch, loss, d_dropout):
     nets.check_arch(arch)
     if not 0 <= d_dropout < 1:
@@ -192,13 +202,7 @@ class GAN(keras.Model):
         # generator: make the discriminator call its images real, discriminator frozen
         g_out = self.generator_step(ops.shape(real)[0])
 
-        values = {
-            "d_loss": d_out["loss"],
-            "g_loss": g_out["loss"],
-            "d_acc_real": d_out["d_acc_real"],
-            "d_acc_fake": d_out["d_acc_fake"],
-        }
-        return backend.update_metrics(self.metrics, values)
+        return backend.update_metrics(self.metrics, step_values(d_out, g_out))
 
     def generate(self, n, seed=None, z=None):
         """Generates `n` images from noise drawn from N(0, I).
