@@ -131,7 +131,7 @@ def generator(arch, latent_dim, num_classes=None, name="generator"):
     return keras.Model([noise, label], h, name=name)
 
 
-def discriminator(arch, num_classes=None, dropout=0.0, name="discriminator"):
+def discriminator(arch, num_classes=None, dropout=0.0, seed=None, name="discriminator"):
     """A GAN's discriminator: images (batch, 28, 28, 1) to one logit each (batch, 1).
 
     Args:
@@ -147,6 +147,8 @@ def discriminator(arch, num_classes=None, dropout=0.0, name="discriminator"):
         dropout: if above 0, a dropout layer of this rate after each hidden
             layer, which keeps the discriminator from memorizing a small
             training set and overpowering the generator.
+        seed: seed of the dropout masks; with a seed they come from each
+            layer's own seed generator, so a checkpoint resumes them exactly.
         name: name of the network.
 
     Example:
@@ -155,9 +157,16 @@ def discriminator(arch, num_classes=None, dropout=0.0, name="discriminator"):
     (2, 1)
     """
     check_arch(arch)
+    streams = iter(range(1, 8))
 
     def drop():
-        return [layers.Dropout(dropout)] if dropout > 0 else []
+        if dropout <= 0:
+            return []
+        # seeded, the layer draws its masks from its own seed generator, whose state a
+        # checkpoint carries (unseeded, Keras's torch dropout uses torch's global generator);
+        # each layer's stream starts 2**28 draws from the last, away from the model's own
+        layer_seed = None if seed is None else seed + next(streams) * 2**28
+        return [layers.Dropout(dropout, seed=layer_seed)]
 
     if arch == "mlp":
         features = [

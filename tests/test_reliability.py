@@ -52,7 +52,7 @@ def test_resume_after_an_epoch_is_exact(model, reference, artifacts):
     assert_same_run(reference[model], run)
 
 
-@pytest.mark.parametrize("model", ["vae"])
+@pytest.mark.parametrize("model", ["vae", "gan"])
 def test_sigint_mid_epoch_then_resume_is_exact(model, reference, artifacts, monkeypatch):
     def interrupt(self, batch, logs=None):
         if self.model.optimizer.iterations == 6:  # during epoch 2, step 3 (this runs after the guard)

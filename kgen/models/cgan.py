@@ -69,7 +69,7 @@ class ConditionalGAN(keras.Model):
         self.seed = seed
         self.generator = nets.generator(arch, self.latent_dim, num_classes=self.num_classes)
         self.d_dropout = float(d_dropout)
-        self.discriminator = nets.discriminator(arch, num_classes=self.num_classes, dropout=self.d_dropout)
+        self.discriminator = nets.discriminator(arch, num_classes=self.num_classes, dropout=self.d_dropout, seed=seed)
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")

@@ -114,7 +114,7 @@ class GAN(keras.Model):
         self.seed = seed
         self.generator = nets.generator(arch, self.latent_dim)
         self.d_dropout = float(d_dropout)
-        self.discriminator = nets.discriminator(arch, dropout=self.d_dropout)
+        self.discriminator = nets.discriminator(arch, dropout=self.d_dropout, seed=seed)
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
