@@ -324,7 +324,9 @@ def table(results):
             f"{r['reference_wall']:.0f} | {r['ratio_wall']:.2f} | {r['ratio_cpu']:.2f} |"
         )
     if results.get("backends"):
-        lines += ["" if lines else None, "| model | backend | batch | img/s (wall) | img/s (CPU time) | first epoch s |", "|---|---|---:|---:|---:|---:|"]
+        if lines:
+            lines.append("")
+        lines += ["| model | backend | batch | img/s (wall) | img/s (CPU time) | first epoch s |", "|---|---|---:|---:|---:|---:|"]
         for r in results["backends"]:
             if "error" in r:
                 lines.append(f"| {r['model']} | {r['backend']} | | failed: {' '.join(r['error'])} | | |")
@@ -339,7 +341,7 @@ def table(results):
             f"`kgen evaluate RUN --num-samples {e['num_samples']}` ({e['model']} run): "
             f"{e['command_s']:.1f} s for the command ({e['evaluate_s']:.1f} s inside `evaluate`).",
         ]
-    return "\n".join(line for line in lines if line is not None)
+    return "\n".join(lines)
 
 
 def main(argv=None):
@@ -366,12 +368,13 @@ def main(argv=None):
     results = {"machine": machine(), "command": " ".join(["python", "benchmarks/speed.py"] + (argv or sys.argv[1:])),
                "compare": [], "backends": []}
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    for device in devices * (not args.kgen_only):
-        for name in args.models:
-            row = in_subprocess(compare_call(name, args.images, device, args.reps, args.warmup), threads=args.threads)
-            results["compare"].append({"model": name, "device": device, **row})
-    if "cuda" not in devices and not args.kgen_only:
-        results["compare"] += [{"model": name, "device": "cuda"} for name in args.models]
+    if not args.kgen_only:
+        for device in devices:
+            for name in args.models:
+                row = in_subprocess(compare_call(name, args.images, device, args.reps, args.warmup), threads=args.threads)
+                results["compare"].append({"model": name, "device": device, **row})
+        if "cuda" not in devices:
+            results["compare"] += [{"model": name, "device": "cuda"} for name in args.models]
     runs = [("torch", False)] * args.kgen_only + [("torch", True)] * args.jit + [(b, False) for b in args.backends]
     for backend, jit in runs:
         for name in args.models:

@@ -117,12 +117,9 @@ class ConditionalGAN(keras.Model):
 
     def discriminator_step(self, real, labels):
         """One optimizer step of the discriminator on real pairs and generated ones."""
-        z = self.sample_noise(ops.shape(real)[0])
-        with backend.no_grad():
-            fake = self.generator([z, labels], training=True)
-        fake = ops.stop_gradient(fake)
-
         n = ops.shape(real)[0]
+        with backend.no_grad():  # the generator is frozen: no graph for it
+            fake = self.generator([self.sample_noise(n), labels], training=True)
         images, both_labels = ops.concatenate([real, fake]), ops.concatenate([labels, labels])
 
         def loss_fn():

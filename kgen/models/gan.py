@@ -163,11 +163,9 @@ class GAN(keras.Model):
 
     def discriminator_step(self, real):
         """One optimizer step of the discriminator on `real` and as many generated images."""
-        with backend.no_grad():
-            fake = backend.forward(self.generator, self.sample_noise(ops.shape(real)[0]), training=True)
-        fake = ops.stop_gradient(fake)
-
         n = ops.shape(real)[0]
+        with backend.no_grad():  # the generator is frozen: no graph for it
+            fake = backend.forward(self.generator, self.sample_noise(n), training=True)
 
         def loss_fn():
             # one pass over both halves: the discriminator keeps no batch statistics
