@@ -80,10 +80,13 @@ class Checkpoint(keras.callbacks.Callback):
         folder: the run's `checkpoint/`.
     """
 
-    def __init__(self, folder):
+    def __init__(self, folder, saved=None, run=None, advice="Lower --learning-rate"):
         super().__init__()
         self.folder = folder
         self.epoch = 0
+        self.saved = saved  # (epoch, step) of the checkpoint on disk, None when there is none
+        self.run = run  # named in the messages
+        self.advice = advice  # what to change when the weights diverge
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
@@ -92,7 +95,13 @@ class Checkpoint(keras.callbacks.Callback):
         self.write(epoch + 1, 0)
 
     def write(self, epoch, step):
-        """Saves the state after `epoch` whole epochs and `step` batches of the next."""
+        """Saves the state after `epoch` whole epochs and `step` batches of the next.
+
+        Raises:
+            Diverged: when a weight or optimizer variable is NaN or infinite;
+                nothing is written then, so the checkpoint on disk stays good.
+        """
+        self.check(epoch, step)
         name = f"model-{epoch:04d}-{step:05d}.keras"
         with runs.atomic_path(os.path.join(self.folder, name)) as tmp:
             self.model.save(tmp)
@@ -108,8 +117,61 @@ class Checkpoint(keras.callbacks.Callback):
                 "metric_states": [_values(v) for v in self.model.metrics_variables],
             },
         )
+        self.saved = (epoch, step)
         if old and old != name and os.path.exists(os.path.join(self.folder, old)):
             os.remove(os.path.join(self.folder, old))
+
+    def check(self, epoch, step):
+        """Raises `Diverged` when the model holds a NaN or inf after `epoch` epochs and `step` steps."""
+        check_finite(self.model, self, epoch, step)
+
+    def stop_advice(self):
+        """What a user does after training diverged: lower the rate; resume only from a good checkpoint."""
+        then = f", or resume the checkpoint with --resume {self.run}" if self.saved and self.run else ""
+        return f"{self.advice} and train again{then}."
+
+    def kept(self):
+        """Words for the checkpoint on disk, as the stop messages name it."""
+        if self.saved is None:
+            return "no checkpoint was saved"
+        epoch, step = self.saved
+        if step:
+            return f"the checkpoint of epoch {epoch + 1}, step {step} is kept"
+        return f"the checkpoint of epoch {epoch} is kept"
+
+
+def nonfinite_variable(model):
+    """The first weight, state or optimizer variable of `model` holding NaN or inf, or None.
+
+    One reduction per variable (their sum is NaN or inf exactly when an
+    element is, or when it overflows, which only weights near the float32
+    limit do).
+    """
+    variables = list(model.variables)
+    optimizers = [o for o in (getattr(model, "optimizer", None),) if o is not None]
+    for optimizer in optimizers:
+        variables += list(optimizer.variables)
+    for variable in variables:
+        if "float" not in str(variable.dtype):
+            continue
+        total = float(keras.ops.convert_to_numpy(keras.ops.sum(keras.ops.abs(variable))))
+        if not math.isfinite(total):
+            values = keras.ops.convert_to_numpy(variable)
+            if not np.all(np.isfinite(values)):
+                return variable
+    return None
+
+
+def check_finite(model, checkpoint, epoch, step):
+    """Raises `Diverged` when `model` holds a non-finite value after `epoch` epochs and `step` steps."""
+    variable = nonfinite_variable(model)
+    if variable is None:
+        return
+    where = f"epoch {epoch + 1}, step {step}" if step else f"the end of epoch {epoch}"
+    raise Diverged(
+        f"The weights became non-finite (NaN or inf in {variable.path}) at {where}; "
+        f"{checkpoint.kept()}. {checkpoint.stop_advice()}"
+    )
 
 
 def seed_states(model):
@@ -141,13 +203,20 @@ class RestoreTrackers(keras.callbacks.Callback):
 
 
 class TrainingGuard(keras.callbacks.Callback):
-    """Stops training cleanly on Ctrl-C, SIGTERM or a non-finite loss.
+    """Stops training cleanly on Ctrl-C, SIGTERM or a non-finite loss or weight.
 
-    On the first SIGINT or SIGTERM it lets the current batch finish, writes a
-    mid-epoch checkpoint and raises `Interrupted`; a second signal exits at
-    once (every file of the run is written atomically, so nothing is left
-    half-written). A loss that is NaN or infinite raises `Diverged` before
-    anything of that epoch is saved, so the last good checkpoint stays.
+    `install()` takes over SIGINT and SIGTERM and `restore()` gives them
+    back; `kgen.training` holds them from the start of a run to the end of
+    its final save, end-of-run figures included. On the first signal the
+    current batch finishes, a mid-epoch checkpoint is written and
+    `Interrupted` is raised; a second signal exits at once (every file of the
+    run is written atomically, so nothing is left half-written). A signal
+    that arrives after the last batch is acted on by `raise_if_signalled`.
+
+    A loss that is NaN or infinite raises `Diverged` after that batch; so do
+    weights or optimizer states that hold a NaN or inf at the end of an epoch
+    (checked before anything of that epoch is saved) or before any
+    checkpoint is written, so no checkpoint ever holds a non-finite weight.
 
     Args:
         checkpoint: the run's `Checkpoint` callback.
@@ -159,39 +228,54 @@ class TrainingGuard(keras.callbacks.Callback):
         self.checkpoint = checkpoint
         self.run = run
         self.signal = None
+        self.skip = 0  # batches of the epoch done before a resume
         self._previous = {}
 
-    def on_train_begin(self, logs=None):
-        if threading.current_thread() is threading.main_thread():
+    def install(self):
+        """Handles SIGINT and SIGTERM until `restore()` (main thread only)."""
+        if threading.current_thread() is threading.main_thread() and not self._previous:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._previous[sig] = signal.signal(sig, self._handle)
+
+    def on_train_begin(self, logs=None):
+        self.install()
 
     def _handle(self, signum, frame):
         if self.signal is not None:  # a second signal: leave now
             sys.stderr.write("\nInterrupted again; exiting without a new checkpoint.\n")
             os._exit(130)
         self.signal = signal.Signals(signum).name
-        sys.stderr.write(f"\n{self.signal}: finishing the current batch, then saving a checkpoint...\n")
+        sys.stderr.write(f"\n{self.signal}: finishing the current step, then saving a checkpoint...\n")
 
     def on_train_batch_end(self, batch, logs=None):
         logs = logs or {}
+        step = batch + 1 + self.skip
         for key, value in logs.items():
             if "loss" in key and not math.isfinite(float(value)):
                 raise Diverged(
                     f"The {key} became {float(value)} at epoch {self.checkpoint.epoch + 1}, "
-                    f"step {batch + 1}; the checkpoint of epoch {self.checkpoint.epoch} is kept. "
-                    f"Lower --learning-rate and train again, or resume with --resume {self.run}."
+                    f"step {step}; {self.checkpoint.kept()}. {self.checkpoint.stop_advice()}"
                 )
         if self.signal is not None:
-            step = batch + 1 + getattr(self, "skip", 0)
             self.checkpoint.write(self.checkpoint.epoch, step)
             raise Interrupted(
                 f"{self.signal} at epoch {self.checkpoint.epoch + 1}, step {step}: checkpoint "
                 f"saved. Resume with: kgen train --resume {self.run}"
             )
 
-    def on_train_end(self, logs=None):
-        self.restore()
+    def on_epoch_end(self, epoch, logs=None):
+        # the last step's update is in the weights now: check them before the
+        # epoch's grid, history row and checkpoint are written
+        self.checkpoint.check(epoch + 1, 0)
+
+    def raise_if_signalled(self):
+        """After the last batch: a signal stops the run here, its last checkpoint on disk."""
+        if self.signal is not None:
+            epoch, step = self.checkpoint.saved or (0, 0)
+            raise Interrupted(
+                f"{self.signal} after epoch {epoch}, before model.keras was written: the checkpoint "
+                f"of epoch {epoch} is saved. Finish with: kgen train --resume {self.run}"
+            )
 
     def restore(self):
         for sig, handler in self._previous.items():

@@ -42,6 +42,7 @@ def create_run(root, model, name=None):
         model: the model's short name (`"vae"`, ...), the first sub-folder.
         name: optional suffix of the folder name.
     """
+    check_name(name)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = os.path.join(root, model, f"{stamp}-{name}" if name else stamp)
     path, i = base, 1
@@ -55,6 +56,30 @@ def create_run(root, model, name=None):
     for sub in (SAMPLES, PLOTS, CHECKPOINT):
         os.makedirs(os.path.join(path, sub), exist_ok=True)
     return path
+
+
+def check_name(name):
+    """Raises `RunError` unless `name` is None or one safe folder-name component.
+
+    The name becomes part of the run folder's name under `--out`; a `/`, a
+    `..`, an absolute path or a leading `.` would put the run elsewhere or
+    hide it.
+    """
+    if name is None:
+        return
+    bad = (
+        not isinstance(name, str)
+        or not name
+        or name.startswith((".", "-"))
+        or any(c in name for c in '/\\:\0')
+        or any(ord(c) < 32 for c in name)
+        or len(name) > 100
+    )
+    if bad:
+        raise RunError(
+            f"--name must be one folder-name part (letters, digits, '_', '-', '.'; no '/', no "
+            f"leading '.' or '-', at most 100 characters); runs stay under --out. Received: name={name!r}"
+        )
 
 
 @contextlib.contextmanager
@@ -103,6 +128,25 @@ def read_json(path):
         return json.load(f)
 
 
+def read_json_dict(path, what):
+    """A JSON object read from `path`, or a one-line `RunError` naming the file.
+
+    Args:
+        path: the file.
+        what: what the file is, for the message ("the run's config").
+    """
+    try:
+        obj = read_json(path)
+    except UnicodeDecodeError:
+        raise RunError(f"{path} cannot be read: it is not UTF-8 text; {what} is damaged.") from None
+    except (OSError, ValueError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0]
+        raise RunError(f"{path} cannot be read ({reason}); {what} is damaged.") from None
+    if not isinstance(obj, dict):
+        raise RunError(f"{path} holds a JSON {type(obj).__name__}, not an object; {what} is damaged.")
+    return obj
+
+
 def write_csv(path, rows):
     """Writes a list of dicts as CSV (columns in first-seen order) atomically."""
     columns = []
@@ -125,7 +169,8 @@ def load_run(path):
     """Checks that `path` is a run directory and returns its config.
 
     Raises:
-        RunError: when the folder does not exist or holds no `config.json`.
+        RunError: when the folder does not exist, holds no `config.json`, or
+            its `config.json` is not a kgen run config (one line naming it).
     """
     path = os.fspath(path)
     if not os.path.isdir(path):
@@ -136,10 +181,16 @@ def load_run(path):
             f"{path} is not a kgen run: it has no {CONFIG}. Pass a folder "
             f"that `kgen train` printed (see `kgen runs`)."
         )
-    try:
-        return read_json(config_path)
-    except (OSError, ValueError) as e:
-        raise RunError(f"{config_path} cannot be read ({e}); the run is damaged.") from None
+    config = read_json_dict(config_path, "the run")
+    missing = [k for k in ("model", "train") if k not in config]
+    if missing:
+        raise RunError(
+            f"{config_path} lacks {' and '.join(repr(k) for k in missing)}; it is not the config of a "
+            f"kgen run, or the run is damaged."
+        )
+    if not isinstance(config["model"], str) or not isinstance(config["train"], dict):
+        raise RunError(f"{config_path}: 'model' must be a name and 'train' an object; the run is damaged.")
+    return config
 
 
 def load_model(path):
@@ -176,17 +227,82 @@ def load_model_file(path):
 
 
 def read_checkpoint(path):
-    """The state of a run's latest checkpoint (a dict naming its model file), or None."""
+    """The state of a run's latest checkpoint (a dict naming its model file), or None.
+
+    Raises:
+        RunError: when `state.json` is damaged (one line naming it and what is wrong).
+    """
     state_path = os.path.join(path, CHECKPOINT, CHECKPOINT_STATE)
     if not os.path.isfile(state_path):
         return None
-    try:
-        state = read_json(state_path)
-    except (OSError, ValueError) as e:
-        raise RunError(f"{state_path} cannot be read ({e}); the checkpoint is damaged.") from None
-    if not os.path.isfile(os.path.join(path, CHECKPOINT, state.get("model", ""))):
+    state = read_json_dict(state_path, "the checkpoint")
+    problem = None
+    for key in ("epoch", "step"):
+        value = state.get(key)
+        if key not in state:
+            problem = f"it lacks {key!r}"
+        elif isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            problem = f"{key!r} must be a whole number >= 0, not {value!r}"
+        if problem:
+            break
+    if problem is None:
+        model = state.get("model")
+        if not isinstance(model, str) or not model.endswith(".keras") or model != os.path.basename(model) \
+                or model.startswith("."):
+            problem = f"'model' must name a .keras file in checkpoint/, not {model!r}"
+        elif not all(isinstance(state.get(k, []), list) for k in ("seed_states", "metric_states")):
+            problem = "'seed_states' and 'metric_states' must be lists"
+    if problem:
+        raise RunError(f"{state_path} is damaged: {problem}. Train the run anew.")
+    if not os.path.isfile(os.path.join(path, CHECKPOINT, state["model"])):
         raise RunError(f"{state_path} names a model file that is missing; the checkpoint is damaged.")
     return state
+
+
+def read_history(path, epochs=None):
+    """The rows of a run's `history.csv`, checked: epochs 1, 2, ... and numbers.
+
+    Args:
+        path: the run directory.
+        epochs: when given, the rows of the first `epochs` epochs, which must
+            all be there (a resume keeps those and writes the rest).
+
+    Raises:
+        RunError: when the file cannot be read or parsed (one line naming it);
+            a resume never writes over a history it cannot read.
+    """
+    history_path = os.path.join(path, HISTORY)
+    if not os.path.isfile(history_path):
+        if epochs:
+            raise RunError(
+                f"{history_path} is missing, and the checkpoint has {epochs} epochs; "
+                f"put the file back, or train the run anew."
+            )
+        return []
+    try:
+        rows = read_csv(history_path)
+    except UnicodeDecodeError:
+        rows, problem = None, "it is not UTF-8 text"
+    except (OSError, csv.Error) as e:
+        rows, problem = None, str(e).splitlines()[0]
+    if rows is not None:
+        problem = None
+        for i, row in enumerate(rows):
+            if row.get("epoch") != i + 1:
+                problem = f"row {i + 1} has epoch {row.get('epoch')!r}, not {i + 1}"
+            else:
+                bad = [k for k, v in row.items() if not isinstance(v, (int, float)) or k is None]
+                if bad:
+                    problem = f"row {i + 1} holds a value that is not a number in column {bad[0]!r}"
+            if problem:
+                break
+        if problem is None and epochs is not None and len(rows) < epochs:
+            problem = f"it has {len(rows)} rows, and the checkpoint has {epochs} epochs"
+    if problem:
+        then = "; resume will not write over it. Restore it, or move it away to resume without the earlier rows" \
+            if epochs is not None else ""
+        raise RunError(f"{history_path} is damaged: {problem}{then}.")
+    return rows if epochs is None else rows[:epochs]
 
 
 def remove_temporaries(path):
@@ -197,8 +313,15 @@ def remove_temporaries(path):
                 os.remove(os.path.join(folder, name))
 
 
-def list_runs(root):
-    """All runs under `root` (newest first) as dicts of config and metrics."""
+def list_runs(root, skipped=None):
+    """All runs under `root` (newest first) as dicts of config and metrics.
+
+    Args:
+        root: the root of the run directories.
+        skipped: a list that gets one line (naming the file) per damaged
+            run, which is left out; without it damaged runs are left out
+            silently.
+    """
     runs = []
     if not os.path.isdir(root):
         return runs
@@ -211,17 +334,18 @@ def list_runs(root):
             if not os.path.isfile(os.path.join(path, CONFIG)):
                 continue
             try:
-                config = read_json(os.path.join(path, CONFIG))
-            except (OSError, ValueError):
+                config = load_run(path)
+                metrics_path = os.path.join(path, METRICS)
+                metrics = read_json_dict(metrics_path, "its metrics file") if os.path.isfile(metrics_path) else {}
+                history = read_history(path)
+            except RunError as e:
+                if skipped is not None:
+                    skipped.append(str(e))
                 continue
-            metrics_path = os.path.join(path, METRICS)
-            metrics = read_json(metrics_path) if os.path.isfile(metrics_path) else {}
-            history_path = os.path.join(path, HISTORY)
-            history = read_csv(history_path) if os.path.isfile(history_path) else []
             runs.append(
                 {"path": path, "config": config, "metrics": metrics, "history": history}
             )
-    return sorted(runs, key=lambda r: r["config"].get("created", ""), reverse=True)
+    return sorted(runs, key=lambda r: str(r["config"].get("created", "")), reverse=True)
 
 
 def _number(text):

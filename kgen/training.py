@@ -1,6 +1,7 @@
 """`kgen train` as a Python function: data, model, callbacks, `model.fit`, run directory."""
 
 import dataclasses
+import math
 import os
 import platform
 import sys
@@ -12,7 +13,7 @@ import numpy as np
 import kgen
 from kgen import callbacks, data, plots, runs
 from kgen.data.batches import EpochBatches
-from kgen.errors import RunError
+from kgen.errors import DataError, RunError
 from kgen.models import MODELS
 
 
@@ -46,6 +47,28 @@ class TrainConfig:
                 raise ValueError(f"{field} must be at least 1. Received: {field}={getattr(self, field)}")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"limit must be at least 1. Received: limit={self.limit}")
+        rates = {"learning_rate": self.learning_rate}
+        for net, options in (self.gan_optimizers or {}).items():
+            if "learning_rate" in options:
+                rates[f"{net}_learning_rate"] = options["learning_rate"]
+        for field, value in rates.items():
+            check_number(field, value, 0, MAX_LEARNING_RATE, low_open=True)
+        for field, value in (self.model_options or {}).items():
+            if isinstance(value, float):
+                check_number(field, value)
+        runs.check_name(self.name)
+
+
+MAX_LEARNING_RATE = 1.0  # Adam moves each weight by about the rate per step: more is divergence, not training
+
+
+def check_number(field, value, low=None, high=None, low_open=False):
+    """Raises `ValueError` unless `value` is a finite number in [low, high] ((low, high] when `low_open`)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{field} must be a finite number. Received: {field}={value!r}")
+    if low is not None and (value <= low if low_open else value < low) or high is not None and value > high:
+        where = f"{'(' if low_open else '['}{low if low is not None else '-inf'}, {high if high is not None else 'inf'}]"
+        raise ValueError(f"{field} must be in {where}. Received: {field}={value!r}")
 
 
 def to_float(images):
@@ -89,6 +112,7 @@ def train(config, verbose=1):
     train_set = data.load_dataset(config.dataset, "train", config.data_dir, config.offline)
     test_set = data.load_dataset(config.dataset, "test", config.data_dir, config.offline)
     model = build_model(config)
+    arrays = _arrays(model, train_set, config)  # checks the labels before a run directory exists
 
     run = runs.create_run(config.out, config.model, config.name)
     runs.write_json(
@@ -111,22 +135,32 @@ def train(config, verbose=1):
             "command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
         },
     )
-    _fit(model, run, _arrays(model, train_set, config), test_set, config, verbose)
+    _fit(model, run, arrays, test_set, config, verbose)
     return run
 
 
 def _fit(model, run, arrays, test_set, config, verbose, state=None, history=()):
-    """Trains `model` on `arrays` ((x,) or (x, y)) from a checkpoint `state` to `config.epochs`."""
+    """Trains `model` on `arrays` ((x,) or (x, y)) from a checkpoint `state` to `config.epochs`.
+
+    SIGINT and SIGTERM are handled from the first batch to the end of the
+    final save: a stop at any point leaves a checkpoint that `resume`
+    finishes. A `state` that already has all the epochs only writes the
+    end-of-run figures and `model.keras`.
+    """
     x_train = arrays[0]
     x_test = to_float(test_set.images)
     epoch, step = (state["epoch"], state["step"]) if state else (0, 0)
-    checkpoint = callbacks.Checkpoint(os.path.join(run, runs.CHECKPOINT))
+    checkpoint = callbacks.Checkpoint(
+        os.path.join(run, runs.CHECKPOINT),
+        saved=(epoch, step) if state else None,
+        run=run,
+        advice=_diverged_advice(config),
+    )
     guard = callbacks.TrainingGuard(checkpoint, run)
     per_epoch = [
         guard,
         callbacks.SampleGrid(os.path.join(run, runs.SAMPLES)),
         callbacks.HistoryCSV(os.path.join(run, runs.HISTORY), history),
-        checkpoint,
     ]
     at_end = []
     if hasattr(model, "reconstruct"):
@@ -142,6 +176,8 @@ def _fit(model, run, arrays, test_set, config, verbose, state=None, history=()):
                 os.path.join(run, runs.PLOTS, "completion_error.png"), x_test[:1000], x_train.mean(axis=0)
             )
         )
+    per_epoch.append(checkpoint)  # last: the epoch's files are all written when its checkpoint is
+    guard.install()
     try:
         if step:
             # finish the interrupted epoch from the batch after the last one done
@@ -152,9 +188,7 @@ def _fit(model, run, arrays, test_set, config, verbose, state=None, history=()):
                 epochs=epoch + 1,
                 initial_epoch=epoch,
                 shuffle=False,
-                callbacks=[batches.follow_epochs(), callbacks.RestoreTrackers(state["metric_states"])]
-                + per_epoch
-                + (at_end if epoch + 1 == config.epochs else []),
+                callbacks=[batches.follow_epochs(), callbacks.RestoreTrackers(state["metric_states"])] + per_epoch,
                 verbose=verbose,
             )
             guard.skip = 0
@@ -166,29 +200,51 @@ def _fit(model, run, arrays, test_set, config, verbose, state=None, history=()):
                 epochs=config.epochs,
                 initial_epoch=epoch,
                 shuffle=False,
-                callbacks=[batches.follow_epochs()] + per_epoch + at_end,
+                callbacks=[batches.follow_epochs()] + per_epoch,
                 verbose=verbose,
+            )
+        # end of the run: figures, then model.keras, still under the guard
+        guard.raise_if_signalled()
+        for figure in at_end:
+            figure.set_model(model)
+            figure.on_train_end()
+            guard.raise_if_signalled()
+        with runs.atomic_path(os.path.join(run, runs.MODEL)) as tmp:
+            model.save(tmp)
+        rows = runs.read_csv(os.path.join(run, runs.HISTORY))
+        plots.save_curves(os.path.join(run, runs.PLOTS, "loss_curves.png"), rows, title=f"{config.model} training")
+        if rows and "d_loss" in rows[0]:  # GANs: the losses and accuracies of both players
+            plots.save_curves(
+                os.path.join(run, runs.PLOTS, "dynamics.png"),
+                rows,
+                groups=[["d_loss", "g_loss"], ["d_acc_real", "d_acc_fake"]],
+                title=f"{config.model} training dynamics",
             )
     finally:
         guard.restore()
-    with runs.atomic_path(os.path.join(run, runs.MODEL)) as tmp:
-        model.save(tmp)
-    rows = runs.read_csv(os.path.join(run, runs.HISTORY))
-    plots.save_curves(os.path.join(run, runs.PLOTS, "loss_curves.png"), rows, title=f"{config.model} training")
-    if rows and "d_loss" in rows[0]:  # GANs: the losses and accuracies of both players
-        plots.save_curves(
-            os.path.join(run, runs.PLOTS, "dynamics.png"),
-            rows,
-            groups=[["d_loss", "g_loss"], ["d_acc_real", "d_acc_fake"]],
-            title=f"{config.model} training dynamics",
-        )
+
+
+def _diverged_advice(config):
+    """The option to lower when training of this model diverges."""
+    if config.model in ("gan", "cgan"):
+        return "Lower --d-learning-rate and --g-learning-rate"
+    return "Lower --learning-rate"
 
 
 def _arrays(model, train_set, config):
     """(x,) or, for conditional models, (x, labels) of the training images."""
     x = to_float(train_set.images[: config.limit])
     if hasattr(model, "num_classes"):  # conditional models train on labels
-        return x, train_set.labels[: config.limit]
+        labels = train_set.labels
+        if labels is None:
+            raise DataError(f"{config.model} trains on labels, and {train_set.source} has none.")
+        labels = labels[: config.limit]
+        if labels.size and int(labels.max()) >= model.num_classes:
+            raise DataError(
+                f"{config.model} draws labels 0 to {model.num_classes - 1}, and {train_set.source} holds "
+                f"label {int(labels.max())}. Received: labels in {int(labels.min())}..{int(labels.max())}"
+            )
+        return x, labels
     return (x,)
 
 
@@ -198,7 +254,9 @@ def resume(run, epochs=None, verbose=1):
     The checkpoint restores the weights, both optimizers' states, the seed
     generators and the data order, so a run interrupted and resumed ends with
     the weights and `history.csv` of the uninterrupted run (same backend,
-    same machine).
+    same machine). A run stopped after its last checkpoint but before
+    `model.keras` was written is finished: the end-of-run figures and
+    `model.keras` are written.
 
     Args:
         run: the run directory.
@@ -207,28 +265,79 @@ def resume(run, epochs=None, verbose=1):
 
     Returns:
         The path of the run directory.
+
+    Raises:
+        RunError: a damaged `config.json`, `state.json` or `history.csv`
+            (one line naming the file), a run that has no checkpoint, or one
+            that already has `epochs` epochs and its `model.keras`.
     """
-    saved = runs.load_run(run)
-    config = TrainConfig(**saved["train"])
+    config = saved_config(run)
     if epochs is not None:
         config.epochs = epochs
-    config.validate()
+        _validate_saved(config, os.path.join(run, runs.CONFIG))
     state = runs.read_checkpoint(run)
     if state is None:
         raise RunError(f"{run} has no checkpoint to resume from; train it anew.")
-    if state["epoch"] >= config.epochs:
+    unfinished = state["epoch"] == config.epochs and not state["step"] and not os.path.isfile(
+        os.path.join(run, runs.MODEL)
+    )
+    if state["epoch"] >= config.epochs and not unfinished:
         raise RunError(
             f"{run} already has {state['epoch']} epochs; pass --epochs larger than "
             f"{state['epoch']} to train more. Received: epochs={config.epochs}"
         )
-    runs.remove_temporaries(run)
-    model = runs.load_model_file(os.path.join(run, runs.CHECKPOINT, state["model"]))
-    callbacks.restore_state(model, state)
+    history = runs.read_history(run, state["epoch"])
     train_set = data.load_dataset(config.dataset, "train", config.data_dir, config.offline)
     test_set = data.load_dataset(config.dataset, "test", config.data_dir, config.offline)
-    history = runs.read_csv(os.path.join(run, runs.HISTORY))[: state["epoch"]] if state["epoch"] else []
-    _fit(model, run, _arrays(model, train_set, config), test_set, config, verbose, state, history)
+    model = runs.load_model_file(os.path.join(run, runs.CHECKPOINT, state["model"]))
+    arrays = _arrays(model, train_set, config)
+    runs.remove_temporaries(run)
+    callbacks.restore_state(model, state)
+    _fit(model, run, arrays, test_set, config, verbose, state, history)
     return run
+
+
+def saved_config(run):
+    """The `TrainConfig` of a run, from its `config.json`, checked.
+
+    Raises:
+        RunError: one line naming `config.json` and what is wrong in it.
+    """
+    saved = runs.load_run(run)
+    path = os.path.join(run, runs.CONFIG)
+    train = saved["train"]
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(k for k in train if k not in fields)
+    if unknown:
+        raise RunError(f"{path}: 'train' has an unknown key {unknown[0]!r}; the run is damaged or not kgen's.")
+    missing = [k for k in _SAVED_REQUIRED if k not in train]
+    if missing:
+        raise RunError(f"{path}: 'train' lacks {missing[0]!r}; the run is damaged.")
+    for key, value in train.items():
+        kinds = _SAVED_TYPES[key]
+        if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+            names = " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
+            raise RunError(f"{path}: 'train.{key}' must be {names}, not {value!r}; the run is damaged.")
+    if train["model"] != saved["model"]:
+        raise RunError(f"{path}: 'model' is {saved['model']!r} but 'train.model' is {train['model']!r}; the run is damaged.")
+    config = TrainConfig(**train)
+    _validate_saved(config, path)
+    return config
+
+
+_SAVED_REQUIRED = ("model", "epochs", "batch_size", "learning_rate", "dataset", "offline", "limit", "seed", "model_options")
+_SAVED_TYPES = {
+    "model": (str,), "epochs": (int,), "batch_size": (int,), "learning_rate": (float, int),
+    "dataset": (str,), "data_dir": (str, type(None)), "offline": (bool,), "limit": (int, type(None)),
+    "seed": (int,), "out": (str,), "name": (str, type(None)), "model_options": (dict,), "gan_optimizers": (dict,),
+}
+
+
+def _validate_saved(config, path):
+    try:
+        config.validate()
+    except ValueError as e:
+        raise RunError(f"{path}: {e}") from None
 
 
 def _versions():

@@ -179,3 +179,147 @@ def test_same_seed_same_history(artifacts):
     history = [open(os.path.join(r, "history.csv")).read() for r in (a, b, c)]
     assert history[0] == history[1]
     assert history[0] != history[2]
+
+
+# issue 17: no poisoned checkpoint; every stopped run finishable
+
+
+def poison_at_step(monkeypatch, step):
+    """Makes the weights NaN right after optimizer step `step`, after the guard saw that step's loss."""
+
+    def poison(self, batch, logs=None):
+        if int(self.model.optimizer.iterations) == step:
+            variable = self.model.trainable_variables[0]
+            variable.assign(np.full(variable.shape, np.nan, "float32"))
+
+    monkeypatch.setattr(callbacks.HistoryCSV, "on_train_batch_end", poison, raising=False)
+
+
+def all_finite(model):
+    return all(np.all(np.isfinite(w)) for w in model.get_weights())
+
+
+def test_nan_weights_of_an_epochs_last_step_are_never_checkpointed(artifacts, monkeypatch):
+    poison_at_step(monkeypatch, 8)  # the last step of epoch 2 (4 steps an epoch)
+    with pytest.raises(
+        Diverged,
+        match=r"The weights became non-finite \(NaN or inf in .*\) at the end of epoch 2; the checkpoint "
+        r"of epoch 1 is kept\. Lower --learning-rate and train again, or resume the checkpoint with --resume",
+    ):
+        training.train(config(artifacts), verbose=0)
+    run = runs.list_runs(str(artifacts))[0]["path"]
+    assert runs.read_checkpoint(run)["epoch"] == 1
+    assert all_finite(runs.load_model(run))
+    assert len(runs.read_csv(os.path.join(run, "history.csv"))) == 1  # nothing of epoch 2 saved
+    assert sorted(os.listdir(os.path.join(run, "samples"))) == ["epoch_001.png"]
+    assert not os.path.exists(os.path.join(run, "model.keras"))
+
+
+def test_nan_weights_in_the_first_epoch_say_there_is_no_checkpoint(artifacts, monkeypatch):
+    poison_at_step(monkeypatch, 4)
+    with pytest.raises(Diverged, match=r"at the end of epoch 1; no checkpoint was saved\. Lower --learning-rate and train again\.$"):
+        training.train(config(artifacts), verbose=0)
+    run = runs.list_runs(str(artifacts))[0]["path"]
+    assert runs.read_checkpoint(run) is None
+
+
+def test_a_checkpoint_is_never_written_with_nan_weights(tmp_path):
+    model = training.build_model(config(tmp_path))
+    checkpoint = callbacks.Checkpoint(str(tmp_path), saved=(1, 0), run="RUN")
+    checkpoint.set_model(model)
+    variable = model.trainable_variables[-1]
+    variable.assign(np.full(variable.shape, np.inf, "float32"))
+    with pytest.raises(Diverged, match=r"at epoch 2, step 3; the checkpoint of epoch 1 is kept\. .* --resume RUN\."):
+        checkpoint.write(1, 3)  # what a SIGINT mid-epoch does
+    assert os.listdir(tmp_path) == []
+
+
+def test_gan_divergence_names_the_gan_learning_rates(artifacts, monkeypatch):
+    poison_at_step(monkeypatch, 4)
+    with pytest.raises(Diverged, match=r"Lower --d-learning-rate and --g-learning-rate and train again"):
+        training.train(config(artifacts, "gan", epochs=1), verbose=0)
+
+
+def test_sigint_during_the_end_of_run_figures_is_finishable(reference, artifacts, monkeypatch):
+    original = callbacks.ReconstructionGrid.on_train_end
+
+    def interrupt(self, logs=None):
+        os.kill(os.getpid(), signal.SIGINT)
+        original(self, logs)
+
+    monkeypatch.setattr(callbacks.ReconstructionGrid, "on_train_end", interrupt)
+    with pytest.raises(Interrupted, match=r"SIGINT after epoch 3, before model.keras was written: the checkpoint "
+                       r"of epoch 3 is saved\. Finish with: kgen train --resume"):
+        training.train(config(artifacts), verbose=0)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    run = runs.list_runs(str(artifacts))[0]["path"]
+    assert not os.path.exists(os.path.join(run, "model.keras"))
+    monkeypatch.undo()
+    training.resume(run, verbose=0)  # finishes the run instead of "already has 3 epochs"
+    assert_same_run(reference["vae"], run)
+    for name in ("reconstructions.png", "latent_map.png", "loss_curves.png"):
+        assert os.path.isfile(os.path.join(run, "plots", name))
+    with pytest.raises(Exception, match="already has 3 epochs"):  # and once finished, it is finished
+        training.resume(run, verbose=0)
+
+
+def test_full_disk_on_the_final_save_is_finishable(reference, artifacts, monkeypatch):
+    original = keras.Model.save
+
+    def full(self, filepath, *args, **kwargs):
+        if str(filepath).endswith("-model.keras"):
+            raise OSError(errno.ENOSPC, "No space left on device", str(filepath))
+        return original(self, filepath, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "save", full)
+    with pytest.raises(OSError):
+        training.train(config(artifacts), verbose=0)
+    monkeypatch.undo()
+    run = runs.list_runs(str(artifacts))[0]["path"]
+    assert runs.read_checkpoint(run)["epoch"] == 3 and not os.path.exists(os.path.join(run, "model.keras"))
+    training.resume(run, verbose=0)
+    assert_same_run(reference["vae"], run)
+
+
+SIGTERM_SCRIPT = """
+import os, signal, sys
+import keras
+from kgen import callbacks, training
+where = sys.argv[2]
+if where == "figures":
+    original = callbacks.ReconstructionGrid.on_train_end
+    def stop(self, logs=None):
+        os.kill(os.getpid(), signal.SIGTERM)
+        original(self, logs)
+    callbacks.ReconstructionGrid.on_train_end = stop
+else:  # during the write of the final model.keras
+    original = keras.Model.save
+    def stop(self, filepath, *args, **kwargs):
+        if str(filepath).endswith("-model.keras"):
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(self, filepath, *args, **kwargs)
+    keras.Model.save = stop
+config = training.TrainConfig(model="ae", epochs=1, batch_size=32, limit=64, offline=True, out=sys.argv[1])
+print(training.train(config, verbose=0))
+"""
+
+
+@pytest.mark.parametrize("where", ["figures", "final save"])
+def test_sigterm_after_the_last_checkpoint_leaves_a_finishable_run(where, tmp_path):
+    import subprocess
+    import sys
+
+    env = dict(os.environ, KERAS_BACKEND="torch", TF_CPP_MIN_LOG_LEVEL="3", OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-c", SIGTERM_SCRIPT, str(tmp_path), where], env=env,
+                          capture_output=True, text=True, timeout=600)
+    (run,) = [os.path.join(tmp_path, "ae", d) for d in os.listdir(tmp_path / "ae")]
+    temporaries = [f for _, _, files in os.walk(run) for f in files if f.startswith(".tmp-")]
+    assert temporaries == []
+    if where == "figures":
+        assert proc.returncode == 1 and "SIGTERM after epoch 1" in proc.stderr, proc.stderr[-2000:]
+        assert not os.path.exists(os.path.join(run, "model.keras"))
+        training.resume(run, verbose=0)
+    else:  # the signal waits for the save: the run is complete
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    runs.load_model_file(os.path.join(run, "model.keras"))
+    assert os.path.isfile(os.path.join(run, "plots", "reconstructions.png"))

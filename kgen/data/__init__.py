@@ -219,6 +219,12 @@ def check_network(host="storage.googleapis.com", timeout=3.0):
 
 
 def _checked(ds):
+    """Checks a loaded split and returns it with uint8 images (N, 28, 28) and uint8 labels (N,).
+
+    Images must be finite; integer images must lie in 0..255, float images in
+    0..255 (whole numbers, cast) or in [0, 1] (scaled by 255, with a
+    warning). Labels must be one whole number in 0..255 per image.
+    """
     images = np.asarray(ds.images)
     if images.ndim == 4 and images.shape[-1] == 1:
         images = images[..., 0]
@@ -229,10 +235,68 @@ def _checked(ds):
         )
     if len(images) == 0:
         raise DataError(f"{ds.source} holds no {ds.split} images.")
-    ds.images = images.astype(np.uint8, copy=False)
+    ds.images = _pixels(images, ds)
     if ds.labels is not None:
-        ds.labels = np.asarray(ds.labels).astype(np.uint8).reshape(-1)
+        ds.labels = _labels(np.asarray(ds.labels), len(images), ds)
     return ds
+
+
+def _pixels(images, ds):
+    if images.dtype == np.uint8:
+        return images
+    if images.dtype == bool:
+        return images.astype(np.uint8) * 255
+    if not (np.issubdtype(images.dtype, np.integer) or np.issubdtype(images.dtype, np.floating)):
+        raise DataError(f"{ds.source} holds {ds.split} images of type {images.dtype}; kgen needs numbers 0..255.")
+    if np.issubdtype(images.dtype, np.floating) and not np.all(np.isfinite(images)):
+        raise DataError(
+            f"{ds.source} holds {ds.split} images with NaN or infinite pixels "
+            f"({int(np.sum(~np.isfinite(images)))} of {images.size}); kgen needs numbers 0..255."
+        )
+    low, high = images.min(), images.max()
+    if low < 0 or high > 255:
+        raise DataError(
+            f"{ds.source} holds {ds.split} pixels from {low} to {high}; kgen needs 0..255 "
+            f"(uint8), or floats in [0, 1]. Received: dtype={images.dtype}"
+        )
+    if np.issubdtype(images.dtype, np.floating):
+        if high <= 1:
+            warnings.warn(
+                f"{ds.source} holds {ds.split} images as floats in [0, 1]; kgen scales them by 255 to 0..255.",
+                stacklevel=3,
+            )
+            return np.round(images * 255).astype(np.uint8)
+        if not np.all(images == np.round(images)):
+            raise DataError(
+                f"{ds.source} holds {ds.split} images as floats from {low} to {high} that are not whole "
+                f"numbers; kgen needs 0..255 (uint8), or floats in [0, 1]."
+            )
+    return images.astype(np.uint8)
+
+
+def _labels(labels, n, ds):
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.shape != (n,):
+        raise DataError(
+            f"{ds.source} holds {ds.split} labels of shape {labels.shape} for {n} images; "
+            f"kgen needs one label per image, shape ({n},)."
+        )
+    if not (np.issubdtype(labels.dtype, np.integer) or np.issubdtype(labels.dtype, np.floating)):
+        raise DataError(f"{ds.source} holds {ds.split} labels of type {labels.dtype}; kgen needs whole numbers.")
+    if n and (
+        (np.issubdtype(labels.dtype, np.floating) and not np.all(np.isfinite(labels)))
+        or not np.all(labels == np.round(labels))
+        or labels.min() < 0
+        or labels.max() > 255
+    ):
+        bad = labels[~np.isfinite(labels) | (labels != np.round(labels)) | (labels < 0) | (labels > 255)] \
+            if np.issubdtype(labels.dtype, np.floating) else labels[(labels < 0) | (labels > 255)]
+        raise DataError(
+            f"{ds.source} holds {ds.split} labels that are not class numbers 0..255 "
+            f"(for example {bad.flat[0]!r}); kgen needs one whole number >= 0 per image."
+        )
+    return labels.astype(np.uint8)
 
 
 __all__ = [
