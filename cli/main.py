@@ -58,6 +58,31 @@ def _os_error_message(e):
     return f"{e.strerror or e}{where}."
 
 
+class FiniteFloat(click.FloatRange):
+    """A `click.FloatRange` that also refuses nan and inf."""
+
+    name = "finite float range"
+
+    def convert(self, value, param, ctx):
+        import math
+
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+def _check_name(ctx, param, value):
+    from kgen import runs
+    from kgen.errors import RunError
+
+    try:
+        runs.check_name(value)
+    except RunError as e:
+        raise click.BadParameter(str(e).split(" Received:")[0].removeprefix("--name "), param_hint="--name") from None
+    return value
+
+
 def _set_backend(ctx, param, value):
     if value:
         os.environ["KERAS_BACKEND"] = value
@@ -98,21 +123,21 @@ def main(ctx, debug):
 
 
 @main.command()
-@click.argument("model", type=click.Choice(MODEL_NAMES))
-@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True, help="Epochs in all.")
+@click.argument("model", type=click.Choice(MODEL_NAMES), required=False)
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True, help="Epochs in all (with --resume: the run's own unless given).")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Images per step [default: the model's own: 32 for ae, vae; 128 for gan, cgan; 64 for lstm].")
 @click.option("--latent-dim", type=click.IntRange(min=1), help="Size of the latent code (noise of a GAN).  [default: 2; gan, cgan: 64]")
 @click.option("--arch", type=click.Choice(("mlp", "conv")), default="mlp", show_default=True, help="Network family.")
-@click.option("--learning-rate", "--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
+@click.option("--learning-rate", "--lr", type=FiniteFloat(min=0, max=1, min_open=True), default=1e-3, show_default=True)
 @click.option("--dataset", default="mnist", show_default=True, help="mnist, fashion_mnist, or another 28x28 TFDS set.")
 @click.option("--data-dir", type=click.Path(exists=True), envvar="KGEN_DATA_DIR", help="IDX files or an .npz to train on [env: KGEN_DATA_DIR].")
 @click.option("--offline", is_flag=True, help="No network: --data-dir or the bundled MNIST sample.")
 @click.option("--limit", type=click.IntRange(min=1), help="Train on the first N training images.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False), default="artifacts", show_default=True, help="Root of the run directories.")
-@click.option("--name", help="Suffix of the run directory's name.")
-@click.option("--resume", "resume_run", type=click.Path(exists=True, file_okay=False), help="Continue this run to --epochs.")
-@click.option("--kl-weight", type=click.FloatRange(min=0), default=1.0, show_default=True, help="VAE: weight of the KL term (0: no-KL ablation).")
+@click.option("--name", callback=_check_name, help="Suffix of the run directory's name (one folder-name part).")
+@click.option("--resume", "resume_run", type=click.Path(exists=True, file_okay=False), help="Continue this run (MODEL optional) to --epochs; a run stopped after its last epoch is finished.")
+@click.option("--kl-weight", type=FiniteFloat(min=0), default=1.0, show_default=True, help="VAE: weight of the KL term (0: no-KL ablation).")
 @click.option("--recon-loss", type=click.Choice(("bce", "mse")), default="bce", show_default=True, help="VAE, lstm: per-pixel loss.")
 @click.option("--binarize", is_flag=True, help="VAE: dynamically binarize the training images.")
 @click.option("--loss", type=click.Choice(("bce", "hinge")), default="bce", show_default=True, help="GANs: non-saturating BCE or hinge loss.")
@@ -147,8 +172,12 @@ def _train(ctx, model, epochs, batch_size, latent_dim, arch, learning_rate, data
     from kgen import training
 
     if resume_run:
-        run = training.resume(resume_run, epochs=epochs)
+        _check_resume_options(ctx, model, resume_run)
+        explicit = ctx.get_parameter_source("epochs").name == "COMMANDLINE"
+        run = training.resume(resume_run, epochs=epochs if explicit else None)
     else:
+        if model is None:
+            raise click.UsageError("Missing argument '{ae|vae|gan|cgan|lstm}': the model to train (or --resume RUN).")
         options = {"latent_dim": latent_dim or (64 if model in GANS else 2), "arch": arch}
         gan_optimizers = {}
         if model in GANS:
@@ -182,11 +211,32 @@ def _train(ctx, model, epochs, batch_size, latent_dim, arch, learning_rate, data
     click.echo(run)
 
 
+def _check_resume_options(ctx, model, run):
+    """With --resume the run keeps its own options: only --epochs (and MODEL, if it is the run's) may be given."""
+    from kgen import runs
+
+    saved = runs.load_run(run)
+    if model is not None and model != saved["model"]:
+        raise click.UsageError(f"{run} is a {saved['model']} run; resume it as `kgen train --resume {run}`, not as {model}.")
+    for param in ctx.command.params:
+        if param.name in ("model", "epochs", "resume_run") or not param.expose_value:
+            continue
+        if ctx.get_parameter_source(param.name).name == "COMMANDLINE":
+            raise click.UsageError(
+                f"{param.opts[0]} cannot be used with --resume: the run keeps the options of its config.json; "
+                f"only --epochs can change."
+            )
+
+
+MAX_GRID = 10_000  # images in one sample grid PNG (a 100x100 grid of 2,800x2,800 pixels)
+CHUNK = 1000  # images generated at a time into an .npy
+
+
 @main.command()
 @click.argument("run", type=click.Path(exists=True, file_okay=False))
-@click.option("-n", "--num", type=click.IntRange(min=1), default=64, show_default=True, help="Number of samples.")
+@click.option("-n", "--num", type=click.IntRange(min=1), default=64, show_default=True, help=f"Number of samples (a PNG grid: at most {MAX_GRID:,}; an .npy: as many as the disk holds).")
 @click.option("--seed", type=int, help="Seed of the noise (default: random).")
-@click.option("--out", "out_file", type=click.Path(dir_okay=False), help="PNG to write [default: RUN/samples/sample.png].")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), help="PNG grid, or .npy array (n, 28, 28, 1) in [0, 1], to write [default: RUN/samples/sample.png].")
 @click.option("--label", type=int, help="cgan: draw only this digit (default: column k holds digit k).")
 @backend_option
 def sample(run, num, seed, out_file, label):
@@ -200,7 +250,19 @@ def sample(run, num, seed, out_file, label):
     if label is not None and not 0 <= label < model.num_classes:
         raise click.BadParameter(f"this run draws labels 0 to {model.num_classes - 1}. Received: {label}", param_hint="--label")
     out_file = out_file or os.path.join(run, runs.SAMPLES, "sample.png")
+    suffix = os.path.splitext(out_file)[1].lower()
+    if suffix not in (".png", ".npy"):
+        raise click.BadParameter(f"must end in .png (a grid) or .npy (the images as an array). Received: {out_file}", param_hint="--out")
+    if suffix == ".png" and num > MAX_GRID:
+        raise click.BadParameter(
+            f"a grid PNG holds at most {MAX_GRID:,} images; write more to an .npy (--out FILE.npy). Received: {num}",
+            param_hint="-n",
+        )
     _check_writable(out_file)
+    if suffix == ".npy":
+        _write_samples(out_file, model, num, seed, label if conditional else None, conditional)
+        click.echo(out_file)
+        return
     if conditional:
         images = model.generate(num, labels=label, seed=seed)
         plots.save_grid(out_file, images, ncol=None if label is not None else model.num_classes)
@@ -308,7 +370,10 @@ def list_runs(root):
     """List the runs under a root folder, newest first, with their last losses."""
     from kgen import runs
 
-    found = runs.list_runs(root)
+    skipped = []
+    found = runs.list_runs(root, skipped)
+    for line in skipped:
+        click.echo(f"Warning: skipped a damaged run: {line}", err=True)
     if not found:
         click.echo(f"No runs under {root}.")
         return
@@ -321,6 +386,35 @@ def list_runs(root):
             f"{r['path']:<48} {r['config'].get('model', '?'):<6} "
             f"{r['config'].get('backend', '?'):<10} {len(r['history']):>6}  {loss}"
         )
+
+
+def _write_samples(path, model, num, seed, label, conditional):
+    """Generates `num` images CHUNK at a time into an .npy, written atomically; the disk is the limit."""
+    import shutil
+
+    import numpy as np
+
+    from kgen import runs
+
+    folder = os.path.dirname(os.path.abspath(path))
+    needed = num * 28 * 28 * 4 + 4096
+    free = shutil.disk_usage(folder).free
+    if needed > free:
+        raise click.BadParameter(
+            f"{num:,} images take {needed / 1e9:.1f} GB as float32, and {folder} has {free / 1e9:.1f} GB free. "
+            f"Received: {num}", param_hint="-n",
+        )
+    with runs.atomic_path(path) as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(num, 28, 28, 1))
+        for i, start in enumerate(range(0, num, CHUNK)):
+            n = min(CHUNK, num - start)
+            chunk_seed = None if seed is None else seed + i
+            if conditional:
+                out[start : start + n] = model.generate(n, labels=label, seed=chunk_seed)
+            else:
+                out[start : start + n] = model.generate(n, seed=chunk_seed)
+        out.flush()
+        del out
 
 
 def _check_writable(path):

@@ -5,6 +5,7 @@
 """
 
 import hashlib
+import json
 import os
 import shutil
 
@@ -119,6 +120,114 @@ CASES = [
 ]
 
 
+def npz_dir(tmp, x=None, y=None):
+    """A data folder holding one Keras-style .npz; its training images or labels replaced by `x`, `y`."""
+    rng = np.random.default_rng(0)
+    data = tmp / "data"
+    data.mkdir()
+    arrays = {
+        "x_train": rng.integers(0, 256, (20, 28, 28), dtype=np.uint8),
+        "y_train": rng.integers(0, 10, 20, dtype=np.uint8),
+        "x_test": rng.integers(0, 256, (10, 28, 28), dtype=np.uint8),
+        "y_test": rng.integers(0, 10, 10, dtype=np.uint8),
+    }
+    if x is not None:
+        arrays["x_train"] = x
+    if y is not None:
+        arrays["y_train"] = y
+    np.savez(data / "mnist.npz", **arrays)
+    return data
+
+
+def damaged_copy(tmp, root, file, content):
+    """A copy of the VAE run with `file` replaced by `content` (text, bytes, or JSON-able)."""
+    copy = tmp / "damaged"
+    shutil.copytree(run_of(root, "vae"), copy)
+    if isinstance(content, bytes):
+        (copy / file).write_bytes(content)
+    elif isinstance(content, str):
+        (copy / file).write_text(content)
+    else:
+        (copy / file).write_text(json.dumps(content))
+    return copy
+
+
+def edited_config(tmp, root, edit):
+    config = json.loads((run_of(root, "vae") / "config.json").read_text())
+    edit(config)
+    return damaged_copy(tmp, root, "config.json", config)
+
+
+def edited_state(tmp, root, edit):
+    state = json.loads((run_of(root, "vae") / "checkpoint" / "state.json").read_text())
+    state = edit(state) or state
+    return damaged_copy(tmp, root, "checkpoint/state.json", state)
+
+
+def not_a_run_config(tmp, root):
+    folder = tmp / "foo"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"foo": 1}')
+    return folder
+
+
+TINY = ("--epochs", 1, "--limit", 64, "--offline")  # keeps a wrongly accepted run short
+RESUME = ("train", "vae", "--epochs", 2, "--resume")
+
+CASES += [
+    # issue 17: bad training data, refused before a run directory exists
+    ("cGAN label above 9", lambda t, r: ("train", "cgan", "--data-dir", npz_dir(t, y=np.r_[np.zeros(19), 12].astype(np.uint8)), "--epochs", 1),
+     "cgan draws labels 0 to 9"),
+    ("negative label", lambda t, r: ("train", "cgan", "--data-dir", npz_dir(t, y=np.r_[np.zeros(19), -1].astype(np.int64)), "--epochs", 1),
+     "not class numbers"),
+    ("fractional label", lambda t, r: ("train", "cgan", "--data-dir", npz_dir(t, y=np.full(20, 2.5)), "--epochs", 1),
+     "not class numbers"),
+    ("y_train of shape (N, 2)", lambda t, r: ("train", "cgan", "--data-dir", npz_dir(t, y=np.zeros((20, 2), np.uint8)), "--epochs", 1),
+     "labels of shape (20, 2) for 20 images"),
+    ("NaN images in an .npz", lambda t, r: ("train", "vae", "--data-dir", npz_dir(t, x=np.full((20, 28, 28), np.nan)), "--epochs", 1),
+     "NaN or infinite pixels"),
+    ("pixels above 255", lambda t, r: ("train", "vae", "--data-dir", npz_dir(t, x=np.full((20, 28, 28), 300, np.int16)), "--epochs", 1),
+     "pixels from 300 to 300"),
+    ("fractional float pixels above 1", lambda t, r: ("train", "vae", "--data-dir", npz_dir(t, x=np.full((20, 28, 28), 2.5)), "--epochs", 1),
+     "not whole numbers"),
+    # issue 17: --name is one folder-name part
+    ("--name with ..", lambda t, r: ("train", "ae", "--name", "../../../elsewhere/x", *TINY), "Invalid value for --name"),
+    ("--name with /", lambda t, r: ("train", "ae", "--name", "a/b", *TINY), "Invalid value for --name"),
+    ("absolute --name", lambda t, r: ("train", "ae", "--name", "/tmp/x", *TINY), "Invalid value for --name"),
+    ("--name ..", lambda t, r: ("train", "ae", "--name", "..", *TINY), "Invalid value for --name"),
+    # issue 17: damaged run files on --resume
+    ("config.json a list", lambda t, r: (*RESUME, damaged_copy(t, r, "config.json", [1, 2])), "holds a JSON list, not an object"),
+    ("config.json without train", lambda t, r: (*RESUME, edited_config(t, r, lambda c: c.pop("train"))), "lacks 'train'"),
+    ("config.json with an extra key", lambda t, r: (*RESUME, edited_config(t, r, lambda c: c["train"].update(evil=1))),
+     "unknown key 'evil'"),
+    ("string batch size in config.json", lambda t, r: (*RESUME, edited_config(t, r, lambda c: c["train"].update(batch_size="32"))),
+     "'train.batch_size' must be int"),
+    ("config.json not JSON", lambda t, r: (*RESUME, damaged_copy(t, r, "config.json", "{not json")), "config.json cannot be read"),
+    ("config.json of another program", lambda t, r: (*RESUME, not_a_run_config(t, r)), "lacks 'model' and 'train'"),
+    ("state.json without epoch", lambda t, r: (*RESUME, edited_state(t, r, lambda s: s.pop("epoch") and None)), "lacks 'epoch'"),
+    ("state.json a list", lambda t, r: (*RESUME, edited_state(t, r, lambda s: [s])), "holds a JSON list"),
+    ("string epoch in state.json", lambda t, r: (*RESUME, edited_state(t, r, lambda s: s.update(epoch="1"))), "'epoch' must be a whole number"),
+    ("state.json naming a file outside checkpoint/", lambda t, r: (*RESUME, edited_state(t, r, lambda s: s.update(model="../model.keras"))),
+     "'model' must name a .keras file in checkpoint/"),
+    ("garbage history.csv", lambda t, r: (*RESUME, damaged_copy(t, r, "history.csv", "epoch,loss\nbanana,x\n")),
+     "history.csv is damaged: row 1 has epoch 'banana'"),
+    ("non-UTF-8 history.csv", lambda t, r: (*RESUME, damaged_copy(t, r, "history.csv", b"\xff\xfe\x00garbage")),
+     "history.csv is damaged: it is not UTF-8 text"),
+    # issue 17: numbers
+    ("--lr nan", lambda t, r: ("train", "vae", "--lr", "nan", *TINY), "'nan' is not a finite number"),
+    ("--lr inf", lambda t, r: ("train", "vae", "--lr", "inf", *TINY), "--lr"),
+    ("--lr 1e39", lambda t, r: ("train", "vae", "--lr", "1e39", *TINY), "not in the range 0<x<=1"),
+    ("--kl-weight inf", lambda t, r: ("train", "vae", "--kl-weight", "inf", *TINY), "'inf' is not a finite number"),
+    ("sample grid of 20,000", lambda t, r: ("sample", run_of(r, "vae"), "-n", 20000, "--out", t / "big.png"), "a grid PNG holds at most 10,000 images"),
+    ("sample to a .jpg", lambda t, r: ("sample", run_of(r, "vae"), "--out", t / "s.jpg"), "must end in .png (a grid) or .npy"),
+    # issue 15: --resume keeps the run's options
+    ("resume as another model", lambda t, r: ("train", "gan", "--resume", run_of(r, "vae"), "--epochs", 2), "is a vae run"),
+    ("--batch-size with --resume", lambda t, r: ("train", "vae", "--resume", run_of(r, "vae"), "--epochs", 2, "--batch-size", 7),
+     "--batch-size cannot be used with --resume"),
+    ("no model and no --resume", lambda t, r: ("train", "--epochs", 1), "Missing argument"),
+]
+
+
 def corrupt_copy(tmp, root):
     copy = tmp / "corrupt"
     shutil.copytree(run_of(root, "vae"), copy)
@@ -146,6 +255,34 @@ def test_bad_input(what, args, words, tmp_path, runs_root, monkeypatch):
     assert words in errors[0], result.output
     assert tree_digest(runs_root) == before  # existing runs untouched
     assert not (tmp_path / "artifacts").exists()  # no half-made run
+
+
+def test_a_bad_name_writes_nothing_anywhere(tmp_path, monkeypatch):
+    work = tmp_path / "a" / "b" / "c"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    for name in ("../../../elsewhere", "x/y", str(tmp_path / "abs")):
+        result = invoke("train", "ae", "--out", work / "root", "--name", name, *TINY)
+        assert result.exit_code == 2, result.output
+    assert sorted(os.listdir(tmp_path)) == ["a"] and os.listdir(work) == []
+
+
+def test_a_garbage_history_is_not_resumed_over(tmp_path, runs_root):
+    copy = damaged_copy(tmp_path, runs_root, "history.csv", "epoch,loss\nbanana,x\n")
+    before = tree_digest(copy)
+    result = invoke(*RESUME, copy)
+    assert result.exit_code == 1 and "history.csv is damaged" in result.output
+    assert tree_digest(copy) == before
+
+
+def test_float_images_in_0_1_are_scaled_with_a_warning(tmp_path):
+    from kgen.data import load_dataset
+
+    x = np.random.default_rng(0).random((20, 28, 28))
+    with pytest.warns(UserWarning, match=r"floats in \[0, 1\]; kgen scales them by 255"):
+        ds = load_dataset("mnist", "train", npz_dir(tmp_path, x=x))
+    assert ds.images.dtype == np.uint8
+    np.testing.assert_array_equal(ds.images, np.round(x * 255).astype(np.uint8))
 
 
 def test_debug_shows_the_traceback(tmp_path):

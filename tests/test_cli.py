@@ -180,3 +180,65 @@ def test_help_lists_commands():
     assert result.exit_code == 0
     for command in ("train", "sample", "runs"):
         assert command in result.output
+
+
+# issue 17: damaged runs, sample in chunks; issue 15: resume as printed
+
+
+def test_runs_names_a_damaged_run_and_lists_the_rest(vae_run, tmp_path):
+    import shutil
+
+    root = tmp_path / "root"
+    shutil.copytree(os.path.dirname(vae_run), root / "vae")
+    good = root / "vae" / os.path.basename(vae_run)
+    for name, damage in (("bad-history", lambda p: (p / "history.csv").write_bytes(b"epoch\n\xff\xfe\n")),
+                         ("bad-metrics", lambda p: (p / "metrics.json").write_text("garbage"))):
+        shutil.copytree(good, root / "vae" / name)
+        damage(root / "vae" / name)
+    result = CliRunner().invoke(main, ["runs", "--root", str(root)])
+    assert result.exit_code == 0, result.output
+    assert str(good) in result.output
+    assert "bad-history/history.csv is damaged: it is not UTF-8 text" in result.output
+    assert "bad-metrics/metrics.json cannot be read" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_sample_writes_an_npy_in_chunks(vae_run, tmp_path):
+    out = tmp_path / "s.npy"
+    result = invoke("sample", vae_run, "-n", 2500, "--seed", 3, "--out", out)
+    assert result.exit_code == 0, result.output
+    images = np.load(out)
+    assert images.shape == (2500, 28, 28, 1) and images.dtype == np.float32
+    assert 0 <= images.min() and images.max() <= 1
+    assert not np.array_equal(images[:1000], images[1000:2000])  # each chunk draws new noise
+    import keras
+
+    model = keras.saving.load_model(os.path.join(vae_run, "model.keras"))
+    np.testing.assert_allclose(images[:1000], model.generate(1000, seed=3), atol=1e-6)
+    assert os.listdir(tmp_path) == ["s.npy"]  # no temporary left
+
+
+def test_resume_as_printed_without_a_model_keeps_the_runs_epochs(vae_run):
+    # the command Ctrl-C prints, `kgen train --resume RUN`, works; the run's own 2 epochs are kept
+    result = CliRunner().invoke(main, ["train", "--resume", vae_run])
+    assert result.exit_code == 1, result.output
+    assert "already has 2 epochs; pass --epochs larger than 2" in result.output
+    assert "Received: epochs=2" in result.output
+    result = CliRunner().invoke(main, ["train", "vae", "--resume", vae_run])
+    assert "Received: epochs=2" in result.output
+
+
+def test_resume_without_epochs_trains_to_the_runs_own(vae_run, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(vae_run, copy)
+    os.remove(copy / "model.keras")
+    config = json.loads((copy / "config.json").read_text())
+    config["train"]["epochs"] = 3
+    (copy / "config.json").write_text(json.dumps(config))
+    result = CliRunner().invoke(main, ["train", "--resume", str(copy)])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().splitlines()[-1] == str(copy)
+    assert len(open(copy / "history.csv").read().splitlines()) == 4  # header and epochs 1-3
+    assert os.path.isfile(copy / "model.keras")
