@@ -87,10 +87,11 @@ def generator(arch, latent_dim, num_classes=None, name="generator"):
 
     Args:
         arch: `"mlp"` (latent -> 256 -> 512 -> 1024 -> 784, each hidden layer
-            with batch normalization and ReLU) or `"conv"` (DCGAN-style: a
-            dense layer to 7x7x64, then two 4x4 transposed convolutions
-            7 -> 14 -> 28 with 32 and 1 channels, batch normalization and
-            ReLU between; small, so that it trains in minutes on a CPU).
+            with batch normalization and ReLU) or `"conv"` (DCGAN-style, sized
+            for 28x28: a dense layer to 7x7x256, then two 4x4 transposed
+            convolutions 7 -> 14 -> 28 with 128 and 64 channels, each
+            followed by batch normalization and ReLU, and a 3x3 convolution
+            to one channel).
         latent_dim: size of the noise vector.
         num_classes: if set, the generator also takes integer labels
             (batch,), embeds each in 32 values and concatenates them to the
@@ -115,11 +116,13 @@ def generator(arch, latent_dim, num_classes=None, name="generator"):
         ]
     else:
         body = [
-            layers.Dense(7 * 7 * 64, use_bias=False), layers.BatchNormalization(), layers.ReLU(),
-            layers.Reshape((7, 7, 64)),
-            layers.Conv2DTranspose(32, 4, strides=2, padding="same", use_bias=False),  # (batch, 14, 14, 32)
+            layers.Dense(7 * 7 * 256, use_bias=False), layers.BatchNormalization(), layers.ReLU(),
+            layers.Reshape((7, 7, 256)),
+            layers.Conv2DTranspose(128, 4, strides=2, padding="same", use_bias=False),  # (batch, 14, 14, 128)
             layers.BatchNormalization(), layers.ReLU(),
-            layers.Conv2DTranspose(1, 4, strides=2, padding="same", activation="sigmoid"),  # (batch, 28, 28, 1)
+            layers.Conv2DTranspose(64, 4, strides=2, padding="same", use_bias=False),  # (batch, 28, 28, 64)
+            layers.BatchNormalization(), layers.ReLU(),
+            layers.Conv2D(1, 3, padding="same", activation="sigmoid"),  # (batch, 28, 28, 1)
         ]
     if num_classes is None:
         return keras.Sequential([keras.Input((latent_dim,)), *body], name=name)
@@ -131,13 +134,14 @@ def generator(arch, latent_dim, num_classes=None, name="generator"):
     return keras.Model([noise, label], h, name=name)
 
 
-def discriminator(arch, num_classes=None, dropout=0.0, seed=None, name="discriminator"):
+def discriminator(arch, num_classes=None, dropout=0.0, seed=None, spectral_norm=False, aux_classifier=False,
+                  name="discriminator"):
     """A GAN's discriminator: images (batch, 28, 28, 1) to one logit each (batch, 1).
 
     Args:
         arch: `"mlp"` (784 -> 1024 -> 512 -> 256 -> 1 with LeakyReLU(0.2)) or
             `"conv"` (DCGAN-style: two strided 4x4 convolutions 28 -> 14 -> 7,
-            32 and 64 channels, LeakyReLU(0.2), then a logit).
+            64 and 128 channels, LeakyReLU(0.2), then a logit).
         num_classes: if set, a projection discriminator (Miyato and Koyama,
             2018) that also takes integer labels (batch,): with `h` the image's
             features, logit = w.h + b + embed(label).h. The second term scores
@@ -149,6 +153,14 @@ def discriminator(arch, num_classes=None, dropout=0.0, seed=None, name="discrimi
             training set and overpowering the generator.
         seed: seed of the dropout masks; with a seed they come from each
             layer's own seed generator, so a checkpoint resumes them exactly.
+        spectral_norm: wrap every convolution and dense layer in
+            `keras.layers.SpectralNormalization` (Miyato et al., 2018): each
+            weight is divided by its largest singular value, estimated by one
+            power iteration per training call, which keeps the
+            discriminator 1-Lipschitz per layer and its gradients tame.
+        aux_classifier: with `num_classes`, also a classifier head: the
+            output is (batch, 1 + num_classes), the logit then the class
+            logits of the image (an auxiliary-classifier term, as in AC-GAN).
         name: name of the network.
 
     Example:
@@ -168,26 +180,31 @@ def discriminator(arch, num_classes=None, dropout=0.0, seed=None, name="discrimi
         layer_seed = None if seed is None else seed + next(streams) * 2**28
         return [layers.Dropout(dropout, seed=layer_seed)]
 
+    def sn(layer):
+        return layers.SpectralNormalization(layer) if spectral_norm else layer
+
     if arch == "mlp":
         features = [
             layers.Flatten(),  # (batch, 784)
-            layers.Dense(1024), layers.LeakyReLU(0.2), *drop(),
-            layers.Dense(512), layers.LeakyReLU(0.2), *drop(),
-            layers.Dense(256), layers.LeakyReLU(0.2), *drop(),  # (batch, 256)
+            sn(layers.Dense(1024)), layers.LeakyReLU(0.2), *drop(),
+            sn(layers.Dense(512)), layers.LeakyReLU(0.2), *drop(),
+            sn(layers.Dense(256)), layers.LeakyReLU(0.2), *drop(),  # (batch, 256)
         ]
     else:
         features = [
-            layers.Conv2D(32, 4, strides=2, padding="same"), layers.LeakyReLU(0.2), *drop(),  # (batch, 14, 14, 32)
-            layers.Conv2D(64, 4, strides=2, padding="same"), layers.LeakyReLU(0.2), *drop(),  # (batch, 7, 7, 64)
-            layers.Flatten(),  # (batch, 3136)
+            sn(layers.Conv2D(64, 4, strides=2, padding="same")), layers.LeakyReLU(0.2), *drop(),  # (batch, 14, 14, 64)
+            sn(layers.Conv2D(128, 4, strides=2, padding="same")), layers.LeakyReLU(0.2), *drop(),  # (batch, 7, 7, 128)
+            layers.Flatten(),  # (batch, 6272)
         ]
     if num_classes is None:
-        return keras.Sequential([keras.Input(IMAGE_SHAPE), *features, layers.Dense(1)], name=name)
+        return keras.Sequential([keras.Input(IMAGE_SHAPE), *features, sn(layers.Dense(1))], name=name)
     image = keras.Input(IMAGE_SHAPE, name="image")
     label = keras.Input((), dtype="int32", name="label")
     h = image
     for layer in features:
         h = layer(h)  # (batch, features)
     embedded = layers.Embedding(num_classes, h.shape[-1])(label)  # (batch, features)
-    logit = layers.Add()([layers.Dense(1)(h), layers.Dot(axes=1)([embedded, h])])  # (batch, 1)
+    logit = layers.Add()([sn(layers.Dense(1))(h), layers.Dot(axes=1)([embedded, h])])  # (batch, 1)
+    if aux_classifier:
+        logit = layers.Concatenate()([logit, sn(layers.Dense(num_classes))(h)])  # (batch, 1 + num_classes)
     return keras.Model([image, label], logit, name=name)

@@ -29,7 +29,7 @@ def one_torch_thread():
 
 
 def compiled(cls=GAN, **kwargs):
-    model = cls(seed=3, **kwargs)
+    model = cls(seed=3, **{"loss": "bce", **kwargs})
     model.compile(
         d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
         g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
@@ -64,9 +64,21 @@ def test_mlp_networks_are_the_classic_pair():
 def test_conv_networks_go_up_from_7x7_and_down_by_strides():
     g, d = nets.generator("conv", 16), nets.discriminator("conv")
     shapes = [tuple(l.output.shape[1:]) for l in g.layers if isinstance(l, keras.layers.Conv2DTranspose)]
-    assert shapes == [(14, 14, 32), (28, 28, 1)]
-    assert [l.strides for l in d.layers if isinstance(l, keras.layers.Conv2D)] == [(2, 2), (2, 2)]
+    assert shapes == [(14, 14, 128), (28, 28, 64)]
+    assert tuple(g.layers[0].output.shape[1:]) == (7 * 7 * 256,)
+    assert g.layers[-1].activation.__name__ == "sigmoid" and tuple(g.layers[-1].output.shape[1:]) == (28, 28, 1)
+    convs = [l for l in d.layers if isinstance(l, keras.layers.Conv2D)]
+    assert [(c.filters, c.strides) for c in convs] == [(64, (2, 2)), (128, (2, 2))]
     assert tuple(d(keras.ops.zeros((3, 28, 28, 1))).shape) == (3, 1)
+
+
+def test_spectral_norm_wraps_every_discriminator_layer_with_weights():
+    d = nets.discriminator("conv", spectral_norm=True)
+    wrapped = [l for l in d.layers if isinstance(l, keras.layers.SpectralNormalization)]
+    assert [type(l.layer).__name__ for l in wrapped] == ["Conv2D", "Conv2D", "Dense"]
+    assert not any(isinstance(l, (keras.layers.Conv2D, keras.layers.Dense)) for l in d.layers)
+    assert len([v for v in d.non_trainable_variables if "vector_u" in v.path]) == 3
+    assert not any(isinstance(l, keras.layers.SpectralNormalization) for l in nets.discriminator("conv").layers)
 
 
 def test_discriminator_dropout_is_an_option():
@@ -74,9 +86,9 @@ def test_discriminator_dropout_is_an_option():
         return [l.rate for l in model.discriminator.layers if isinstance(l, keras.layers.Dropout)]
 
     model = GAN(arch="conv", latent_dim=4)
-    assert dropouts(model) == [0.3, 0.3]  # after each hidden layer, by default
+    assert dropouts(model) == []  # none by default
     assert dropouts(GAN.from_config({**model.get_config(), "d_dropout": 0.5})) == [0.5, 0.5]
-    assert dropouts(GAN(arch="conv", latent_dim=4, d_dropout=0)) == []
+    assert dropouts(GAN(arch="conv", latent_dim=4, d_dropout=0.3)) == [0.3, 0.3]
     mlp = nets.discriminator("mlp", dropout=0.3)
     assert [type(l).__name__ for l in mlp.layers][1:] == ["Dense", "LeakyReLU", "Dropout"] * 3 + ["Dense"]
 
@@ -90,6 +102,10 @@ def test_bad_options():
         GAN(latent_dim=0)
     with pytest.raises(ValueError, match="Received: d_dropout=1"):
         GAN(d_dropout=1)
+    with pytest.raises(ValueError, match="Received: ema=1"):
+        GAN(ema=1)
+    with pytest.raises(ValueError, match="Received: diffaugment='flip'"):
+        GAN(diffaugment="flip")
     with pytest.raises(ValueError, match="two optimizer instances"):
         adam = keras.optimizers.Adam()
         GANOptimizer(adam, adam)
@@ -116,7 +132,7 @@ def test_losses_at_known_logits():
 
 
 def test_each_phase_steps_only_its_network(tiny_images):
-    model = compiled(arch="mlp")
+    model = compiled(arch="mlp", spectral_norm=False)
     d_vars, g_vars = model.discriminator.trainable_variables, model.generator.trainable_variables
     d0, g0 = values(d_vars), values(g_vars)
     out = model.discriminator_step(keras.ops.convert_to_tensor(tiny_images))
@@ -135,7 +151,7 @@ def test_each_phase_steps_only_its_network(tiny_images):
 def test_discriminator_step_scores_real_and_fake_as_two_separate_calls_would(arch, tiny_images):
     # the step scores both halves in one pass; without dropout that must be the
     # loss and accuracies of two calls on the same images
-    model = compiled(arch=arch, d_dropout=0.0)
+    model = compiled(arch=arch, d_dropout=0.0, spectral_norm=False)
     real = keras.ops.convert_to_tensor(tiny_images)
     state = model.seed_generator.state.numpy().copy()
     fake = model.generator(model.sample_noise(len(tiny_images)), training=True)
@@ -189,7 +205,8 @@ def train_save_load(name, arch, path, resume=False):
     images, labels = load_bundled("train")
     x, y = (images[:24, :, :, None] / 255.0).astype("float32"), labels[:24]
     args = (x, y) if name == "cgan" else (x,)
-    model = MODELS[name](arch=arch, latent_dim=16, seed=0)
+    # bce: with the hinge loss the last bias has no gradient while every logit is inside the margin
+    model = MODELS[name](arch=arch, latent_dim=16, seed=0, loss="bce")
     model.compile(
         d_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5),
         g_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5),

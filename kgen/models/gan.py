@@ -4,7 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from kgen import backend, nets
+from kgen import augment, backend, nets
 from kgen.optimizers import GANOptimizer, portable
 
 LOSSES = ("bce", "hinge")
@@ -51,7 +51,7 @@ def step_values(d_out, g_out):
     }
 
 
-def check_options(latent_dim, arch, loss, d_dropout):
+def check_options(latent_dim, arch, loss, d_dropout, ema=0.0):
     nets.check_arch(arch)
     if not 0 <= d_dropout < 1:
         raise ValueError(f"d_dropout must be in [0, 1). Received: d_dropout={d_dropout}")
@@ -59,6 +59,8 @@ def check_options(latent_dim, arch, loss, d_dropout):
         raise ValueError(f"latent_dim must be at least 1. Received: latent_dim={latent_dim}")
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {', '.join(LOSSES)}. Received: loss={loss!r}")
+    if not 0 <= ema < 1:
+        raise ValueError(f"ema must be in [0, 1) (0: no moving average). Received: ema={ema}")
 
 
 def check_count(n):
@@ -74,9 +76,14 @@ class GAN(keras.Model):
     Each `train_step` takes two optimizer steps: the discriminator learns to
     tell the batch's real images from generated ones (the generator frozen),
     then the generator learns to make the discriminator call its images real
-    (the discriminator frozen). `compile` takes one optimizer per network; the
-    model holds both in one `kgen.optimizers.GANOptimizer`, so both Adam states
-    survive Keras's jax trainer and `model.keras`.
+    (the discriminator frozen); then the moving average of the generator's
+    weights takes a step. `compile` takes one optimizer per network; the
+    model holds both in one `kgen.optimizers.GANOptimizer`, so both Adam
+    states survive Keras's jax trainer and `model.keras`.
+
+    `ConditionalGAN` is this model with labels: it overrides the hooks
+    `unpack` (what a batch holds), `generator_inputs` and
+    `discriminator_inputs` (what the networks take) and `class_loss`.
 
     Logged per epoch: `d_loss`, `g_loss`, and the discriminator's accuracy on
     the real images (`d_acc_real`) and on the generated ones (`d_acc_fake`).
@@ -86,41 +93,103 @@ class GAN(keras.Model):
 
     Args:
         latent_dim: size of the noise vector.
-        arch: `"mlp"` or `"conv"` networks (see `kgen.nets.generator` and
+        arch: `"conv"` or `"mlp"` networks (see `kgen.nets.generator` and
             `kgen.nets.discriminator`).
-        loss: `"bce"` (non-saturating binary cross-entropy) or `"hinge"`.
+        loss: `"hinge"` or `"bce"` (non-saturating binary cross-entropy).
         d_dropout: dropout rate after each hidden layer of the discriminator
-            (0: none, the classic MLP pair exactly).
-        seed: seed of the model's random generator.
+            (0: none).
+        ema: decay of the exponential moving average of the generator's
+            weights (0: none). With EMA on, a second generator,
+            `ema_generator`, holds the average (with a warm-up: the decay at
+            step t is min(ema, (1 + t) / (10 + t))); `generate`, the sample
+            grids and `kgen evaluate` draw from it.
+        spectral_norm: spectral normalization of every layer of the
+            discriminator.
+        diffaugment: DiffAugment policy, a comma-separated list of
+            `translation`, `cutout` applied to every image the discriminator
+            sees, real and generated ("" for none; see `kgen.augment`).
+        seed: seed of the model's random generator (noise, augmentations).
 
     Example:
 
-    >>> gan = GAN(latent_dim=64, arch="mlp")
+    >>> gan = GAN(latent_dim=64, arch="conv")
     >>> gan.compile(
-    ...     d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
-    ...     g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
+    ...     d_optimizer=keras.optimizers.Adam(4e-4, beta_1=0.0, beta_2=0.9),
+    ...     g_optimizer=keras.optimizers.Adam(1e-4, beta_1=0.0, beta_2=0.9),
     ... )
-    >>> gan.fit(x_train, epochs=50, batch_size=128)  # (N, 28, 28, 1) in [0, 1]
+    >>> gan.fit(x_train, epochs=5, batch_size=128)  # (N, 28, 28, 1) in [0, 1]
     >>> gan.generate(16).shape
     (16, 28, 28, 1)
     """
 
-    def __init__(self, latent_dim=64, arch="mlp", loss="bce", d_dropout=0.3, seed=None, **kwargs):
+    def __init__(
+        self,
+        latent_dim=64,
+        arch="conv",
+        loss="hinge",
+        d_dropout=0.0,
+        ema=0.999,
+        spectral_norm=True,
+        diffaugment="",
+        seed=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
-        check_options(latent_dim, arch, loss, d_dropout)
+        check_options(latent_dim, arch, loss, d_dropout, ema)
         self.latent_dim = int(latent_dim)
         self.arch = arch
         self.loss_name = loss
-        self.seed = seed
-        self.generator = nets.generator(arch, self.latent_dim)
         self.d_dropout = float(d_dropout)
-        self.discriminator = nets.discriminator(arch, dropout=self.d_dropout, seed=seed)
+        self.ema = float(ema)
+        self.spectral_norm = bool(spectral_norm)
+        self.diffaugment = ",".join(augment.parse_policy(diffaugment))
+        self.seed = seed
+        self.generator = self.build_generator()
+        self.discriminator = self.build_discriminator()
+        self.ema_generator = None
+        if self.ema:
+            # the moving average: a copy of the generator, non-trainable, so that
+            # Keras's jax trainer carries it in the state and model.keras saves it
+            self.ema_generator = keras.models.clone_model(self.generator)
+            self.ema_generator.name = "ema_generator"
+            self.ema_generator.trainable = False
+            for average, weight in zip(self.ema_generator.weights, self.generator.weights):
+                average.assign(ops.convert_to_numpy(weight))  # a copy: jax must not see one buffer twice
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.d_acc_real_tracker = keras.metrics.Mean(name="d_acc_real")
         self.d_acc_fake_tracker = keras.metrics.Mean(name="d_acc_fake")
         self.built = True  # every network is built above
+
+    # the networks and what they take: the hooks a conditional GAN overrides
+
+    def build_generator(self):
+        return nets.generator(self.arch, self.latent_dim)
+
+    def build_discriminator(self):
+        return nets.discriminator(
+            self.arch, dropout=self.d_dropout, seed=self.seed, spectral_norm=self.spectral_norm
+        )
+
+    def unpack(self, data):
+        """A batch as `(images, labels)`; an unconditional GAN has no labels (None)."""
+        return keras.utils.unpack_x_y_sample_weight(data)[0], None
+
+    def generator_inputs(self, z, labels):
+        return z
+
+    def discriminator_inputs(self, images, labels):
+        return images
+
+    def class_loss(self, outputs, labels):
+        """An extra loss on the discriminator's outputs for the given labels (none here)."""
+        return 0.0
+
+    @property
+    def sampler(self):
+        """The generator that draws samples: the moving average when EMA is on."""
+        return self.ema_generator if self.ema_generator is not None else self.generator
 
     @property
     def metrics(self):
@@ -154,51 +223,69 @@ class GAN(keras.Model):
             g_optimizer=keras.optimizers.deserialize(config["g_optimizer"]),
         )
 
-    def call(self, z, training=False):
-        """Noise (batch, latent_dim) to images (batch, 28, 28, 1) in [0, 1]."""
-        return self.generator(z, training=training)
+    def call(self, inputs, training=False):
+        """The generator's inputs (noise (batch, latent_dim)[, labels]) to images (batch, 28, 28, 1)."""
+        return self.generator(inputs, training=training)
 
     def sample_noise(self, batch_size):
         return keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
 
-    def discriminator_step(self, real):
-        """One optimizer step of the discriminator on `real` and as many generated images."""
+    def augment(self, images):
+        """DiffAugment of the images the discriminator sees (identity without a policy)."""
+        return augment.diff_augment(images, augment.parse_policy(self.diffaugment), self.seed_generator)
+
+    def discriminator_step(self, real, labels=None):
+        """One optimizer step of the discriminator on `real` (with `labels`) and as many generated images."""
         n = ops.shape(real)[0]
         with backend.no_grad():  # the generator is frozen: no graph for it
-            fake = backend.forward(self.generator, self.sample_noise(n), training=True)
+            fake = backend.forward(self.generator, self.generator_inputs(self.sample_noise(n), labels), training=True)
+        images = self.augment(ops.concatenate([real, fake]))  # (2 * batch, 28, 28, 1)
+        both_labels = None if labels is None else ops.concatenate([labels, labels])
 
         def loss_fn():
             # one pass over both halves: the discriminator keeps no batch statistics
-            logits = backend.forward(self.discriminator, ops.concatenate([real, fake]), training=True)  # (2 * batch, 1)
-            real_logits, fake_logits = logits[:n], logits[n:]
+            outputs = backend.forward(self.discriminator, self.discriminator_inputs(images, both_labels), training=True)
+            real_logits, fake_logits = outputs[:n, :1], outputs[n:, :1]  # (batch, 1) each
             acc_real, acc_fake = accuracies(real_logits, fake_logits)
-            loss = discriminator_loss(self.loss_name, real_logits, fake_logits)
+            loss = discriminator_loss(self.loss_name, real_logits, fake_logits) + self.class_loss(outputs[:n], labels)
             return {"loss": loss, "d_acc_real": acc_real, "d_acc_fake": acc_fake}
 
         variables = self.discriminator.trainable_variables
         return backend.gradient_step(loss_fn, variables, self.optimizer.d_optimizer)
 
-    def generator_step(self, batch_size):
+    def generator_step(self, batch_size, labels=None):
         """One optimizer step of the generator against the current discriminator."""
         z = self.sample_noise(batch_size)
 
         def loss_fn():
-            fake = backend.forward(self.generator, z, training=True)
-            fake_logits = backend.forward(self.discriminator, fake, training=True)
-            return {"loss": generator_loss(self.loss_name, fake_logits)}
+            fake = self.augment(backend.forward(self.generator, self.generator_inputs(z, labels), training=True))
+            outputs = backend.forward(self.discriminator, self.discriminator_inputs(fake, labels), training=True)
+            return {"loss": generator_loss(self.loss_name, outputs[:, :1]) + self.class_loss(outputs, labels)}
 
         variables = self.generator.trainable_variables
         return backend.gradient_step(loss_fn, variables, self.optimizer.g_optimizer)
 
+    def update_average(self):
+        """One step of the generator's moving average (weights and batch-norm statistics)."""
+        step = ops.cast(self.optimizer.g_optimizer.iterations, "float32")
+        decay = ops.minimum(self.ema, (1.0 + step) / (10.0 + step))  # warm-up: early weights fade fast
+        with backend.no_grad():
+            for average, weight in zip(self.ema_generator.weights, self.generator.weights):
+                average.assign(decay * average + (1.0 - decay) * weight)
+
     @backend.train_step
     def train_step(self, data):
-        real = keras.utils.unpack_x_y_sample_weight(data)[0]  # (batch, 28, 28, 1)
+        real, labels = self.unpack(data)  # (batch, 28, 28, 1)[, (batch,)]
 
         # discriminator: real images vs generated ones, generator frozen
-        d_out = self.discriminator_step(real)
+        d_out = self.discriminator_step(real, labels)
 
         # generator: make the discriminator call its images real, discriminator frozen
-        g_out = self.generator_step(ops.shape(real)[0])
+        g_out = self.generator_step(ops.shape(real)[0], labels)
+
+        # moving average of the generator's weights, the one that draws samples
+        if self.ema_generator is not None:
+            self.update_average()
 
         return backend.update_metrics(self.metrics, step_values(d_out, g_out))
 
@@ -213,10 +300,21 @@ class GAN(keras.Model):
         Returns:
             A NumPy array (n, 28, 28, 1) in [0, 1].
         """
-        n = check_count(n)
+        return self.draw(check_count(n), None, seed, z)
+
+    def draw(self, n, labels, seed, z):
+        """Images from the sampler for noise `z` (drawn if None) and `labels`, 1,000 at a time."""
         if z is None:
             z = keras.random.normal((n, self.latent_dim), seed=seed)
-        chunks = [self.generator(z[i : i + 1000], training=False) for i in range(0, n, 1000)]
+        z = ops.convert_to_tensor(z)
+        labels = None if labels is None else ops.convert_to_tensor(labels)
+        chunks = [
+            self.sampler(
+                self.generator_inputs(z[i : i + 1000], None if labels is None else labels[i : i + 1000]),
+                training=False,
+            )
+            for i in range(0, n, 1000)
+        ]
         return np.concatenate([ops.convert_to_numpy(c) for c in chunks])
 
     def get_config(self):
@@ -226,5 +324,8 @@ class GAN(keras.Model):
             "arch": self.arch,
             "loss": self.loss_name,
             "d_dropout": self.d_dropout,
+            "ema": self.ema,
+            "spectral_norm": self.spectral_norm,
+            "diffaugment": self.diffaugment,
             "seed": self.seed,
         }
