@@ -49,12 +49,13 @@ class KgenGroup(click.Group):
 
 
 def _os_error_message(e):
-    where = f" while writing {e.filename}" if e.filename else ""
-    if e.errno == errno.ENOSPC:
+    if e.errno == errno.ENOSPC:  # only a write fills a disk
+        where = f" while writing {e.filename}" if e.filename else ""
         return (
             f"No space left on device{where}; the run keeps its last checkpoint. "
             "Free some space, then continue with --resume RUN."
         )
+    where = f": {e.filename}" if e.filename else ""  # a read or a write: say which file, not which
     return f"{e.strerror or e}{where}."
 
 

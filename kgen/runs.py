@@ -305,6 +305,35 @@ def read_history(path, epochs=None):
     return rows if epochs is None else rows[:epochs]
 
 
+LOCK = ".lock"
+
+
+@contextlib.contextmanager
+def locked(path):
+    """Holds an exclusive lock on a run while it trains (`fcntl.flock` on `RUN/.lock`).
+
+    The lock dies with its process, so a killed run leaves none behind;
+    the empty `.lock` file stays.
+
+    Raises:
+        RunError: when another process holds the run (a second `--resume`).
+    """
+    try:
+        import fcntl
+    except ImportError:  # no flock on this system: no lock
+        yield
+        return
+    fd = os.open(os.path.join(path, LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise RunError(f"{path} is being trained by another process; wait for it to finish or stop it.") from None
+        yield
+    finally:
+        os.close(fd)
+
+
 def remove_temporaries(path):
     """Deletes the `.tmp-*` files a killed writer may have left in a run."""
     for folder, _, files in os.walk(path):

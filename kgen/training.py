@@ -114,6 +114,19 @@ def train(config, verbose=1):
     model = build_model(config)
     arrays = _arrays(model, train_set, config)  # checks the labels before a run directory exists
 
+    guard = callbacks.TrainingGuard(None, None)
+    guard.install()  # from the first file of the run: a stop there still ends in a checkpoint
+    try:
+        run = _start_run(model, train_set, test_set, config)
+        with runs.locked(run):
+            _fit(model, run, arrays, test_set, config, verbose, guard=guard)
+    finally:
+        guard.restore()
+    return run
+
+
+def _start_run(model, train_set, test_set, config):
+    """Creates the run directory and writes its config.json; returns its path."""
     run = runs.create_run(config.out, config.model, config.name)
     runs.write_json(
         os.path.join(run, runs.CONFIG),
@@ -135,11 +148,10 @@ def train(config, verbose=1):
             "command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
         },
     )
-    _fit(model, run, arrays, test_set, config, verbose)
     return run
 
 
-def _fit(model, run, arrays, test_set, config, verbose, state=None, history=()):
+def _fit(model, run, arrays, test_set, config, verbose, state=None, history=(), guard=None):
     """Trains `model` on `arrays` ((x,) or (x, y)) from a checkpoint `state` to `config.epochs`.
 
     SIGINT and SIGTERM are handled from the first batch to the end of the
@@ -156,7 +168,8 @@ def _fit(model, run, arrays, test_set, config, verbose, state=None, history=()):
         run=run,
         advice=_diverged_advice(config),
     )
-    guard = callbacks.TrainingGuard(checkpoint, run)
+    guard = guard or callbacks.TrainingGuard(checkpoint, run)
+    guard.checkpoint, guard.run = checkpoint, run
     per_epoch = [
         guard,
         callbacks.SampleGrid(os.path.join(run, runs.SAMPLES)),
@@ -291,9 +304,10 @@ def resume(run, epochs=None, verbose=1):
     test_set = data.load_dataset(config.dataset, "test", config.data_dir, config.offline)
     model = runs.load_model_file(os.path.join(run, runs.CHECKPOINT, state["model"]))
     arrays = _arrays(model, train_set, config)
-    runs.remove_temporaries(run)
-    callbacks.restore_state(model, state)
-    _fit(model, run, arrays, test_set, config, verbose, state, history)
+    with runs.locked(run):  # a second resume of the run stops here, before it removes anything
+        runs.remove_temporaries(run)
+        callbacks.restore_state(model, state)
+        _fit(model, run, arrays, test_set, config, verbose, state, history)
     return run
 
 

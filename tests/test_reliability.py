@@ -323,3 +323,98 @@ def test_sigterm_after_the_last_checkpoint_leaves_a_finishable_run(where, tmp_pa
         assert proc.returncode == 0, proc.stderr[-2000:]
     runs.load_model_file(os.path.join(run, "model.keras"))
     assert os.path.isfile(os.path.join(run, "plots", "reconstructions.png"))
+
+
+KILL_SCRIPT = """
+import contextlib, os, signal, sys
+from kgen import callbacks, runs, training
+out, plan = sys.argv[1], sys.argv[2]
+target, sig = (None, None) if plan == "count" else (int(plan.split(":")[0]), getattr(signal, plan.split(":")[1]))
+count = [0]
+def event():
+    count[0] += 1
+    if count[0] == target:
+        os.kill(os.getpid(), sig)
+atomic = runs.atomic_path
+@contextlib.contextmanager
+def watched(path):  # a stop before each write and after it, before the rename
+    with atomic(path) as tmp:
+        event()
+        yield tmp
+        event()
+runs.atomic_path = watched
+callbacks.HistoryCSV.on_train_batch_end = lambda self, batch, logs=None: event()  # and after each step
+config = training.TrainConfig(model="ae", epochs=2, batch_size=32, limit=64, offline=True, seed=5, out=out)
+try:
+    print(training.train(config, verbose=0))
+finally:
+    sys.stderr.write(f"EVENTS {count[0]}\\n")
+"""
+
+
+def _subprocess(*args):
+    import subprocess
+    import sys
+
+    env = dict(os.environ, KERAS_BACKEND="torch", TF_CPP_MIN_LOG_LEVEL="3", OMP_NUM_THREADS="1")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return subprocess.run([sys.executable, *args], env=env, cwd=root, capture_output=True, text=True, timeout=900)
+
+
+@pytest.mark.slow
+def test_stops_at_every_point_then_resume_give_the_uninterrupted_run(tmp_path):
+    """SIGINT, SIGTERM and SIGKILL at 21+ points of a run, after every step and around every
+    file write, the end-of-run figures and the final model.keras included; then `kgen train
+    --resume RUN` (the command the stop message prints) finishes it to the uninterrupted run."""
+    reference = _subprocess("-c", KILL_SCRIPT, str(tmp_path / "reference"), "count")
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    events = int(reference.stderr.rsplit("EVENTS ", 1)[1].split()[0])
+    reference_run = reference.stdout.strip().splitlines()[-1]
+    points = sorted(set(range(3, events + 1, max(1, events // 16))) | set(range(events - 6, events + 1)))
+    signals = ["SIGINT", "SIGTERM", "SIGKILL"]
+    finished = 0
+    for i, point in enumerate(points):
+        sig = signals[i % 3]
+        out = tmp_path / f"stop-{point}-{sig}"
+        stopped = _subprocess("-c", KILL_SCRIPT, str(out), f"{point}:{sig}")
+        assert "Traceback" not in stopped.stderr, (point, sig, stopped.stderr[-3000:])
+        (run,) = [os.path.join(out, "ae", d) for d in os.listdir(out / "ae")]
+        if stopped.returncode == 0:  # stopped while model.keras was written: complete
+            pass
+        else:
+            resumed = _subprocess("-m", "cli.main", "train", "--resume", run)
+            if runs.read_checkpoint(run) is None or not os.path.isfile(os.path.join(run, "config.json")):
+                assert resumed.returncode == 1 and "Traceback" not in resumed.stderr, resumed.stderr[-3000:]
+                continue  # stopped before the first checkpoint: nothing to resume, one line says so
+            assert resumed.returncode == 0, (point, sig, resumed.stderr[-3000:])
+        assert not [f for _, _, files in os.walk(run) for f in files if f.startswith(".tmp-")]
+        assert_same_run(reference_run, run)
+        finished += 1
+    assert len(points) >= 21 and finished >= 15
+
+
+def test_a_second_resume_of_a_run_is_one_line(reference, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(reference["vae"], run)
+    with runs.locked(str(run)):  # as a first resume holds it
+        with pytest.raises(Exception, match=r"is being trained by another process; wait for it"):
+            training.resume(str(run), epochs=4, verbose=0)
+    assert runs.read_checkpoint(str(run))["epoch"] == 3  # untouched
+
+
+def test_sigint_while_the_run_starts_ends_in_a_checkpoint(artifacts, monkeypatch):
+    original = runs.write_json
+
+    def interrupt_on_config(path, obj):
+        original(path, obj)
+        if str(path).endswith("config.json"):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(runs, "write_json", interrupt_on_config)
+    with pytest.raises(Interrupted, match=r"SIGINT at epoch 1, step 1: checkpoint saved"):
+        training.train(config(artifacts), verbose=0)
+    monkeypatch.undo()
+    run = runs.list_runs(str(artifacts))[0]["path"]
+    assert runs.read_checkpoint(run)["step"] == 1
