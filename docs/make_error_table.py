@@ -16,6 +16,42 @@ spec = importlib.util.spec_from_file_location("bad_inputs", root / "tests" / "te
 cases = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(cases)
 
+
+# rows checked by tests/test_reliability.py (they need a failing disk, a signal or a diverging run)
+RELIABILITY_ROWS = [
+    "| full disk while writing | `kgen train ae ...` (simulated ENOSPC) | 1 | Error: No space left on device while writing PATH; "
+    "the run keeps its last checkpoint. Free some space, then continue with --resume RUN. |",
+    "| loss becomes NaN | `kgen train ...` | 3 | Error: The loss became nan at epoch E, step S; the checkpoint of epoch E-1 "
+    "is kept. Lower --learning-rate and train again, or resume the checkpoint with --resume RUN. |",
+    "| weights become NaN in an epoch's last step | `kgen train ...` | 3 | Error: The weights became non-finite (NaN or inf "
+    "in VARIABLE) at the end of epoch E; the checkpoint of epoch E-1 is kept. Lower --learning-rate and train again, "
+    "or resume the checkpoint with --resume RUN. |",
+    "| weights become NaN before any checkpoint (gan) | `kgen train gan ...` | 3 | Error: The weights became non-finite "
+    "(NaN or inf in VARIABLE) at the end of epoch 1; no checkpoint was saved. Lower --d-learning-rate and "
+    "--g-learning-rate and train again. |",
+    "| Ctrl-C or SIGTERM mid-epoch | `kgen train ...` | 130 | Error: SIGINT at epoch E, step S: checkpoint saved. Resume with: "
+    "kgen train --resume RUN |",
+    "| Ctrl-C or SIGTERM during the end-of-run figures | `kgen train ...` | 130 | Error: SIGINT after epoch E, before model.keras "
+    "was written: the checkpoint of epoch E is saved. Finish with: kgen train --resume RUN |",
+    "| a second `--resume` of a run being trained | `kgen train --resume RUN` | 1 | Error: RUN is being trained by "
+    "another process; wait for it to finish or stop it. |",
+]
+
+
+def short(match):
+    """A path of a message as the table shows it: RUN/... inside a run, DIR/... inside a data folder, else PATH."""
+    path = match.group(0)
+    for marker in ("/damaged", "/foo", "/corrupt", "/modelless"):
+        if marker in path:
+            return "RUN" + path.split(marker, 1)[1]
+    if "/runs/" in path:
+        parts = path.split("/runs/", 1)[1].split("/")
+        return "RUN" + "".join("/" + p for p in parts[2:])
+    if "/data" in path:
+        return "DIR" + path.split("/data", 1)[1]
+    return "PATH"
+
+
 with tempfile.TemporaryDirectory() as tmp:
     tmp = pathlib.Path(tmp)
     runs = tmp / "runs"
@@ -34,6 +70,8 @@ with tempfile.TemporaryDirectory() as tmp:
             else "DIR" if a.startswith(str(tmp)) else a
             for a in argv
         )
-        line = re.sub(r"/\S*/(runs|case\d+)(/[^\s;:,']*)?", "PATH", line).replace("|", "\\|")
+        line = re.sub(r"/\S*/(runs|case\d+)(/[^\s;:,'`]*)?", short, line).replace("|", "\\|")
         print(f"| {what} | `kgen {shown}` | {result.exit_code} | {line} |")
+    for row in RELIABILITY_ROWS:
+        print(row)
     sys.stdout.flush()

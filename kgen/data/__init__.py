@@ -294,7 +294,7 @@ def _labels(labels, n, ds):
             if np.issubdtype(labels.dtype, np.floating) else labels[(labels < 0) | (labels > 255)]
         raise DataError(
             f"{ds.source} holds {ds.split} labels that are not class numbers 0..255 "
-            f"(for example {bad.flat[0]!r}); kgen needs one whole number >= 0 per image."
+            f"(for example {bad.flat[0].item()!r}); kgen needs one whole number >= 0 per image."
         )
     return labels.astype(np.uint8)
 
