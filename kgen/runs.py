@@ -101,7 +101,7 @@ def atomic_path(path):
         yield tmp
         os.replace(tmp, path)
     except OSError as e:
-        if e.filename == tmp:  # name the file the user knows
+        if e.filename in (None, tmp):  # name the file the user knows (a full disk in a writer names none)
             e.filename = os.fspath(path)
         raise
     finally:

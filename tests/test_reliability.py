@@ -419,3 +419,14 @@ def test_sigint_while_the_run_starts_ends_in_a_checkpoint(artifacts, monkeypatch
     monkeypatch.undo()
     run = runs.list_runs(str(artifacts))[0]["path"]
     assert runs.read_checkpoint(run)["step"] == 1
+
+
+def test_full_disk_names_the_file_even_when_the_writer_does_not(artifacts, monkeypatch):
+    def full(self, filepath, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")  # as h5py and zipfile raise it: no file name
+
+    monkeypatch.setattr(keras.Model, "save", full)
+    result = CliRunner().invoke(main, ["train", "ae", "--epochs", "1", "--limit", "64", "--offline", "--out", str(artifacts)])
+    assert result.exit_code == 1
+    (error,) = [line for line in result.output.splitlines() if line.startswith("Error")]
+    assert "No space left on device while writing " in error and "checkpoint/model-0001-00000.keras;" in error
