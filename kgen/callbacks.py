@@ -257,10 +257,19 @@ class TrainingGuard(keras.callbacks.Callback):
                     f"step {step}; {self.checkpoint.kept()}. {self.checkpoint.stop_advice()}"
                 )
         if self.signal is not None:
+            steps = (self.params or {}).get("steps")
+            if steps and batch + 1 >= steps:
+                return  # the epoch's last step: its end writes the checkpoint, the next epoch stops
             self.checkpoint.write(self.checkpoint.epoch, step)
             raise Interrupted(
                 f"{self.signal} at epoch {self.checkpoint.epoch + 1}, step {step}: checkpoint "
                 f"saved. Resume with: kgen train --resume {self.run}"
+            )
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.signal is not None and self.checkpoint.saved == (epoch, 0):  # stopped at an epoch's end
+            raise Interrupted(
+                f"{self.signal} at the end of epoch {epoch}: checkpoint saved. Resume with: kgen train --resume {self.run}"
             )
 
     def on_epoch_end(self, epoch, logs=None):

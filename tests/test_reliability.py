@@ -430,3 +430,20 @@ def test_full_disk_names_the_file_even_when_the_writer_does_not(artifacts, monke
     assert result.exit_code == 1
     (error,) = [line for line in result.output.splitlines() if line.startswith("Error")]
     assert "No space left on device while writing " in error and "checkpoint/model-0001-00000.keras;" in error
+
+
+@pytest.mark.parametrize("model", ["vae"])
+def test_sigint_in_an_epochs_last_step_checkpoints_the_whole_epoch(model, reference, artifacts, monkeypatch):
+    def interrupt(self, batch, logs=None):
+        if int(self.model.optimizer.iterations) == 7:  # during epoch 2's last step (4 steps an epoch)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(callbacks.HistoryCSV, "on_train_batch_end", interrupt, raising=False)
+    with pytest.raises(Interrupted, match=r"SIGINT at the end of epoch 2: checkpoint saved\. Resume with"):
+        training.train(config(artifacts, model), verbose=0)
+    run = runs.list_runs(str(artifacts))[0]["path"]
+    state = runs.read_checkpoint(run)
+    assert (state["epoch"], state["step"]) == (2, 0)  # not a "mid-epoch" checkpoint at step 4 of 4
+    monkeypatch.undo()
+    training.resume(run, verbose=0)
+    assert_same_run(reference[model], run)
