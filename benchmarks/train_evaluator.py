@@ -1,8 +1,9 @@
 """Trains the evaluator CNN that kgen ships and records its hash and accuracy.
 
-MNIST: the 5,000 real training digits bundled with kgen, with light
-augmentation (shifts, small rotations and scalings), validated on the 10,000
-bundled test digits. Fashion-MNIST: its 60,000 training images from IDX files
+MNIST: the 60,000 official training digits read from IDX files
+(`--data-dir`), with light augmentation (shifts, small rotations and
+scalings), validated on the 10,000 test digits; without `--data-dir`, the
+5,000 digits bundled with kgen. Fashion-MNIST: its 60,000 training images from IDX files
 (`--data-dir`), with shifts and horizontal flips, validated on its 10,000 test
 images.
 
@@ -13,7 +14,8 @@ when it loads them.
 
 Example:
 
-    KERAS_BACKEND=torch python benchmarks/train_evaluator.py --dataset mnist
+    KERAS_BACKEND=tensorflow python benchmarks/train_evaluator.py --dataset mnist \
+        --data-dir ../shared/data/mnist --epochs 6
     KERAS_BACKEND=torch python benchmarks/train_evaluator.py --dataset fashion_mnist \
         --data-dir /usr/share/datasets/fashion-mnist --epochs 6
 """
@@ -69,7 +71,7 @@ class Augmented(keras.utils.PyDataset):
 
 
 def load(dataset, data_dir):
-    if dataset == "mnist":
+    if dataset == "mnist" and not data_dir:
         (x_train, y_train), (x_test, y_test) = data.load_bundled("train"), data.load_bundled("test")
     else:
         train = data.load_dataset(dataset, "train", data_dir=data_dir)
@@ -82,10 +84,11 @@ def load(dataset, data_dir):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=("mnist", "fashion_mnist"), default="mnist")
-    parser.add_argument("--data-dir", help="IDX files (needed for fashion_mnist)")
+    parser.add_argument("--data-dir", help="IDX files (needed for fashion_mnist; mnist: else the bundled 5k)")
     parser.add_argument("--epochs", type=int, default=None, help="default: 30 (mnist), 8 (fashion_mnist)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--validation-freq", type=int, default=5)
     parser.add_argument("--out", default=evaluator.WEIGHTS_DIR)
     args = parser.parse_args(argv)
     epochs = args.epochs or (30 if args.dataset == "mnist" else 8)
@@ -108,7 +111,7 @@ def main(argv=None):
     )
     start = time.time()
     classifier.fit(
-        train_set, epochs=epochs, validation_data=(x_test, y_test), validation_freq=5, verbose=2
+        train_set, epochs=epochs, validation_data=(x_test, y_test), validation_freq=args.validation_freq, verbose=2
     )
     seconds = time.time() - start
 
@@ -129,6 +132,7 @@ def main(argv=None):
         "num_classes": 10,
         "test_accuracy": round(accuracy, 4),
         "train_images": len(x_train),
+        "train_source": "bundled 5k sample" if args.dataset == "mnist" and not args.data_dir else "IDX files",
         "test_images": len(x_test),
         "epochs": epochs,
         "augmentation": aug,

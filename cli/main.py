@@ -16,7 +16,10 @@ import click
 BACKENDS = ("torch", "jax", "tensorflow")
 MODEL_NAMES = ("ae", "vae", "gan", "cgan", "lstm")
 GANS = ("gan", "cgan")
-GAN_OPTIONS = ("loss", "d_dropout", "d_learning_rate", "g_learning_rate", "d_beta_1", "g_beta_1", "d_beta_2", "g_beta_2")
+GAN_OPTIONS = (
+    "loss", "d_dropout", "d_learning_rate", "g_learning_rate", "d_beta_1", "g_beta_1", "d_beta_2", "g_beta_2",
+    "ema", "spectral_norm", "diffaugment", "aux_weight",
+)
 
 
 class KgenGroup(click.Group):
@@ -128,7 +131,7 @@ def main(ctx, debug):
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True, help="Epochs in all (with --resume: the run's own unless given).")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Images per step [default: the model's own: 32 for ae, vae; 128 for gan, cgan; 64 for lstm].")
 @click.option("--latent-dim", type=click.IntRange(min=1), help="Size of the latent code (noise of a GAN).  [default: 2; gan, cgan: 64]")
-@click.option("--arch", type=click.Choice(("mlp", "conv")), default="mlp", show_default=True, help="Network family.")
+@click.option("--arch", type=click.Choice(("mlp", "conv")), help="Network family.  [default: mlp; gan, cgan: conv]")
 @click.option("--learning-rate", "--lr", type=FiniteFloat(min=0, max=1, min_open=True), default=1e-3, show_default=True)
 @click.option("--dataset", default="mnist", show_default=True, help="mnist, fashion_mnist, or another 28x28 TFDS set.")
 @click.option("--data-dir", type=click.Path(exists=True), envvar="KGEN_DATA_DIR", help="IDX files or an .npz to train on [env: KGEN_DATA_DIR].")
@@ -140,11 +143,16 @@ def main(ctx, debug):
 @click.option("--resume", "resume_run", type=click.Path(exists=True, file_okay=False), help="Continue this run (MODEL optional) to --epochs; a run stopped after its last epoch is finished.")
 @click.option("--kl-weight", type=FiniteFloat(min=0), default=1.0, show_default=True, help="VAE: weight of the KL term (0: no-KL ablation).")
 @click.option("--recon-loss", type=click.Choice(("bce", "mse")), default="bce", show_default=True, help="VAE, lstm: per-pixel loss.")
-@click.option("--binarize", is_flag=True, help="VAE: dynamically binarize the training images.")
-@click.option("--loss", type=click.Choice(("bce", "hinge")), default="bce", show_default=True, help="GANs: non-saturating BCE or hinge loss.")
-@click.option("--d-dropout", type=click.FloatRange(0, 1, max_open=True), default=0.3, show_default=True, help="GANs: discriminator's dropout (0: the classic MLP pair exactly).")
-@click.option("--d-learning-rate", "--d-lr", type=click.FloatRange(min=0, min_open=True), default=2e-4, show_default=True, help="GANs: discriminator's Adam step size.")
-@click.option("--g-learning-rate", "--g-lr", type=click.FloatRange(min=0, min_open=True), default=2e-4, show_default=True, help="GANs: generator's Adam step size.")
+@click.option("--binarize", is_flag=True, help="VAE, lstm: dynamically binarize the training images.")
+@click.option("--iwae-k", type=click.IntRange(min=1), default=1, show_default=True, help="VAE: importance samples in the training bound (1: the VAE's ELBO; k > 1: the IWAE).")
+@click.option("--loss", type=click.Choice(("bce", "hinge")), default="hinge", show_default=True, help="GANs: hinge or non-saturating BCE loss.")
+@click.option("--d-dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True, help="GANs: discriminator's dropout.")
+@click.option("--ema", type=click.FloatRange(0, 1, max_open=True), default=0.999, show_default=True, help="GANs: decay of the generator's weight average that draws samples (0: off).")
+@click.option("--spectral-norm/--no-spectral-norm", default=True, show_default=True, help="GANs: spectral normalization of the discriminator.")
+@click.option("--diffaugment", default="translation,cutout", show_default=True, help='GANs: DiffAugment policy, from translation,cutout ("": off).')
+@click.option("--aux-weight", type=click.FloatRange(min=0), default=1.0, show_default=True, help="cgan: weight of the discriminator's auxiliary classifier (0: none).")
+@click.option("--d-learning-rate", "--d-lr", type=click.FloatRange(min=0, min_open=True), default=4e-4, show_default=True, help="GANs: discriminator's Adam step size.")
+@click.option("--g-learning-rate", "--g-lr", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True, help="GANs: generator's Adam step size.")
 @click.option("--d-beta-1", type=click.FloatRange(0, 1, max_open=True), default=0.5, show_default=True, help="GANs: discriminator's Adam beta_1.")
 @click.option("--g-beta-1", type=click.FloatRange(0, 1, max_open=True), default=0.5, show_default=True, help="GANs: generator's Adam beta_1.")
 @click.option("--d-beta-2", type=click.FloatRange(0, 1, max_open=True), default=0.999, show_default=True, help="GANs: discriminator's Adam beta_2.")
@@ -168,8 +176,8 @@ def train(ctx, **params):
 
 
 def _train(ctx, model, epochs, batch_size, latent_dim, arch, learning_rate, dataset, data_dir,
-          offline, limit, seed, out, name, resume_run, kl_weight, recon_loss, binarize, loss, d_dropout,
-          d_learning_rate, g_learning_rate, d_beta_1, g_beta_1, d_beta_2, g_beta_2, layers, units, dropout):
+          offline, limit, seed, out, name, resume_run, kl_weight, recon_loss, binarize, iwae_k, loss, d_dropout,
+          ema, spectral_norm, diffaugment, aux_weight, d_learning_rate, g_learning_rate, d_beta_1, g_beta_1, d_beta_2, g_beta_2, layers, units, dropout):
     from kgen import training
 
     if resume_run:
@@ -179,12 +187,16 @@ def _train(ctx, model, epochs, batch_size, latent_dim, arch, learning_rate, data
     else:
         if model is None:
             raise click.UsageError("Missing argument '{ae|vae|gan|cgan|lstm}': the model to train (or --resume RUN).")
-        options = {"latent_dim": latent_dim or (64 if model in GANS else 2), "arch": arch}
+        options = {"latent_dim": latent_dim or (64 if model in GANS else 2), "arch": arch or ("conv" if model in GANS else "mlp")}
         gan_optimizers = {}
         if model in GANS:
             if ctx.get_parameter_source("learning_rate").name != "DEFAULT":
                 raise click.UsageError("GANs have two learning rates: use --d-learning-rate and --g-learning-rate.")
-            options.update(loss=loss, d_dropout=d_dropout)
+            options.update(loss=loss, d_dropout=d_dropout, ema=ema, spectral_norm=spectral_norm, diffaugment=diffaugment)
+            if model == "cgan":
+                options.update(aux_weight=aux_weight)
+            elif ctx.get_parameter_source("aux_weight").name != "DEFAULT":
+                raise click.UsageError("--aux-weight applies to cgan only.")
             gan_optimizers = {
                 "d": {"learning_rate": d_learning_rate, "beta_1": d_beta_1, "beta_2": d_beta_2},
                 "g": {"learning_rate": g_learning_rate, "beta_1": g_beta_1, "beta_2": g_beta_2},
@@ -194,13 +206,13 @@ def _train(ctx, model, epochs, batch_size, latent_dim, arch, learning_rate, data
             if used:
                 raise click.UsageError(f"--{used[0].replace('_', '-')} applies to gan and cgan only.")
         if model == "vae":
-            options.update(kl_weight=kl_weight, recon_loss=recon_loss, binarize=binarize)
-        elif ctx.get_parameter_source("kl_weight").name != "DEFAULT" or binarize:
-            raise click.UsageError("--kl-weight and --binarize apply to the vae only.")
+            options.update(kl_weight=kl_weight, recon_loss=recon_loss, binarize=binarize, iwae_k=iwae_k)
+        elif ctx.get_parameter_source("kl_weight").name != "DEFAULT" or (binarize and model != "lstm") or iwae_k != 1:
+            raise click.UsageError("--kl-weight and --iwae-k apply to the vae only; --binarize to the vae and lstm.")
         if model == "lstm":
             if latent_dim is not None or ctx.get_parameter_source("arch").name != "DEFAULT":
                 raise click.UsageError("--latent-dim and --arch do not apply to lstm; use --layers and --units.")
-            options = {"num_layers": layers, "units": units, "dropout": dropout, "recon_loss": recon_loss}
+            options = {"num_layers": layers, "units": units, "dropout": dropout, "recon_loss": recon_loss, "binarize": binarize}
         elif any(ctx.get_parameter_source(o).name != "DEFAULT" for o in ("layers", "units", "dropout")):
             raise click.UsageError("--layers, --units and --dropout apply to lstm only.")
         config = training.TrainConfig(

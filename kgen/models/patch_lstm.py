@@ -33,7 +33,11 @@ class PatchLSTM(keras.Model):
         units: units of each LSTM layer.
         dropout: dropout rate on the output of each LSTM layer in training.
         recon_loss: `"bce"` (per-pixel Bernoulli likelihood) or `"mse"`.
-        seed: seed of the dropout masks.
+        binarize: train on dynamically binarized images (each pixel drawn as
+            Bernoulli of its grey level at every step), the protocol of the
+            binarized-MNIST likelihoods; the model then reads binary patches
+            as it does when it writes them.
+        seed: seed of the dropout masks and of the binarization.
 
     Example:
 
@@ -46,7 +50,9 @@ class PatchLSTM(keras.Model):
 
     default_batch_size = 64  # what `kgen train` uses unless told otherwise
 
-    def __init__(self, num_layers=2, units=256, dropout=0.0, recon_loss="bce", seed=None, **kwargs):
+    def __init__(
+        self, num_layers=2, units=256, dropout=0.0, recon_loss="bce", binarize=False, seed=None, **kwargs
+    ):
         super().__init__(**kwargs)
         if int(num_layers) < 1:
             raise ValueError(f"num_layers must be at least 1. Received: num_layers={num_layers}")
@@ -63,7 +69,9 @@ class PatchLSTM(keras.Model):
         self.units = int(units)
         self.dropout = float(dropout)
         self.recon_loss = recon_loss
+        self.binarize = bool(binarize)
         self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
         self.lstms = [
             keras.layers.LSTM(self.units, return_sequences=True, return_state=True, name=f"lstm_{i}")
             for i in range(self.num_layers)
@@ -141,6 +149,8 @@ class PatchLSTM(keras.Model):
     @backend.train_step
     def train_step(self, data):
         x = keras.utils.unpack_x_y_sample_weight(data)[0]
+        if self.binarize:
+            x = ops.cast(keras.random.uniform(ops.shape(x), seed=self.seed_generator) < x, x.dtype)
 
         # teacher forcing: the true patches 1..t in, patch t+1 out, all steps at once
         def loss_fn():
@@ -256,5 +266,6 @@ class PatchLSTM(keras.Model):
             "units": self.units,
             "dropout": self.dropout,
             "recon_loss": self.recon_loss,
+            "binarize": self.binarize,
             "seed": self.seed,
         }
