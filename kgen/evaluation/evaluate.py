@@ -10,6 +10,11 @@ What a model offers decides what is measured:
   the latent-space figures;
 - `log_likelihood` (VAE with a Bernoulli decoder): test ELBO and an
   importance-sampled log-likelihood in nats;
+
+Likelihoods (VAE and PatchLSTM) are measured on the test digits binarized
+once, each pixel drawn as Bernoulli of its grey level with a fixed seed
+(`BINARIZE_SEED`), as Burda et al. measure binarized-MNIST likelihoods; with
+`--ll-samples 5000 --num-samples 10000` the VAE's number is their protocol.
 - `complete(images, given=K)` (PatchLSTM): the evaluator's agreement with the
   true label on completed test digits, the completion error, and the exact
   test negative log-likelihood of the autoregressive model.
@@ -29,6 +34,19 @@ from kgen.evaluation import metrics
 from kgen.evaluation.evaluator import load_evaluator
 
 DEFAULT_NUM_SAMPLES = 5000
+BINARIZE_SEED = 0  # the one binarization of the test set that likelihoods are measured on
+FLOOR_SEED = 0  # which real training images make the real-data floor
+
+
+def binarized(x, seed=BINARIZE_SEED):
+    """Images in [0, 1] binarized once: each pixel 1 with probability its grey level.
+
+    Example:
+
+    >>> binarized(np.full((1, 28, 28, 1), 0.5)).mean()  # about 0.5
+    """
+    rng = np.random.default_rng(seed)
+    return (rng.random(np.shape(x)) < x).astype(np.float32)
 
 
 def evaluate(run, num_samples=DEFAULT_NUM_SAMPLES, ll_samples=100, given=8, seed=0, figures=True):
@@ -77,7 +95,10 @@ def evaluate(run, num_samples=DEFAULT_NUM_SAMPLES, ll_samples=100, given=8, seed
         },
         "data": {
             "reference": f"{len(ref['x_test'])} test images of {ref['source']}",
-            "floor": f"first {min(num_samples, len(ref['x_train']))} training images of {ref['source']}",
+            "floor": (
+                f"{min(num_samples, len(ref['x_train']))} training images drawn at random (seed {FLOOR_SEED}) "
+                f"from the {len(ref['x_train'])} of {ref['train_source']}"
+            ),
         },
         "num_samples": num_samples,
         "floor_num_samples": min(num_samples, len(ref["x_train"])),
@@ -98,11 +119,13 @@ def evaluate(run, num_samples=DEFAULT_NUM_SAMPLES, ll_samples=100, given=8, seed
     x_test, y_test = ref["x_test"][:n_test], ref["y_test"][:n_test]
     if hasattr(model, "reconstruct"):
         out["reconstruction"] = metrics.reconstruction_errors(x_test, batched(model.reconstruct, x_test))
+    x_binary = binarized(ref["x_test"])[:n_test]
+    protocol = f"{n_test} test images binarized once (Bernoulli of the grey level, seed {BINARIZE_SEED})"
     if hasattr(model, "log_likelihood"):
-        out["likelihood"] = likelihood(model, x_test, ll_samples)
+        out["likelihood"] = {**likelihood(model, x_binary, ll_samples), "test_set": protocol}
     if hasattr(model, "complete"):
         out["completion"] = completion(model, evaluator, x_test, y_test, given)
-        out["likelihood"] = {"test_nll": lstm_nll(model, x_test)}
+        out["likelihood"] = {"test_nll": lstm_nll(model, x_binary), "test_set": protocol}
 
     if figures:
         from kgen.evaluation import figures as figs
@@ -159,39 +182,47 @@ def sample_metrics(features, probs, ref):
 def reference(dataset="mnist", data_dir=None):
     """Test and training images of `dataset` with the evaluator's view of the test set.
 
-    MNIST always uses the real digits bundled with kgen (the official 10,000
-    test digits and 5,000 training digits), so that numbers are comparable
-    between machines; other data sets come from the run's `data_dir` or
+    MNIST: the official 10,000 test digits (bundled with kgen, the same on
+    every machine) and, for the real-data floor, the training digits of the
+    run's `data_dir` (the full 60,000 when it holds them), else the 5,000
+    bundled ones. Other data sets come from the run's `data_dir` or
     tensorflow-datasets. Computed once per process.
     """
-    return _reference(dataset, None if dataset == "mnist" else (data_dir or None))
+    return _reference(dataset, data_dir or None)
 
 
 @functools.lru_cache(maxsize=4)
 def _reference(dataset, data_dir):
     if dataset == "mnist":
-        (x_train, y_train), (x_test, y_test) = data.load_bundled("train"), data.load_bundled("test")
-        source = "the bundled MNIST sample"
+        (x_test, y_test) = data.load_bundled("test")
+        source = "the official MNIST test set"
+        if data_dir:
+            train = data.load_dataset(dataset, "train", data_dir)
+            (x_train, y_train), train_source = (train.images, train.labels), train.source
+        else:
+            (x_train, y_train), train_source = data.load_bundled("train"), "the bundled MNIST sample"
     else:
         train = data.load_dataset(dataset, "train", data_dir)
         test = data.load_dataset(dataset, "test", data_dir)
         (x_train, y_train), (x_test, y_test) = (train.images, train.labels), (test.images, test.labels)
-        source = test.source
+        source = train_source = test.source
     to_float = lambda x: (np.asarray(x, np.float32) / 255.0)[..., None]  # noqa: E731
     x_test = to_float(x_test)
     f_test, p_test = load_evaluator(dataset).embed(x_test)
     return {
         "x_train": to_float(x_train), "y_train": np.asarray(y_train),
         "x_test": x_test, "y_test": np.asarray(y_test),
-        "f_test": f_test, "p_test": p_test, "source": source,
+        "f_test": f_test, "p_test": p_test, "source": source, "train_source": train_source,
         "radii_test": metrics.kth_neighbour_radii(f_test, k=3),
     }
 
 
 def floor_metrics(dataset, data_dir, num_samples):
-    """The real-data floor: the first N real training images, measured like samples.
+    """The real-data floor: N real training images drawn at random, measured like samples.
 
-    N is `num_samples`, or all the training images when there are fewer.
+    N is `num_samples`, or all the training images when there are fewer; the
+    draw (without replacement, seed `FLOOR_SEED`) is the same for every run of
+    the same training set.
     """
     ref = reference(dataset, data_dir)
     return dict(_floor(dataset, data_dir, min(num_samples, len(ref["x_train"]))))
@@ -200,7 +231,8 @@ def floor_metrics(dataset, data_dir, num_samples):
 @functools.lru_cache(maxsize=8)
 def _floor(dataset, data_dir, n):
     ref = reference(dataset, data_dir)
-    features, probs = load_evaluator(dataset).embed(ref["x_train"][:n])
+    pick = np.random.default_rng(FLOOR_SEED).permutation(len(ref["x_train"]))[:n]
+    features, probs = load_evaluator(dataset).embed(ref["x_train"][pick])
     return sample_metrics(features, probs, ref)
 
 
