@@ -192,6 +192,77 @@ def test_generate_shapes_range_and_seed():
         model.generate(0)
 
 
+# the generator's moving average and spectral normalization
+
+
+def test_ema_is_the_moving_average_of_the_generator(tiny_images):
+    model = compiled(arch="conv", latent_dim=8, ema=0.9)
+    assert model.ema_generator is not None and not model.ema_generator.trainable_variables
+    ema_ids = {id(v) for v in model.ema_generator.weights}
+    assert ema_ids <= {id(v) for v in model.non_trainable_variables}  # carried by jax's state, saved
+    before = values(model.generator.weights)
+    np.testing.assert_array_equal(before[0], values(model.ema_generator.weights)[0])  # starts as a copy
+    model.train_on_batch(tiny_images)
+    decay = min(0.9, (1 + 1) / (10 + 1))  # the warm-up at step 1
+    for b, a, e in zip(before, values(model.generator.weights), values(model.ema_generator.weights)):
+        np.testing.assert_allclose(e, decay * b + (1 - decay) * a, rtol=1e-5, atol=1e-6)
+    assert any(changed(before, model.ema_generator.weights))
+    # samples come from the average, not from the generator in training
+    z = keras.random.normal((4, 8), seed=0)
+    np.testing.assert_allclose(model.generate(4, z=z), keras.ops.convert_to_numpy(model.ema_generator(z)), atol=1e-6)
+    assert not np.allclose(model.generate(4, z=z), keras.ops.convert_to_numpy(model.generator(z)), atol=1e-4)
+    plain = compiled(arch="mlp", latent_dim=8, ema=0)
+    assert plain.ema_generator is None and plain.sampler is plain.generator
+
+
+EMA_SN_CHECK = """
+import json, keras, numpy as np
+from tests.test_gan import tiny_state_change
+print(json.dumps(tiny_state_change()))
+"""
+
+
+def tiny_state_change():
+    """Two fit steps of a GAN and a cGAN with EMA, spectral norm and DiffAugment: which states moved."""
+    import keras
+
+    from kgen.data import load_bundled
+    from kgen.models import MODELS
+
+    images, labels = load_bundled("train")
+    x, y = (images[:16, :, :, None] / 255.0).astype("float32"), labels[:16]
+    result = {"backend": keras.config.backend()}
+    for name in ("gan", "cgan"):
+        model = MODELS[name](arch="mlp", latent_dim=8, seed=0, diffaugment="translation,cutout")
+        model.compile(d_optimizer=keras.optimizers.Adam(1e-3), g_optimizer=keras.optimizers.Adam(1e-3))
+        groups = {
+            "ema": model.ema_generator.weights,
+            "vector_u": [v for v in model.discriminator.non_trainable_variables if "vector_u" in v.path],
+            "seed": [model.seed_generator.state],
+        }
+        before = {k: [np.array(keras.ops.convert_to_numpy(v)) for v in vs] for k, vs in groups.items()}
+        model.fit(*((x, y) if name == "cgan" else (x,)), batch_size=8, epochs=1, verbose=0)
+        for k, vs in groups.items():
+            result[f"{name}_{k}"] = [not np.array_equal(b, keras.ops.convert_to_numpy(v)) for b, v in zip(before[k], vs)]
+        result[f"{name}_ema_differs_from_generator"] = not np.allclose(
+            keras.ops.convert_to_numpy(model.ema_generator.weights[0]), keras.ops.convert_to_numpy(model.generator.weights[0])
+        )
+    return result
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_ema_power_iteration_and_augmentation_seeds_move_on_every_trainer(backend, run_on_backend):
+    # on jax these are non-trainable variables threaded through the stateless trainer's state
+    result = tiny_state_change() if backend == "torch" else json.loads(
+        run_on_backend(backend, EMA_SN_CHECK).strip().splitlines()[-1]
+    )
+    assert result["backend"] == backend
+    for name in ("gan", "cgan"):
+        assert result[f"{name}_ema"] and all(result[f"{name}_ema"]), result
+        assert len(result[f"{name}_vector_u"]) == 4 and all(result[f"{name}_vector_u"]), result
+        assert all(result[f"{name}_seed"]) and result[f"{name}_ema_differs_from_generator"], result
+
+
 # both optimizers on every backend: k steps, k updates each, moments moving, saving
 
 
@@ -285,7 +356,8 @@ def test_cli_trains_a_gan_and_refuses_a_label(artifacts):
     result = runner.invoke(
         main,
         ["train", "gan", "--arch", "mlp", "--epochs", "1", "--limit", "64", "--batch-size", "32",
-         "--loss", "hinge", "--d-lr", "1e-4", "--g-beta-1", "0.3", "--offline", "--out", str(artifacts)],
+         "--loss", "hinge", "--d-lr", "1e-4", "--g-beta-1", "0.3", "--ema", "0", "--no-spectral-norm",
+         "--diffaugment", "translation", "--offline", "--out", str(artifacts)],
     )
     assert result.exit_code == 0, result.output
     run = result.output.strip().splitlines()[-1]
@@ -293,6 +365,8 @@ def test_cli_trains_a_gan_and_refuses_a_label(artifacts):
         assert os.path.isfile(os.path.join(run, path)), path
     config = json.load(open(os.path.join(run, "config.json")))
     assert config["model_config"]["loss"] == "hinge" and config["model_config"]["latent_dim"] == 64
+    assert config["model_config"]["ema"] == 0 and config["model_config"]["spectral_norm"] is False
+    assert config["model_config"]["diffaugment"] == "translation" and config["model_config"]["arch"] == "mlp"
     assert config["train"]["gan_optimizers"]["d"]["learning_rate"] == 1e-4
     assert config["train"]["gan_optimizers"]["g"]["beta_1"] == 0.3
 
@@ -305,6 +379,15 @@ def test_cli_trains_a_gan_and_refuses_a_label(artifacts):
     assert "Traceback" not in result.output
 
 
+def test_cli_gan_defaults_and_a_bad_policy(artifacts):
+    result = CliRunner().invoke(main, ["train", "gan", "--diffaugment", "flip", "--offline", "--out", str(artifacts)])
+    assert result.exit_code == 1 and "Received: diffaugment='flip'" in result.output, result.output
+    assert not os.listdir(artifacts)
+    params = {p.name: p.default for p in main.commands["train"].params}
+    assert (params["loss"], params["ema"], params["spectral_norm"]) == ("hinge", 0.999, True)
+    assert (params["d_learning_rate"], params["g_learning_rate"]) == (4e-4, 1e-4)
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -314,6 +397,11 @@ def test_cli_trains_a_gan_and_refuses_a_label(artifacts):
         (["train", "gan", "--lr", "1e-3"], "use --d-learning-rate and --g-learning-rate"),
         (["train", "gan", "--d-beta-1", "1"], "--d-beta-1"),
         (["train", "cgan", "--loss", "wgan"], "--loss"),
+        (["train", "vae", "--ema", "0.9"], "--ema applies to gan and cgan only"),
+        (["train", "ae", "--no-spectral-norm"], "--spectral-norm applies to gan and cgan only"),
+        (["train", "vae", "--diffaugment", ""], "--diffaugment applies to gan and cgan only"),
+        (["train", "gan", "--aux-weight", "1"], "--aux-weight applies to cgan only"),
+        (["train", "gan", "--ema", "1"], "--ema"),
     ],
 )
 def test_cli_rejects_misplaced_gan_options(args, message, artifacts):
