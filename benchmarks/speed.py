@@ -56,8 +56,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # name: (kgen model, model options); batch sizes are the models' `kgen train` defaults
 MODELS = {
-    "gan-mlp": ("gan", {"arch": "mlp", "d_dropout": 0.0}),  # the classic pair exactly
-    "gan-conv": ("gan", {"arch": "conv"}),
+    "gan-mlp": ("gan", {"arch": "mlp", "loss": "bce", "spectral_norm": False, "ema": 0.0, "diffaugment": ""}),  # the classic pair exactly
+    # the DCGAN conv pair (7x7x256 -> 28x28x64 -> 1; 64 -> 128 channels), plain: BCE, no spectral
+    # norm, EMA or DiffAugment, so that the hand-written PyTorch twin is the same algorithm
+    "gan-conv": ("gan", {"arch": "conv", "loss": "bce", "spectral_norm": False, "ema": 0.0, "diffaugment": ""}),
     "vae": ("vae", {}),
     "lstm": ("lstm", {}),
 }
@@ -268,7 +270,7 @@ def kgen_call(name, images, reps, warmup, jit=False):
 
 def time_evaluate(num_samples, out):
     """Seconds of `kgen evaluate RUN --num-samples N` on a 1-epoch MLP GAN run (a subprocess)."""
-    config = training.TrainConfig(model="gan", epochs=1, limit=512, offline=True, out=out, seed=0)
+    config = training.TrainConfig(model="gan", epochs=1, limit=512, offline=True, out=out, seed=0, model_options={"arch": "mlp"})
     run = training.train(config, verbose=0)
     start = time.perf_counter()
     proc = subprocess.run(

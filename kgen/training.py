@@ -76,7 +76,11 @@ def to_float(images):
     return (np.asarray(images, np.float32) / 255.0)[..., None]
 
 
-GAN_ADAM = {"learning_rate": 2e-4, "beta_1": 0.5, "beta_2": 0.999}  # the DCGAN paper's Adam
+# the DCGAN paper's Adam, with two time scales (TTUR): the discriminator steps 4x faster
+GAN_ADAM = {
+    "d": {"learning_rate": 4e-4, "beta_1": 0.5, "beta_2": 0.999},
+    "g": {"learning_rate": 1e-4, "beta_1": 0.5, "beta_2": 0.999},
+}
 
 
 def build_model(config):
@@ -84,8 +88,8 @@ def build_model(config):
     model = MODELS[config.model](**config.model_options, seed=config.seed)
     if hasattr(model, "discriminator"):  # GANs: one Adam per network
         model.compile(
-            d_optimizer=keras.optimizers.Adam(**{**GAN_ADAM, **config.gan_optimizers.get("d", {})}),
-            g_optimizer=keras.optimizers.Adam(**{**GAN_ADAM, **config.gan_optimizers.get("g", {})}),
+            d_optimizer=keras.optimizers.Adam(**{**GAN_ADAM["d"], **config.gan_optimizers.get("d", {})}),
+            g_optimizer=keras.optimizers.Adam(**{**GAN_ADAM["g"], **config.gan_optimizers.get("g", {})}),
         )
     else:
         model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
