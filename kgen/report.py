@@ -55,6 +55,7 @@ def compare(run_paths, out=None):
     if len(set(map(os.path.normpath, run_paths))) != len(run_paths):
         raise KgenError(f"A run is listed twice. Received: runs={list(run_paths)}")
     entries = [_load(path) for path in run_paths]
+    check_same_evaluator(entries)
     out = out or os.path.join("artifacts", "compare", time.strftime("%Y%m%d-%H%M%S"))
     os.makedirs(out, exist_ok=True)
     names = _names(entries)
@@ -107,6 +108,21 @@ def _test_digits(config):
         test = data.load_dataset(dataset, "test", config.get("train", {}).get("data_dir"))
         images, labels = test.images, test.labels
     return (images[:LATENT_POINTS, :, :, None] / 255.0).astype("float32"), labels[:LATENT_POINTS]
+
+
+def check_same_evaluator(entries):
+    """Refuses runs whose metrics were measured by different evaluators: their numbers do not compare."""
+    measured = {}
+    for e in entries:
+        sha = e["metrics"].get("evaluator", {}).get("sha256")
+        if sha:
+            measured.setdefault(sha, e["path"])
+    if len(measured) > 1:
+        (a, path_a), (b, path_b) = list(measured.items())[:2]
+        raise KgenError(
+            f"{path_a} and {path_b} were measured by different evaluators ({a[:12]}… and {b[:12]}…), "
+            "so their numbers do not compare; rerun `kgen evaluate` on the older run."
+        )
 
 
 def _load(path):

@@ -157,6 +157,18 @@ def test_save_and_load_complete_identically(trained, real_digits, tmp_path):
     loaded.fit(x, epochs=1, batch_size=8, verbose=0)  # keeps training, optimizer restored
 
 
+def test_binarized_training_draws_fresh_binary_inputs(tiny_images, tmp_path):
+    model = small_model(binarize=True)
+    logs = model.fit(tiny_images, epochs=2, batch_size=16, verbose=0).history
+    assert np.all(np.isfinite(logs["loss"]))
+    state = keras.ops.convert_to_numpy(model.seed_generator.state)
+    model.fit(tiny_images[:16], epochs=1, batch_size=16, verbose=0)
+    assert not np.array_equal(state, keras.ops.convert_to_numpy(model.seed_generator.state))  # a new draw per step
+    path = str(tmp_path / "lstm.keras")
+    model.save(path)
+    assert keras.saving.load_model(path).binarize is True
+
+
 def test_constructor_rejects_bad_options():
     for kwargs, name in [({"num_layers": 0}, "num_layers"), ({"units": 0}, "units"),
                          ({"dropout": 1.0}, "dropout"), ({"recon_loss": "l1"}, "recon_loss")]:
