@@ -130,7 +130,7 @@ class GAN(keras.Model):
         d_dropout=0.0,
         ema=0.999,
         spectral_norm=True,
-        diffaugment="",
+        diffaugment="translation,cutout",
         seed=None,
         **kwargs,
     ):
