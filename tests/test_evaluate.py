@@ -124,7 +124,9 @@ def test_evaluate_vae_through_the_cli(tiny_runs):
     m = runs.read_json(os.path.join(run, runs.METRICS))
     assert m["evaluator"]["sha256"] == ev_module.manifest()["mnist"]["sha256"]
     assert m["num_samples"] == 200 and m["floor_num_samples"] == 200
-    assert "bundled MNIST" in m["data"]["reference"]
+    assert "official MNIST test set" in m["data"]["reference"]
+    assert "drawn at random" in m["data"]["floor"] and "bundled MNIST" in m["data"]["floor"]
+    assert "binarized once" in m["likelihood"]["test_set"]
     # one epoch on 64 digits is far from real data; real training digits are close to the test set
     assert m["floor"]["fid"] < m["samples"]["fid"]
     assert m["floor"]["coverage_kl"] < 0.1 and m["floor"]["inception_score"] > 7
