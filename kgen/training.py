@@ -49,8 +49,11 @@ class TrainConfig:
             raise ValueError(f"limit must be at least 1. Received: limit={self.limit}")
         rates = {"learning_rate": self.learning_rate}
         for net, options in (self.gan_optimizers or {}).items():
-            if "learning_rate" in options:
-                rates[f"{net}_learning_rate"] = options["learning_rate"]
+            for key, value in options.items():
+                if key == "learning_rate":
+                    rates[f"{net}_learning_rate"] = value
+                else:
+                    check_number(f"{net}_{key}", value)  # betas: finite (click's ranges let nan through)
         for field, value in rates.items():
             check_number(field, value, 0, MAX_LEARNING_RATE, low_open=True)
         for field, value in (self.model_options or {}).items():

@@ -218,6 +218,8 @@ CASES += [
     ("--lr inf", lambda t, r: ("train", "vae", "--lr", "inf", *TINY), "--lr"),
     ("--lr 1e39", lambda t, r: ("train", "vae", "--lr", "1e39", *TINY), "not in the range 0<x<=1"),
     ("--kl-weight inf", lambda t, r: ("train", "vae", "--kl-weight", "inf", *TINY), "'inf' is not a finite number"),
+    ("--d-lr nan", lambda t, r: ("train", "gan", "--d-lr", "nan", *TINY), "d_learning_rate must be a finite number"),
+    ("--g-beta-1 nan", lambda t, r: ("train", "gan", "--g-beta-1", "nan", *TINY), "g_beta_1 must be a finite number"),
     ("sample grid of 20,000", lambda t, r: ("sample", run_of(r, "vae"), "-n", 20000, "--out", t / "big.png"), "a grid PNG holds at most 10,000 images"),
     ("sample to a .jpg", lambda t, r: ("sample", run_of(r, "vae"), "--out", t / "s.jpg"), "must end in .png (a grid) or .npy"),
     # issue 15: --resume keeps the run's options
