@@ -370,7 +370,9 @@ def test_stops_at_every_point_then_resume_give_the_uninterrupted_run(tmp_path):
     assert reference.returncode == 0, reference.stderr[-3000:]
     events = int(reference.stderr.rsplit("EVENTS ", 1)[1].split()[0])
     reference_run = reference.stdout.strip().splitlines()[-1]
-    points = sorted(set(range(3, events + 1, max(1, events // 16))) | set(range(events - 6, events + 1)))
+    # about 14 points spread over the run, and the last 7 (the end-of-run figures and the final save)
+    spread = np.linspace(3, events - 7, 14).round().astype(int).tolist()
+    points = sorted(set(spread) | set(range(events - 6, events + 1)))
     signals = ["SIGINT", "SIGTERM", "SIGKILL"]
     finished = 0
     for i, point in enumerate(points):
