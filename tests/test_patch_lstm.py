@@ -169,6 +169,18 @@ def test_binarized_training_draws_fresh_binary_inputs(tiny_images, tmp_path):
     assert keras.saving.load_model(path).binarize is True
 
 
+def test_exact_nll_from_logits_is_the_sum_of_pixel_cross_entropies(trained, real_digits):
+    from kgen.evaluation import metrics
+    from kgen.evaluation.evaluate import binarized, lstm_nll_per_image
+
+    x = binarized(real_digits[0][:40])
+    nll = lstm_nll_per_image(trained, x, batch_size=16)  # three batches, the last one short
+    probs = keras.ops.convert_to_numpy(trained(x))  # (40, 16, 49)
+    bce = metrics.reconstruction_errors(np.asarray(to_patches(x)), probs)["bce"]
+    assert nll.shape == (40,) and np.all(nll > 0)
+    assert nll.mean() == pytest.approx(bce, rel=1e-4)
+
+
 def test_constructor_rejects_bad_options():
     for kwargs, name in [({"num_layers": 0}, "num_layers"), ({"units": 0}, "units"),
                          ({"dropout": 1.0}, "dropout"), ({"recon_loss": "l1"}, "recon_loss")]:
