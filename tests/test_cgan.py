@@ -136,7 +136,7 @@ def test_discriminator_step_scores_both_halves_as_two_separate_calls_would(arch,
     from kgen.models.gan import discriminator_loss
 
     images, labels = digits
-    model = compiled(arch=arch, d_dropout=0.0, spectral_norm=False)
+    model = compiled(arch=arch, d_dropout=0.0, spectral_norm=False, diffaugment="")
     real, labels = keras.ops.convert_to_tensor(images), keras.ops.convert_to_tensor(labels)
     state = model.seed_generator.state.numpy().copy()
     fake = model.generator([model.sample_noise(len(images)), labels], training=True)

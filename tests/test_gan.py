@@ -151,7 +151,7 @@ def test_each_phase_steps_only_its_network(tiny_images):
 def test_discriminator_step_scores_real_and_fake_as_two_separate_calls_would(arch, tiny_images):
     # the step scores both halves in one pass; without dropout that must be the
     # loss and accuracies of two calls on the same images
-    model = compiled(arch=arch, d_dropout=0.0, spectral_norm=False)
+    model = compiled(arch=arch, d_dropout=0.0, spectral_norm=False, diffaugment="")
     real = keras.ops.convert_to_tensor(tiny_images)
     state = model.seed_generator.state.numpy().copy()
     fake = model.generator(model.sample_noise(len(tiny_images)), training=True)
