@@ -181,6 +181,17 @@ def test_exact_nll_from_logits_is_the_sum_of_pixel_cross_entropies(trained, real
     assert nll.mean() == pytest.approx(bce, rel=1e-4)
 
 
+def test_evaluate_and_validation_report_the_teacher_forced_loss(real_digits):
+    model = small_model()
+    x = real_digits[0][:64]
+    logs = model.fit(x, epochs=1, batch_size=32, validation_split=0.25, verbose=0).history
+    assert set(logs) == {"loss", "mse", "val_loss", "val_mse"}
+    result = model.evaluate(x[:32], batch_size=32, verbose=0, return_dict=True)
+    expected = {k: float(keras.ops.convert_to_numpy(v)) for k, v in model.patch_losses(x[:32]).items()}
+    assert result["loss"] == pytest.approx(expected["loss"], rel=1e-5)
+    assert result["mse"] == pytest.approx(expected["mse"], rel=1e-5)
+
+
 def test_constructor_rejects_bad_options():
     for kwargs, name in [({"num_layers": 0}, "num_layers"), ({"units": 0}, "units"),
                          ({"dropout": 1.0}, "dropout"), ({"recon_loss": "l1"}, "recon_loss")]:
@@ -312,8 +323,11 @@ def test_trains_completes_and_reloads_on_backend(run_on_backend, backend, tmp_pa
         keras.utils.set_random_seed(0)
         model = PatchLSTM(num_layers=2, units=16, dropout=0.1, seed=0)
         model.compile(optimizer=keras.optimizers.Adam(1e-2))
-        losses = model.fit(x, epochs=2, batch_size=16, verbose=0).history["loss"]
+        logs = model.fit(x, epochs=2, batch_size=16, validation_data=(x[:16],), verbose=0).history
+        losses = logs["loss"]
         assert losses[-1] < losses[0], losses
+        assert np.all(np.isfinite(logs["val_loss"])), logs
+        assert np.isfinite(model.evaluate(x[:16], verbose=0, return_dict=True)["loss"])
         done = model.complete(x[:4], given=8)
         assert np.array_equal(to_patches(done)[:, :8], to_patches(x[:4])[:, :8])
         g = model.generate(4, seed=1)

@@ -159,6 +159,12 @@ class PatchLSTM(keras.Model):
         out = backend.gradient_step(loss_fn, self.trainable_variables, self.optimizer)
         return backend.update_metrics(self.metrics, out)
 
+    @backend.test_step
+    def test_step(self, data):
+        x = keras.utils.unpack_x_y_sample_weight(data)[0]
+        # the teacher-forced loss on held-out images, as in training, without dropout
+        return backend.update_metrics(self.metrics, self.patch_losses(x, training=False))
+
     def complete(self, images, given=8, sampling="mean", seed=None, batch_size=1000):
         """Keeps the first `given` patches of each image and writes the rest.
 
