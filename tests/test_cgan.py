@@ -136,7 +136,7 @@ def test_discriminator_step_scores_both_halves_as_two_separate_calls_would(arch,
     from kgen.models.gan import discriminator_loss
 
     images, labels = digits
-    model = compiled(arch=arch, d_dropout=0.0, spectral_norm=False, diffaugment="")
+    model = compiled(arch=arch, d_dropout=0.0, spectral_norm=False, diffaugment="", aux_weight=0)
     real, labels = keras.ops.convert_to_tensor(images), keras.ops.convert_to_tensor(labels)
     state = model.seed_generator.state.numpy().copy()
     fake = model.generator([model.sample_noise(len(images)), labels], training=True)
@@ -190,3 +190,29 @@ def test_cli_trains_a_cgan_and_samples_a_label(artifacts):
         assert result.exit_code == 2 and "this run draws labels 0 to 9" in result.output, result.output
         assert "Traceback" not in result.output
     assert not os.path.exists(artifacts / "x.png")
+
+
+# the auxiliary classifier and the GAN family
+
+
+def test_auxiliary_classifier_head_and_its_loss(digits):
+    from kgen.models import GAN
+
+    images, labels = digits
+    model = compiled(arch="conv", aux_weight=0.5)
+    assert isinstance(model, GAN)  # one family: the cGAN is a GAN with labels
+    x, y = keras.ops.convert_to_tensor(images[:8]), keras.ops.convert_to_tensor(labels[:8])
+    outputs = model.discriminator([x, y])
+    assert tuple(outputs.shape) == (8, 11)  # the logit, then ten class logits
+    expected = 0.5 * keras.ops.mean(keras.ops.sparse_categorical_crossentropy(y, outputs[:, 1:], from_logits=True))
+    np.testing.assert_allclose(float(model.class_loss(outputs, y)), float(expected), rtol=1e-6)
+    assert float(model.class_loss(outputs, y)) > 0
+    assert tuple(compiled(arch="conv", aux_weight=0).discriminator([x, y]).shape) == (8, 1)  # no head
+    assert compiled(arch="conv", aux_weight=0).class_loss(outputs, y) == 0.0
+    assert ConditionalGAN(latent_dim=4).aux_weight == 1.0  # on by default, as in the CLI
+    config = model.get_config()
+    assert config["aux_weight"] == 0.5 and config["num_classes"] == 10
+    clone = ConditionalGAN.from_config(config)
+    assert tuple(clone.discriminator([x, y]).shape) == (8, 11)
+    with pytest.raises(ValueError, match="Received: aux_weight=-1"):
+        ConditionalGAN(aux_weight=-1)

@@ -49,7 +49,7 @@ class ConditionalGAN(GAN):
     (8, 28, 28, 1)
     """
 
-    def __init__(self, *args, num_classes=10, aux_weight=0.0, **kwargs):
+    def __init__(self, *args, num_classes=10, aux_weight=1.0, **kwargs):
         if int(num_classes) < 2:
             raise ValueError(f"num_classes must be at least 2. Received: num_classes={num_classes}")
         if aux_weight < 0:
