@@ -152,7 +152,7 @@ def main(ctx, debug):
 @click.option("--diffaugment", default="translation,cutout", show_default=True, help='GANs: DiffAugment policy, from translation,cutout ("": off).')
 @click.option("--aux-weight", type=click.FloatRange(min=0), default=1.0, show_default=True, help="cgan: weight of the discriminator's auxiliary classifier (0: none).")
 @click.option("--d-learning-rate", "--d-lr", type=click.FloatRange(min=0, min_open=True), default=4e-4, show_default=True, help="GANs: discriminator's Adam step size.")
-@click.option("--g-learning-rate", "--g-lr", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True, help="GANs: generator's Adam step size.")
+@click.option("--g-learning-rate", "--g-lr", type=click.FloatRange(min=0, min_open=True), default=4e-4, show_default=True, help="GANs: generator's Adam step size.")
 @click.option("--d-beta-1", type=click.FloatRange(0, 1, max_open=True), default=0.5, show_default=True, help="GANs: discriminator's Adam beta_1.")
 @click.option("--g-beta-1", type=click.FloatRange(0, 1, max_open=True), default=0.5, show_default=True, help="GANs: generator's Adam beta_1.")
 @click.option("--d-beta-2", type=click.FloatRange(0, 1, max_open=True), default=0.999, show_default=True, help="GANs: discriminator's Adam beta_2.")

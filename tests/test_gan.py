@@ -385,7 +385,7 @@ def test_cli_gan_defaults_and_a_bad_policy(artifacts):
     assert not os.listdir(artifacts)
     params = {p.name: p.default for p in main.commands["train"].params}
     assert (params["loss"], params["ema"], params["spectral_norm"]) == ("hinge", 0.999, True)
-    assert (params["d_learning_rate"], params["g_learning_rate"]) == (4e-4, 1e-4)
+    assert (params["d_learning_rate"], params["g_learning_rate"]) == (4e-4, 4e-4)
 
 
 @pytest.mark.parametrize(

@@ -42,7 +42,7 @@ class ConditionalGAN(GAN):
     >>> cgan = ConditionalGAN(latent_dim=64)
     >>> cgan.compile(
     ...     d_optimizer=keras.optimizers.Adam(4e-4, beta_1=0.0, beta_2=0.9),
-    ...     g_optimizer=keras.optimizers.Adam(1e-4, beta_1=0.0, beta_2=0.9),
+    ...     g_optimizer=keras.optimizers.Adam(4e-4, beta_1=0.0, beta_2=0.9),
     ... )
     >>> cgan.fit(x_train, y_train, epochs=5, batch_size=128)
     >>> cgan.generate(8, labels=7).shape  # eight sevens

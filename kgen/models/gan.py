@@ -115,7 +115,7 @@ class GAN(keras.Model):
     >>> gan = GAN(latent_dim=64, arch="conv")
     >>> gan.compile(
     ...     d_optimizer=keras.optimizers.Adam(4e-4, beta_1=0.0, beta_2=0.9),
-    ...     g_optimizer=keras.optimizers.Adam(1e-4, beta_1=0.0, beta_2=0.9),
+    ...     g_optimizer=keras.optimizers.Adam(4e-4, beta_1=0.0, beta_2=0.9),
     ... )
     >>> gan.fit(x_train, epochs=5, batch_size=128)  # (N, 28, 28, 1) in [0, 1]
     >>> gan.generate(16).shape
