@@ -149,7 +149,7 @@ def main(ctx, debug):
 @click.option("--d-dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True, help="GANs: discriminator's dropout.")
 @click.option("--ema", type=click.FloatRange(0, 1, max_open=True), default=0.999, show_default=True, help="GANs: decay of the generator's weight average that draws samples (0: off).")
 @click.option("--spectral-norm/--no-spectral-norm", default=True, show_default=True, help="GANs: spectral normalization of the discriminator.")
-@click.option("--diffaugment", default="translation,cutout", show_default=True, help='GANs: DiffAugment policy, from translation,cutout ("": off).')
+@click.option("--diffaugment", default="", help='GANs: DiffAugment policy, e.g. translation,cutout  [default: "", off].')
 @click.option("--aux-weight", type=click.FloatRange(min=0), default=1.0, show_default=True, help="cgan: weight of the discriminator's auxiliary classifier (0: none).")
 @click.option("--d-learning-rate", "--d-lr", type=click.FloatRange(min=0, min_open=True), default=4e-4, show_default=True, help="GANs: discriminator's Adam step size.")
 @click.option("--g-learning-rate", "--g-lr", type=click.FloatRange(min=0, min_open=True), default=4e-4, show_default=True, help="GANs: generator's Adam step size.")

@@ -130,7 +130,7 @@ class GAN(keras.Model):
         d_dropout=0.0,
         ema=0.999,
         spectral_norm=True,
-        diffaugment="translation,cutout",
+        diffaugment="",
         seed=None,
         **kwargs,
     ):
