@@ -274,7 +274,7 @@ def time_evaluate(num_samples, out):
     run = training.train(config, verbose=0)
     start = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-c", "from cli.main import main; main()", "evaluate", run, "--num-samples", str(num_samples)],
+        [sys.executable, "-c", "from kgen.cli.main import main; main()", "evaluate", run, "--num-samples", str(num_samples)],
         cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, KERAS_BACKEND="torch"),
     )
     seconds = time.perf_counter() - start

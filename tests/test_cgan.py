@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cli.main import main
+from kgen.cli.main import main
 from kgen import nets
 from kgen.models import ConditionalGAN
 

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from cli.main import main
+from kgen.cli.main import main
 from kgen.data import idx
 
 
@@ -242,3 +242,16 @@ def test_resume_without_epochs_trains_to_the_runs_own(vae_run, tmp_path):
     assert result.output.strip().splitlines()[-1] == str(copy)
     assert len(open(copy / "history.csv").read().splitlines()) == 4  # header and epochs 1-3
     assert os.path.isfile(copy / "model.keras")
+
+
+def test_the_cli_is_part_of_the_package(tmp_path):
+    import subprocess
+    import sys
+
+    # outside the repository: what an installed kgen offers
+    run = lambda *args: subprocess.run([sys.executable, *args], cwd=tmp_path, capture_output=True, text=True)  # noqa: E731
+    result = run("-m", "kgen", "--version")
+    assert result.returncode == 0 and "kgen, version" in result.stdout
+    assert run("-c", "import kgen.cli.main").returncode == 0
+    # no top-level `cli` package, a name any other project may use
+    assert run("-c", "import cli").returncode != 0

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cli.main import main
+from kgen.cli.main import main
 from kgen import runs, training
 from kgen.data import load_bundled
 from kgen.errors import KgenError

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cli.main import main
+from kgen.cli.main import main
 from kgen import nets
 from kgen.models import GAN
 from kgen.models.gan import discriminator_loss, generator_loss

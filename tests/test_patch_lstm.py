@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from cli.main import main
+from kgen.cli.main import main
 from kgen.data import fill_missing, from_patches, missing_patch_mse, read_images, to_patches
 from kgen.models import AutoEncoder, PatchLSTM
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cli.main import main
+from kgen.cli.main import main
 from kgen import callbacks, runs, training
 from kgen.errors import Diverged, Interrupted
 
@@ -344,7 +344,7 @@ def watched(path):  # a stop before each write and after it, before the rename
         event()
 runs.atomic_path = watched
 callbacks.HistoryCSV.on_train_batch_end = lambda self, batch, logs=None: event()  # and after each step
-from cli.main import main
+from kgen.cli.main import main
 try:  # the CLI, as a user runs it
     main(["train", "ae", "--epochs", "3", "--batch-size", "32", "--limit", "64", "--offline", "--seed", "5", "--out", out])
 finally:
@@ -385,7 +385,7 @@ def test_stops_at_every_point_then_resume_give_the_uninterrupted_run(tmp_path):
         if stopped.returncode == 0:  # stopped while model.keras was written: complete
             pass
         else:
-            resumed = _subprocess("-m", "cli.main", "train", "--resume", run)
+            resumed = _subprocess("-m", "kgen", "train", "--resume", run)
             if runs.read_checkpoint(run) is None or not os.path.isfile(os.path.join(run, "config.json")):
                 assert resumed.returncode == 1 and "Traceback" not in resumed.stderr, resumed.stderr[-3000:]
                 continue  # stopped before the first checkpoint: nothing to resume, one line says so
