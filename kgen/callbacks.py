@@ -202,7 +202,41 @@ class RestoreTrackers(keras.callbacks.Callback):
             variable.assign(np.asarray(value, dtype=variable.dtype))
 
 
-class TrainingGuard(keras.callbacks.Callback):
+def nonfinite_loss(logs):
+    """The first logged loss (a name with "loss" in it) that is NaN or inf, as (name, value); else None."""
+    for key, value in (logs or {}).items():
+        if "loss" in key and not math.isfinite(float(value)):
+            return key, float(value)
+    return None
+
+
+class TerminateOnNonFinite(keras.callbacks.Callback):
+    """Stops `fit` as soon as any tracked loss is NaN or infinite.
+
+    Keras's `TerminateOnNaN` watches `logs["loss"]` only; kgen's models
+    track several losses (a GAN's `d_loss` and `g_loss`, a VAE's
+    `recon_loss` and `kl_loss`), and a NaN in any of them poisons the
+    weights. This callback checks every logged value whose name contains
+    "loss" after each batch and sets `model.stop_training`. `kgen train`
+    uses it through `TrainingGuard`, which also keeps the last good
+    checkpoint.
+
+    Example:
+
+    >>> model.fit(x, epochs=10, callbacks=[kgen.callbacks.TerminateOnNonFinite()])
+    """
+
+    def on_train_batch_end(self, batch, logs=None):
+        bad = nonfinite_loss(logs)
+        if bad:
+            self.on_nonfinite(*bad, batch)
+
+    def on_nonfinite(self, key, value, batch):
+        print(f"Batch {batch}: {key} is {value}; terminating training.")
+        self.model.stop_training = True
+
+
+class TrainingGuard(TerminateOnNonFinite):
     """Stops training cleanly on Ctrl-C, SIGTERM or a non-finite loss or weight.
 
     `install()` takes over SIGINT and SIGTERM and `restore()` gives them
@@ -247,15 +281,15 @@ class TrainingGuard(keras.callbacks.Callback):
         self.signal = signal.Signals(signum).name
         sys.stderr.write(f"\n{self.signal}: finishing the current step, then saving a checkpoint...\n")
 
+    def on_nonfinite(self, key, value, batch):
+        raise Diverged(
+            f"The {key} became {value} at epoch {self.checkpoint.epoch + 1}, "
+            f"step {batch + 1 + self.skip}; {self.checkpoint.kept()}. {self.checkpoint.stop_advice()}"
+        )
+
     def on_train_batch_end(self, batch, logs=None):
-        logs = logs or {}
+        super().on_train_batch_end(batch, logs)  # a non-finite loss raises `Diverged`
         step = batch + 1 + self.skip
-        for key, value in logs.items():
-            if "loss" in key and not math.isfinite(float(value)):
-                raise Diverged(
-                    f"The {key} became {float(value)} at epoch {self.checkpoint.epoch + 1}, "
-                    f"step {step}; {self.checkpoint.kept()}. {self.checkpoint.stop_advice()}"
-                )
         if self.signal is not None:
             steps = (self.params or {}).get("steps")
             if steps and batch + 1 >= steps:

@@ -138,3 +138,17 @@ def test_generate(cls):
     assert images.min() >= 0 and images.max() <= 1
     np.testing.assert_array_equal(images, model.generate(10, seed=1))
     assert not np.allclose(images, model.generate(10, seed=2))
+
+
+def test_terminate_on_nonfinite_stops_fit_at_the_first_nan_loss(tiny_images):
+    from kgen.callbacks import TerminateOnNonFinite
+
+    model = VAE(latent_dim=2, seed=0)
+    model.compile(optimizer=keras.optimizers.SGD(1e30))  # diverges within a few steps
+    history = model.fit(tiny_images, epochs=5, batch_size=8, verbose=0, callbacks=[TerminateOnNonFinite()])
+    assert len(history.history["loss"]) == 1  # stopped inside the first epoch
+    # without it, fit runs every epoch on NaN
+    model = VAE(latent_dim=2, seed=0)
+    model.compile(optimizer=keras.optimizers.SGD(1e30))
+    history = model.fit(tiny_images, epochs=2, batch_size=8, verbose=0)
+    assert len(history.history["loss"]) == 2 and not np.isfinite(history.history["loss"][-1])
