@@ -145,26 +145,21 @@ class VAE(keras.Model):
             x = ops.cast(keras.random.uniform(ops.shape(x), seed=self.seed_generator) < x, x.dtype)
 
         # encode, sample, decode: negative ELBO (k = 1) or negative IWAE bound
-        def loss_fn():
-            if self.iwae_k > 1:
-                return self.iwae_losses(x, self.iwae_k)
-            recon, kl = self.losses_per_image(x)
-            recon, kl = ops.mean(recon), ops.mean(kl)
-            return {"loss": recon + self.kl_weight * kl, "recon_loss": recon, "kl_loss": kl}
-
-        out = backend.gradient_step(loss_fn, self.trainable_variables, self.optimizer)
+        out = backend.gradient_step(lambda: self.batch_losses(x), self.trainable_variables, self.optimizer)
         return backend.update_metrics(self.metrics, out)
 
     @backend.test_step
     def test_step(self, data):
         x = keras.utils.unpack_x_y_sample_weight(data)[0]
+        return backend.update_metrics(self.metrics, self.batch_losses(x))
+
+    def batch_losses(self, x):
+        """The batch's mean loss (negative ELBO, or negative IWAE bound) and its two terms."""
         if self.iwae_k > 1:
-            out = self.iwae_losses(x, self.iwae_k)
-        else:
-            recon, kl = self.losses_per_image(x)
-            recon, kl = ops.mean(recon), ops.mean(kl)
-            out = {"loss": recon + self.kl_weight * kl, "recon_loss": recon, "kl_loss": kl}
-        return backend.update_metrics(self.metrics, out)
+            return self.iwae_losses(x, self.iwae_k)
+        recon, kl = self.losses_per_image(x)
+        recon, kl = ops.mean(recon), ops.mean(kl)
+        return {"loss": recon + self.kl_weight * kl, "recon_loss": recon, "kl_loss": kl}
 
     def log_weights(self, x, mean, log_var, k):
         """log p(x, z_i) - log q(z_i|x) of `k` posterior draws per image (k, batch), and its two parts.
