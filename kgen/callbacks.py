@@ -308,8 +308,9 @@ class TrainingGuard(TerminateOnNonFinite):
 
     def on_epoch_end(self, epoch, logs=None):
         # the last step's update is in the weights now: check them before the
-        # epoch's grid, history row and checkpoint are written
-        self.checkpoint.check(epoch + 1, 0)
+        # epoch's grid, history row and checkpoint are written (this callback's
+        # model: the checkpoint callback need not be in the same fit)
+        check_finite(self.model, self.checkpoint, epoch + 1, 0)
 
     def raise_if_signalled(self):
         """After the last batch: a signal stops the run here, its last checkpoint on disk."""
