@@ -296,7 +296,7 @@ def lstm_nll_per_image(model, x, batch_size=500):
     for i in range(0, len(x), batch_size):
         patches = ops.convert_to_tensor(np.asarray(to_patches(x[i : i + batch_size]), np.float32))  # (b, 16, 49)
         logits, _ = model.run_layers(model.sequence_inputs(patches))
-        nll = ops.sum(ops.softplus(logits) - patches * logits, axis=(1, 2))
+        nll = ops.sum(model.pixel_loss(patches, logits), axis=(1, 2))  # softplus(l) - x l
         out.append(np.asarray(ops.convert_to_numpy(nll), np.float64))
     return np.concatenate(out)
 

@@ -172,7 +172,7 @@ class VAE(keras.Model):
         logits = backend.forward(self.decoder, ops.reshape(z, (k * batch, self.latent_dim)))
         logits = ops.reshape(logits, (k, batch, -1))  # (k, batch, 784)
         target = ops.reshape(x, (1, batch, -1))
-        log_px = -ops.sum(ops.softplus(logits) - target * logits, axis=2)  # (k, batch)
+        log_px = -ops.sum(self.pixel_loss(target, logits), axis=2)  # (k, batch)
         # log q(z|x) - log p(z): the 2 pi terms cancel
         log_qz = -0.5 * ops.sum(ops.square(eps) + log_var[None], axis=2)
         log_pz = -0.5 * ops.sum(ops.square(z), axis=2)
