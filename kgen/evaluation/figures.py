@@ -150,7 +150,7 @@ def class_interpolation(path, model, seed=0, steps=10):
     """
     z = np.random.default_rng(seed).normal(size=(1, model.latent_dim)).astype("float32")
     classes = getattr(model, "num_classes", 10)
-    head = _embedding_head(model.generator)
+    head = _embedding_head(model.sampler)
     if head is None:
         images = model.generate(classes, labels=np.arange(classes), z=np.repeat(z, classes, 0))
         return plots.save_labelled_grid(
