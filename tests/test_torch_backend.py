@@ -167,3 +167,148 @@ def test_update_metrics_leaves_other_metrics_and_values_to_keras():
     got = backend.update_metrics([total, mean], {"images": torch.tensor(32.0), "loss": torch.tensor([1.0, 3.0])})
     assert float(got["images"]) == 32.0  # a Sum, not a Mean
     assert float(got["loss"]) == 2.0 and float(mean.count.numpy()) == 2  # a vector: two samples
+
+
+# fused LSTM
+
+
+def _lstm(seed=0, **kwargs):
+    keras.utils.set_random_seed(seed)
+    layer = keras.layers.LSTM(8, return_sequences=True, return_state=True, **kwargs)
+    layer.build((None, 5, 6))
+    with torch.no_grad():  # a non-zero bias, so that a misplaced one shows
+        layer.cell.bias.value.copy_(torch.randn(32, generator=torch.Generator().manual_seed(seed)))
+    return layer
+
+
+def _lstm_inputs(batch=4, steps=5, features=6, seed=1):
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, steps, features, generator=generator)
+    states = [torch.randn(batch, 8, generator=generator) for _ in range(2)]
+    return x, states
+
+
+def _outputs_and_grads(call, layer, x, states):
+    x = x.clone().requires_grad_(True)
+    states = [s.clone().requires_grad_(True) for s in states] if states is not None else None
+    outputs = call(x, states)
+    # a loss that weighs every output differently, so that each element's gradient counts
+    weights = torch.linspace(-1.0, 2.0, 8)
+    loss = sum(((o * weights) ** 2).sum() * (i + 1) for i, o in enumerate(outputs))
+    wrt = [x] + (states or []) + [v.value for v in layer.trainable_variables]
+    grads = torch.autograd.grad(loss, wrt)
+    return [o.detach() for o in outputs], grads
+
+
+@pytest.mark.parametrize("given_states", [False, True], ids=["zero state", "given state"])
+def test_fused_lstm_equals_the_keras_layer(given_states):
+    layer = _lstm()
+    x, states = _lstm_inputs()
+    states = states if given_states else None
+    assert torch_backend._fused_lstm_ok(layer, x, states, True)  # the fused path is the one tested
+    fused = _outputs_and_grads(lambda x, s: backend.lstm(layer, x, s, training=True), layer, x, states)
+    keras_ = _outputs_and_grads(lambda x, s: layer(x, initial_state=s, training=True), layer, x, states)
+    for got, want in zip(fused[0], keras_[0]):  # sequence, h, c
+        assert got.shape == want.shape
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    assert torch.equal(fused[0][0][:, -1], fused[0][1])  # the last output is h
+    for got, want in zip(fused[1], keras_[1]):  # inputs, (states,) kernel, recurrent kernel, bias
+        assert got.shape == want.shape and want.abs().max() > 1e-3  # every gradient is there
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_fused_lstm_follows_the_layers_return_options():
+    x, _ = _lstm_inputs()
+    for return_sequences in (False, True):
+        for return_state in (False, True):
+            keras.utils.set_random_seed(0)
+            layer = keras.layers.LSTM(8, return_sequences=return_sequences, return_state=return_state)
+            layer.build((None, 5, 6))
+            assert torch_backend._fused_lstm_ok(layer, x, None, None)
+            got, want = backend.lstm(layer, x), layer(x)
+            got, want = (list(got), list(want)) if return_state else ([got], [want])
+            assert len(got) == len(want)
+            for a, b in zip(got, want):
+                assert a.shape == b.shape
+                torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_fused_lstm_step_equals_the_cell():
+    layer = _lstm()
+    x, states = _lstm_inputs()
+    h, (h2, c) = backend.lstm_step(layer, x[:, 0], states)
+    want_h, (_, want_c) = layer.cell(x[:, 0], states)
+    assert h is h2
+    torch.testing.assert_close(h, want_h, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(c, want_c, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"activation": "relu"},
+        {"recurrent_activation": "hard_sigmoid"},
+        {"use_bias": False},
+        {"recurrent_dropout": 0.2},
+        {"dropout": 0.2},
+        {"go_backwards": True},
+        {"unroll": True},
+        {"use_cudnn": False},
+        {"dtype": "float64"},
+    ],
+    ids=lambda o: next(iter(o)),
+)
+def test_unusual_lstm_layers_take_kerass_call(options):
+    keras.utils.set_random_seed(0)
+    layer = keras.layers.LSTM(8, return_sequences=True, return_state=True, **options)
+    layer.build((None, 5, 6))
+    x, states = _lstm_inputs()
+    assert not torch_backend._fused_lstm_ok(layer, x, states, True)
+    keras.utils.set_random_seed(1)
+    got = backend.lstm(layer, x, states, training=True)
+    keras.utils.set_random_seed(1)
+    want = layer(x, initial_state=states, training=True)
+    for a, b in zip(got, want):
+        assert torch.equal(a, b)
+
+
+def test_fused_lstm_falls_back_on_masks_other_inputs_versions_and_compiling(monkeypatch):
+    layer = _lstm()
+    x, states = _lstm_inputs()
+    assert torch_backend._fused_lstm_ok(layer, x, states, False)
+    masked = x.clone()
+    masked._keras_mask = torch.ones(4, 5, dtype=torch.bool)
+    assert not torch_backend._fused_lstm_ok(layer, masked, states, False)
+    assert not torch_backend._fused_lstm_ok(layer, x.numpy(), states, False)
+    assert not torch_backend._fused_lstm_ok(layer, x.double(), states, False)
+    assert not torch_backend._fused_lstm_ok(layer, x, states[:1], False)
+    assert not torch_backend._fused_lstm_ok(keras.layers.GRU(8), x, None, False)
+    with monkeypatch.context() as patch:
+        patch.setattr(keras, "__version__", "3.99.0")  # a Keras the fused path was not checked against
+        assert not torch_backend._fused_lstm_ok(layer, x, states, False)
+    with monkeypatch.context() as patch:
+        patch.setattr(torch.compiler, "is_compiling", lambda: True)
+        assert not torch_backend._fused_lstm_ok(layer, x, states, False)
+    # dropout on the layer's inputs is Keras's unless known to be off
+    keras.utils.set_random_seed(0)
+    dropping = keras.layers.LSTM(8, dropout=0.5)
+    dropping.build((None, 5, 6))
+    assert torch_backend._fused_lstm_ok(dropping, x, None, False)
+    assert not torch_backend._fused_lstm_ok(dropping, x, None, None)
+
+
+def test_patch_lstm_trains_and_completes_through_the_fused_kernel(monkeypatch):
+    from kgen.models import PatchLSTM
+
+    calls = []
+    fused = torch_backend._fused_lstm
+    monkeypatch.setattr(torch_backend, "_fused_lstm", lambda *a: calls.append(a[1].shape[1]) or fused(*a))
+    keras.utils.set_random_seed(0)
+    model = PatchLSTM(num_layers=2, units=8)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    images = np.random.default_rng(0).random((4, 28, 28, 1)).astype("float32")
+    model.fit(images, epochs=1, batch_size=4, verbose=0)
+    assert calls == [16, 16]  # both layers, the whole teacher-forced sequence at once
+    calls.clear()
+    model.complete(images, given=14)
+    assert calls == [15, 15]  # the given patches in one pass (the steps after are fused cells)

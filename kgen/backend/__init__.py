@@ -24,6 +24,11 @@ Every backend module offers the same names:
   `train_step`. On torch a `keras.metrics.Mean` given a float32 scalar is
   updated in place (total += value, count += 1), what `update_state` does
   through a dozen Keras operations.
+- `lstm(layer, inputs, initial_state=None, training=None)`: `layer(inputs,
+  initial_state=initial_state, training=training)` for a Keras `LSTM` layer,
+  and `lstm_step(layer, inputs, states)`: one time step, `layer.cell(inputs,
+  states)`. On torch, a plain LSTM layer on the CPU runs through torch's fused
+  LSTM kernel with the layer's own weights, as Keras already does on CUDA.
 
 Models import this package and never ask which backend runs.
 """
@@ -33,15 +38,21 @@ import keras
 _name = keras.config.backend()
 
 if _name == "torch":
-    from kgen.backend.torch import forward, gradient_step, no_grad, test_step, train_step, update_metrics
+    from kgen.backend.torch import (
+        forward, gradient_step, lstm, lstm_step, no_grad, test_step, train_step, update_metrics,
+    )
 elif _name == "jax":
-    from kgen.backend.jax import forward, gradient_step, no_grad, test_step, train_step, update_metrics
+    from kgen.backend.jax import (
+        forward, gradient_step, lstm, lstm_step, no_grad, test_step, train_step, update_metrics,
+    )
 elif _name == "tensorflow":
-    from kgen.backend.tensorflow import forward, gradient_step, no_grad, test_step, train_step, update_metrics
+    from kgen.backend.tensorflow import (
+        forward, gradient_step, lstm, lstm_step, no_grad, test_step, train_step, update_metrics,
+    )
 else:
     raise ValueError(
         "kgen runs on the torch, jax and tensorflow backends of Keras; set "
         f"KERAS_BACKEND to one of them. Received: backend={_name!r}"
     )
 
-__all__ = ["forward", "gradient_step", "no_grad", "test_step", "train_step", "update_metrics"]
+__all__ = ["forward", "gradient_step", "lstm", "lstm_step", "no_grad", "test_step", "train_step", "update_metrics"]

@@ -18,3 +18,13 @@ def update_metrics(metrics, values):
     for metric in metrics:
         metric.update_state(values[metric.name])
     return {metric.name: metric.result() for metric in metrics}
+
+
+def lstm(layer, inputs, initial_state=None, training=None):
+    """`layer(inputs, initial_state=initial_state, training=training)` for a Keras `LSTM` layer."""
+    return layer(inputs, initial_state=initial_state, training=training)
+
+
+def lstm_step(layer, inputs, states):
+    """One time step of the `LSTM` `layer`: `layer.cell(inputs, states)`, i.e. `(h, [h, c])`."""
+    return layer.cell(inputs, states)

@@ -20,7 +20,7 @@ import jax
 from keras import StatelessScope
 from keras.src.backend.common.stateless_scope import get_stateless_scope
 
-from kgen.backend.common import forward, no_grad, update_metrics  # noqa: F401
+from kgen.backend.common import forward, lstm, lstm_step, no_grad, update_metrics  # noqa: F401
 
 
 def gradient_step(loss_fn, variables, optimizer):

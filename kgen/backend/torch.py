@@ -33,12 +33,19 @@ same results:
   5.7 ms for the VAE's 1.07 M weights on 2 cores. Every other optimizer, an
   Adam with clipping, weight decay, EMA, gradient accumulation or AMSGrad,
   and any GPU run go through `optimizer.apply`.
+- `lstm` runs a plain Keras `LSTM` layer on the CPU through torch's fused LSTM
+  kernel (`torch._VF.lstm`, what `torch.nn.LSTM` calls), with the layer's own
+  weights: the call Keras's torch backend already makes on CUDA (cuDNN), where
+  on the CPU it steps the cell in Python, a dozen operations per time step
+  (see `_fused_lstm`). `lstm_step` is one time step of the same, through
+  torch's fused cell (`torch._VF.lstm_cell`).
 """
 
 import math
 
 import keras
 import torch
+from keras.src import activations
 from keras.src.backend.common import global_state
 from keras.src.backend.common.stateless_scope import in_stateless_scope
 from keras.src.backend.common.symbolic_scope import in_symbolic_scope
@@ -47,6 +54,10 @@ from keras.src.backend.torch.optimizers.torch_adam import Adam as TorchAdam
 from kgen.backend import common
 
 no_grad = torch.no_grad
+
+# Keras versions whose LSTM layer the fused path was checked against (the
+# layer's weight layout, gate order and call); any other takes Keras's call.
+FUSED_LSTM_KERAS = ("3.15",)
 
 
 def forward(network, inputs, training=None):
@@ -231,3 +242,122 @@ def train_step(fn):
 def test_step(fn):
     """Keras's torch evaluator calls `test_step(self, data)` as written."""
     return fn
+
+
+def lstm(layer, inputs, initial_state=None, training=None):
+    """`layer(inputs, initial_state=initial_state, training=training)` for a Keras `LSTM` layer.
+
+    A plain LSTM layer on the CPU (tanh and sigmoid activations, a bias, no
+    dropout of its own, no mask, forwards, not stateful or unrolled, float32)
+    runs as one call of torch's fused LSTM kernel with the layer's own weights
+    (see `_fused_lstm`); anything else goes through the layer's call. The
+    result has the layer's form: the outputs (all steps with
+    `return_sequences`, else the last), then the final `h` and `c` with
+    `return_state`.
+    """
+    if not _fused_lstm_ok(layer, inputs, initial_state, training):
+        return layer(inputs, initial_state=initial_state, training=training)
+    outputs, h, c = _fused_lstm(layer.cell, inputs, initial_state)
+    output = outputs if layer.return_sequences else h
+    return (output, h, c) if layer.return_state else output
+
+
+def lstm_step(layer, inputs, states):
+    """One time step of the `LSTM` `layer`: `layer.cell(inputs, states)`, i.e. `(h, [h, c])`.
+
+    Where `lstm` would take the fused kernel, this takes torch's fused cell
+    (`torch._VF.lstm_cell`, what `torch.nn.LSTMCell` calls) with the same
+    weights; else the cell's call. (`torch._VF.lstm` over a one-step sequence
+    would do too, but on the CPU it sets up a oneDNN primitive per call: ten
+    times the cell's time for one image.)
+    """
+    if not _fused_input(inputs, 2) or not _fused_lstm_ok(layer, inputs[:, None], states, False) or states is None:
+        return layer.cell(inputs, states)
+    cell = layer.cell
+    h, c = torch._VF.lstm_cell(
+        inputs, (states[0], states[1]), cell.kernel.value.t(), cell.recurrent_kernel.value.t(), cell.bias.value, None
+    )
+    return h, [h, c]
+
+
+def _fused_lstm(cell, inputs, initial_state):
+    """The LSTM `cell`'s recurrence over `inputs` (batch, steps, features) in one `torch._VF.lstm` call.
+
+    Keras's LSTM and torch's compute the same cell: gates i, f, c (torch's g),
+    o in that order along the 4 * units columns, c' = sig(f) c + sig(i) tanh(g),
+    h' = sig(o) tanh(c'). Keras's kernels are (features, 4 units) and
+    (units, 4 units), torch's their transposes; Keras has one bias, torch two
+    that are added (the second is zeros here). This is the weight layout
+    Keras's own torch backend passes to the same kernel on CUDA
+    (`keras.src.backend.torch.rnn.prepare_lstm_params`). The transposes are
+    autograd operations on the variables' tensors, so the gradients reach the
+    layer's weights. Only the order of the float32 additions differs from the
+    Keras cell's. Returns the outputs (batch, steps, units) and the final h and
+    c (batch, units).
+    """
+    units = cell.units
+    batch = inputs.shape[0]
+    if initial_state is None:
+        h0 = c0 = torch.zeros((1, batch, units), dtype=inputs.dtype, device=inputs.device)
+    else:
+        h0, c0 = initial_state[0][None], initial_state[1][None]
+    bias = cell.bias.value
+    params = [cell.kernel.value.t(), cell.recurrent_kernel.value.t(), bias, torch.zeros_like(bias)]
+    outputs, h, c = torch._VF.lstm(
+        inputs,
+        (h0, c0),
+        params,
+        True,  # has_biases
+        1,  # num_layers
+        0.0,  # dropout
+        torch.is_grad_enabled(),  # train (only matters to the dropout between layers)
+        False,  # bidirectional
+        True,  # batch_first
+    )
+    return outputs, h[0], c[0]
+
+
+def _fused_lstm_ok(layer, inputs, initial_state, training):
+    """Whether `lstm` may run `layer` on `inputs` through the fused kernel."""
+    if type(layer) is not keras.layers.LSTM or not layer.built or type(layer.cell) is not keras.layers.LSTMCell:
+        return False
+    if ".".join(keras.__version__.split(".")[:2]) not in FUSED_LSTM_KERAS:
+        return False
+    cell = layer.cell
+    if (
+        layer.go_backwards
+        or layer.unroll
+        or layer.stateful
+        or layer.use_cudnn is False
+        or layer.activity_regularizer is not None
+        or layer.dtype_policy.name != "float32"
+        or cell.activation is not activations.tanh
+        or cell.recurrent_activation is not activations.sigmoid
+        or not cell.use_bias
+        or cell.recurrent_dropout
+        or (cell.dropout and training is not False)  # None: maybe an enclosing training call
+    ):
+        return False
+    if not _fused_input(inputs, 3) or inputs.shape[-1] != cell.kernel.shape[0] or inputs.shape[1] == 0:
+        return False
+    if initial_state is not None:
+        if not isinstance(initial_state, (list, tuple)) or len(initial_state) != 2:
+            return False
+        if not all(_fused_input(s, 2) and tuple(s.shape) == (inputs.shape[0], cell.units) for s in initial_state):
+            return False
+    if in_symbolic_scope() or in_stateless_scope() or torch.jit.is_tracing() or torch.jit.is_scripting():
+        return False
+    if torch.compiler.is_compiling():
+        return False
+    return all(v.value.device.type == "cpu" for v in (cell.kernel, cell.recurrent_kernel, cell.bias))
+
+
+def _fused_input(x, ndim):
+    """Whether `x` is a float32 CPU tensor of `ndim` dimensions without a Keras mask."""
+    return (
+        isinstance(x, torch.Tensor)
+        and x.dtype == torch.float32
+        and x.device.type == "cpu"
+        and x.dim() == ndim
+        and not hasattr(x, "_keras_mask")
+    )

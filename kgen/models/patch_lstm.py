@@ -112,7 +112,8 @@ class PatchLSTM(keras.Model):
         """
         h, final = inputs, []
         for i, (lstm, drop) in enumerate(zip(self.lstms, self.drops)):
-            h, h_last, c_last = lstm(h, initial_state=None if states is None else states[i], training=training)
+            # lstm(h, ...); on torch's CPU one fused kernel call (see kgen.backend.lstm)
+            h, h_last, c_last = backend.lstm(lstm, h, None if states is None else states[i], training=training)
             h = drop(h, training=training)  # (batch, steps, units)
             final.append([h_last, c_last])
         return self.head(h), final
@@ -121,7 +122,7 @@ class PatchLSTM(keras.Model):
         """One step of the stack: inputs (batch, 65) and states to logits (batch, 49) and new states."""
         h, new_states = inputs, []
         for lstm, state in zip(self.lstms, states):
-            h, state = lstm.cell(h, state)  # (batch, units), [h, c]
+            h, state = backend.lstm_step(lstm, h, state)  # lstm.cell(h, state): (batch, units), [h, c]
             new_states.append(state)
         return self.head(h), new_states
 
@@ -241,7 +242,7 @@ class PatchLSTM(keras.Model):
         b = len(patches)
         position = np.eye(NUM_PATCHES, dtype=np.float32)
         # read the given patches in one pass: its last step predicts patch `given`
-        inputs = ops.convert_to_numpy(self.sequence_inputs(patches))[:, : given + 1]  # (b, given + 1, 65)
+        inputs = self.sequence_inputs(patches)[:, : given + 1]  # (b, given + 1, 65)
         logits, states = self.run_layers(inputs)
         logits = logits[:, -1]  # (b, 49)
         written = []
