@@ -19,8 +19,11 @@ in turn, alternating, `--reps` times each. One repetition is one pass over
 Both clocks are read: wall time, and the process's CPU time (`--threads 1`
 makes that the steadier measure on a machine shared with other work). It
 prints images per second (median over the repetitions) and the ratio
-kgen / reference (median of the per-pair ratios, which cancels slow drifts in
-the machine's load), on the CPU and, where CUDA is present, on the GPU. It
+kgen / reference: the median of the per-pair ratios (each kgen repetition over
+the reference repetition right after it, which cancels slow drifts in the
+machine's load) with their spread, min–max and interquartile range, on the
+CPU and, where CUDA is present, on the GPU. Five repetitions at least
+(the default) make the median one that a single noisy minute cannot move. It
 also times the same kgen models with `jit_compile=True` on torch (`--jit`),
 on jax and tensorflow (`--backends`, each in a subprocess: a process has one
 Keras backend), and `kgen evaluate RUN --num-samples N` (`--evaluate N`).
@@ -207,8 +210,20 @@ def compare(name, x, device="cpu", reps=5, warmup=1, batch_size=None, log=print)
     for which, clock in enumerate(("wall", "cpu")):
         row[f"kgen_{clock}"] = _median_rate(len(x), kgen_s, which)
         row[f"reference_{clock}"] = _median_rate(len(x), ref_s, which)
-        row[f"ratio_{clock}"] = statistics.median(r[which] / k[which] for k, r in zip(kgen_s, ref_s))
+        ratios = [r[which] / k[which] for k, r in zip(kgen_s, ref_s)]  # one per pair, in the order run
+        row[f"ratios_{clock}"] = ratios
+        row[f"ratio_{clock}"] = statistics.median(ratios)
+        row[f"ratio_{clock}_min"], row[f"ratio_{clock}_max"] = min(ratios), max(ratios)
+        row[f"ratio_{clock}_iqr"] = _quartiles(ratios)
     return row
+
+
+def _quartiles(values):
+    """First and third quartiles of `values` (inclusive method: within min..max; both the value if one)."""
+    if len(values) < 2:
+        return [values[0], values[0]]
+    q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return [q1, q3]
 
 
 def time_kgen(name, x, reps=5, warmup=1, batch_size=None, jit=False, device=None):
@@ -284,6 +299,11 @@ def time_evaluate(num_samples, out):
     return {"num_samples": num_samples, "command_s": seconds, "evaluate_s": inside, "model": "gan (mlp)"}
 
 
+def _load():
+    """The machine's 1-minute load average (other processes included), or None."""
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+
+
 def machine():
     """A short description of this machine and the software versions."""
     import torch
@@ -306,24 +326,33 @@ def machine():
     }
 
 
+def _loads(pair):
+    return ", ".join("?" if v is None else f"{v:.1f}" for v in pair) if pair else ""
+
+
 def table(results):
     """The results as Markdown tables."""
     lines = []
     if results["compare"]:
         lines += [
-            "| model | batch | device | kgen img/s | reference img/s | kgen / reference (wall) | kgen / reference (CPU time) |",
-            "|---|---:|---|---:|---:|---:|---:|",
+            "| model | batch | device | kgen img/s | reference img/s | kgen / reference (wall): median | min–max | IQR "
+            "| kgen / reference (CPU time): median | min–max | reps | load (1 min) before, after |",
+            "|---|---:|---|---:|---:|---:|---|---|---:|---|---:|---|",
         ]
     for r in results["compare"]:
         if "error" in r:
-            lines.append(f"| {r['model']} | | {r['device']} | failed: {' '.join(r['error'])} | | | |")
+            lines.append(f"| {r['model']} | | {r['device']} | failed: {' '.join(r['error'])} | | | | | | | | |")
             continue
         if "kgen_wall" not in r:
-            lines.append(f"| {r['model']} | {r.get('batch_size', '')} | {r['device']} | not measured | not measured | | |")
+            lines.append(
+                f"| {r['model']} | {r.get('batch_size', '')} | {r['device']} | not measured | not measured | | | | | | | |"
+            )
             continue
         lines.append(
             f"| {r['model']} | {r['batch_size']} | {r['device']} | {r['kgen_wall']:.0f} | "
-            f"{r['reference_wall']:.0f} | {r['ratio_wall']:.2f} | {r['ratio_cpu']:.2f} |"
+            f"{r['reference_wall']:.0f} | {r['ratio_wall']:.2f} | {r['ratio_wall_min']:.2f}–{r['ratio_wall_max']:.2f} | "
+            f"{r['ratio_wall_iqr'][0]:.2f}–{r['ratio_wall_iqr'][1]:.2f} | {r['ratio_cpu']:.2f} | "
+            f"{r['ratio_cpu_min']:.2f}–{r['ratio_cpu_max']:.2f} | {r['reps']} | {_loads(r.get('load_1min'))} |"
         )
     if results.get("backends"):
         if lines:
@@ -350,7 +379,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS), help=f"of {', '.join(MODELS)}")
     parser.add_argument("--images", type=int, default=5000, help="training digits per repetition (one epoch)")
-    parser.add_argument("--reps", type=int, default=5, help="timed repetitions of each, alternating")
+    parser.add_argument("--reps", type=int, default=5, help="timed repetitions of each, alternating (5 or more for a median)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed repetitions first")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--kgen-only", action="store_true", help="time kgen alone on torch (no reference loop in the process)")
@@ -373,8 +402,9 @@ def main(argv=None):
     if not args.kgen_only:
         for device in devices:
             for name in args.models:
+                load = _load()
                 row = in_subprocess(compare_call(name, args.images, device, args.reps, args.warmup), threads=args.threads)
-                results["compare"].append({"model": name, "device": device, **row})
+                results["compare"].append({"model": name, "device": device, **row, "load_1min": [load, _load()]})
         if "cuda" not in devices:
             results["compare"] += [{"model": name, "device": "cuda"} for name in args.models]
     runs = [("torch", False)] * args.kgen_only + [("torch", True)] * args.jit + [(b, False) for b in args.backends]

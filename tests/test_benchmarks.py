@@ -33,6 +33,17 @@ def test_compare_trains_both_in_turn_and_reports_rates(digits):
     assert row["batch_size"] == 8 and row["images"] == 16
     for key in ("kgen_wall", "reference_wall", "kgen_cpu", "reference_cpu", "ratio_wall"):
         assert np.isfinite(row[key]) and row[key] > 0
+    for clock in ("wall", "cpu"):  # the ratio is the median of the per-pair ratios, with their spread
+        ratios = row[f"ratios_{clock}"]
+        assert len(ratios) == 2 and row[f"ratio_{clock}"] == pytest.approx(sum(ratios) / 2)
+        assert row[f"ratio_{clock}_min"] == min(ratios) and row[f"ratio_{clock}_max"] == max(ratios)
+        q1, q3 = row[f"ratio_{clock}_iqr"]
+        assert min(ratios) <= q1 <= row[f"ratio_{clock}"] <= q3 <= max(ratios)
+
+
+def test_quartiles_of_the_ratios():
+    assert speed._quartiles([1.0, 2.0, 3.0, 4.0, 5.0]) == [2.0, 4.0]
+    assert speed._quartiles([0.9]) == [0.9, 0.9]
 
 
 def test_reference_step_lowers_the_vae_loss(digits):
@@ -54,6 +65,7 @@ def test_main_times_each_model_in_its_own_process(tmp_path, capsys):
     )
     printed = capsys.readouterr().out
     assert "| vae | 32 | cpu |" in printed
+    assert "| 1 | " in printed.split("| vae | 32 | cpu |")[1].splitlines()[0]  # the number of repetitions
     assert "| vae |  | cuda | not measured" in printed or "| vae | 32 | cuda |" in printed
     assert out.exists() and results["compare"][0]["model"] == "vae"
 
