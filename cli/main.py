@@ -137,6 +137,7 @@ def main(ctx, debug):
 @click.option("--data-dir", type=click.Path(exists=True), envvar="KGEN_DATA_DIR", help="IDX files or an .npz to train on [env: KGEN_DATA_DIR].")
 @click.option("--offline", is_flag=True, help="No network: --data-dir or the bundled MNIST sample.")
 @click.option("--limit", type=click.IntRange(min=1), help="Train on the first N training images.")
+@click.option("--val-images", type=click.IntRange(min=0), default=1000, show_default=True, help="Test images evaluated after every epoch (val_* columns of history.csv; at most --limit); 0: none.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False), default="artifacts", show_default=True, help="Root of the run directories.")
 @click.option("--name", callback=_check_name, help="Suffix of the run directory's name (one folder-name part).")
@@ -176,7 +177,7 @@ def train(ctx, **params):
 
 
 def _train(ctx, model, epochs, batch_size, latent_dim, arch, learning_rate, dataset, data_dir,
-          offline, limit, seed, out, name, resume_run, kl_weight, recon_loss, binarize, iwae_k, loss, d_dropout,
+          offline, limit, val_images, seed, out, name, resume_run, kl_weight, recon_loss, binarize, iwae_k, loss, d_dropout,
           ema, spectral_norm, diffaugment, aux_weight, d_learning_rate, g_learning_rate, d_beta_1, g_beta_1, d_beta_2, g_beta_2, layers, units, dropout):
     from kgen import training
 
@@ -217,7 +218,7 @@ def _train(ctx, model, epochs, batch_size, latent_dim, arch, learning_rate, data
             raise click.UsageError("--layers, --units and --dropout apply to lstm only.")
         config = training.TrainConfig(
             model=model, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-            dataset=dataset, data_dir=data_dir, offline=offline, limit=limit, seed=seed,
+            dataset=dataset, data_dir=data_dir, offline=offline, limit=limit, val_images=val_images, seed=seed,
             out=out, name=name, model_options=options, gan_optimizers=gan_optimizers,
         )
         run = training.train(config)

@@ -4,14 +4,16 @@ import dataclasses
 import math
 import os
 import platform
+import shutil
 import sys
+import tempfile
 import time
 
 import keras
 import numpy as np
 
 import kgen
-from kgen import callbacks, data, plots, runs
+from kgen import callbacks, data, devices, plots, runs
 from kgen.data.batches import EpochBatches
 from kgen.errors import DataError, RunError
 from kgen.models import MODELS
@@ -29,11 +31,13 @@ class TrainConfig:
     data_dir: str = None  # folder of IDX files or an .npz, before any download
     offline: bool = False  # skip the network: data_dir or the bundled sample
     limit: int = None  # train on the first N training images only
+    val_images: int = 1000  # test images evaluated after every epoch (val_* in history.csv; at most `limit`); 0: none
     seed: int = 0  # seeds Keras, NumPy and the model's own generator
     out: str = "artifacts"  # root of the run directories
     name: str = None  # suffix of the run directory's name
     model_options: dict = dataclasses.field(default_factory=dict)  # e.g. latent_dim, arch
     gan_optimizers: dict = dataclasses.field(default_factory=dict)  # GANs: Adam options per network, {"d": {...}, "g": {...}}
+    devices: int = 1  # data-parallel devices (jax: keras.distribution.DataParallel); each takes batch_size / devices images
 
     def validate(self):
         if self.model not in MODELS:
@@ -45,8 +49,16 @@ class TrainConfig:
         for field in ("epochs", "batch_size"):
             if getattr(self, field) < 1:
                 raise ValueError(f"{field} must be at least 1. Received: {field}={getattr(self, field)}")
+        self.devices = devices.count(self.devices)  # "all" to a number; above 1 on jax only
+        if self.batch_size % self.devices:
+            raise ValueError(
+                f"batch_size must be a multiple of devices ({self.devices}), each device taking an equal share. "
+                f"Received: batch_size={self.batch_size}"
+            )
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"limit must be at least 1. Received: limit={self.limit}")
+        if self.val_images < 0:
+            raise ValueError(f"val_images must be 0 or more. Received: val_images={self.val_images}")
         rates = {"learning_rate": self.learning_rate}
         for net, options in (self.gan_optimizers or {}).items():
             for key, value in options.items():
@@ -116,20 +128,25 @@ def train(config, verbose=1):
     >>> model = keras.saving.load_model(f"{run}/model.keras")
     """
     config.validate()
+    if not devices.is_chief():  # a multi-host job: process 0 writes the run, the others a private copy
+        with tempfile.TemporaryDirectory() as out:
+            train(dataclasses.replace(config, out=out), verbose=0)
+        return None
     keras.utils.set_random_seed(config.seed)
     train_set = data.load_dataset(config.dataset, "train", config.data_dir, config.offline)
     test_set = data.load_dataset(config.dataset, "test", config.data_dir, config.offline)
-    model = build_model(config)
-    arrays = _arrays(model, train_set, config)  # checks the labels before a run directory exists
+    with devices.scope(config.devices):  # built and fitted on config.devices devices
+        model = build_model(config)
+        arrays = _arrays(model, train_set, config)  # checks the labels before a run directory exists
 
-    guard = callbacks.TrainingGuard(None, None)
-    guard.install()  # from the first file of the run: a stop there still ends in a checkpoint
-    try:
-        run = _start_run(model, train_set, test_set, config)
-        with runs.locked(run):
-            _fit(model, run, arrays, test_set, config, verbose, guard=guard)
-    finally:
-        guard.restore()
+        guard = callbacks.TrainingGuard(None, None)
+        guard.install()  # from the first file of the run: a stop there still ends in a checkpoint
+        try:
+            run = _start_run(model, train_set, test_set, config)
+            with runs.locked(run):
+                _fit(model, run, arrays, test_set, config, verbose, guard=guard)
+        finally:
+            guard.restore()
     return run
 
 
@@ -169,6 +186,7 @@ def _fit(model, run, arrays, test_set, config, verbose, state=None, history=(), 
     """
     x_train = arrays[0]
     x_test = to_float(test_set.images)
+    validation = _validation(model, x_test, test_set, config)
     epoch, step = (state["epoch"], state["step"]) if state else (0, 0)
     checkpoint = callbacks.Checkpoint(
         os.path.join(run, runs.CHECKPOINT),
@@ -210,6 +228,7 @@ def _fit(model, run, arrays, test_set, config, verbose, state=None, history=(), 
                 initial_epoch=epoch,
                 shuffle=False,
                 callbacks=[batches.follow_epochs(), callbacks.RestoreTrackers(state["metric_states"])] + per_epoch,
+                validation_data=validation,
                 verbose=verbose,
             )
             guard.skip = 0
@@ -222,6 +241,7 @@ def _fit(model, run, arrays, test_set, config, verbose, state=None, history=(), 
                 initial_epoch=epoch,
                 shuffle=False,
                 callbacks=[batches.follow_epochs()] + per_epoch,
+                validation_data=validation,
                 verbose=verbose,
             )
         # end of the run: figures, then model.keras, still under the guard
@@ -233,7 +253,9 @@ def _fit(model, run, arrays, test_set, config, verbose, state=None, history=(), 
         with runs.atomic_path(os.path.join(run, runs.MODEL)) as tmp:
             model.save(tmp)
         rows = runs.read_csv(os.path.join(run, runs.HISTORY))
-        plots.save_curves(os.path.join(run, runs.PLOTS, "loss_curves.png"), rows, title=f"{config.model} training")
+        plots.save_curves(
+            os.path.join(run, runs.PLOTS, "loss_curves.png"), rows, groups=_curve_groups(rows), title=f"{config.model} training"
+        )
         if rows and "d_loss" in rows[0]:  # GANs: the losses and accuracies of both players
             plots.save_curves(
                 os.path.join(run, runs.PLOTS, "dynamics.png"),
@@ -243,6 +265,32 @@ def _fit(model, run, arrays, test_set, config, verbose, state=None, history=(), 
             )
     finally:
         guard.restore()
+
+
+def _validation(model, x_test, test_set, config):
+    """`validation_data` of the run: the first `val_images` test images (at most `limit`), or None.
+
+    Keras evaluates them after every epoch with the model's `test_step`;
+    `history.csv` gains their losses as `val_loss`, `val_d_loss`, ...
+    """
+    n = min(config.val_images, len(x_test), config.limit or len(x_test))
+    if n == 0:
+        return None
+    if hasattr(model, "num_classes"):
+        if test_set.labels is None:
+            return None  # a conditional model is evaluated on labelled images only
+        return x_test[:n], test_set.labels[:n]
+    return (x_test[:n],)
+
+
+def _curve_groups(rows):
+    """One panel per logged value, its held-out `val_` twin beside it."""
+    if not rows:
+        return []
+    keys = [k for k in rows[0] if k != "epoch"]
+    for row in rows:
+        keys += [k for k in row if k != "epoch" and k not in keys]
+    return [[k] + ([f"val_{k}"] if f"val_{k}" in keys else []) for k in keys if not k.startswith("val_")]
 
 
 def _diverged_advice(config):
@@ -307,15 +355,20 @@ def resume(run, epochs=None, verbose=1):
             f"{run} already has {state['epoch']} epochs; pass --epochs larger than "
             f"{state['epoch']} to train more. Received: epochs={config.epochs}"
         )
+    if not devices.is_chief():  # a multi-host job: process 0 writes the run, the others a private copy
+        with tempfile.TemporaryDirectory() as copy:
+            resume(shutil.copytree(run, os.path.join(copy, os.path.basename(run))), epochs, verbose=0)
+        return None
     history = runs.read_history(run, state["epoch"])
     train_set = data.load_dataset(config.dataset, "train", config.data_dir, config.offline)
     test_set = data.load_dataset(config.dataset, "test", config.data_dir, config.offline)
-    model = runs.load_model_file(os.path.join(run, runs.CHECKPOINT, state["model"]))
-    arrays = _arrays(model, train_set, config)
-    with runs.locked(run):  # a second resume of the run stops here, before it removes anything
-        runs.remove_temporaries(run)
-        callbacks.restore_state(model, state)
-        _fit(model, run, arrays, test_set, config, verbose, state, history)
+    with devices.scope(config.devices):  # the run's own number of devices
+        model = runs.load_model_file(os.path.join(run, runs.CHECKPOINT, state["model"]))
+        arrays = _arrays(model, train_set, config)
+        with runs.locked(run):  # a second resume of the run stops here, before it removes anything
+            runs.remove_temporaries(run)
+            callbacks.restore_state(model, state)
+            _fit(model, run, arrays, test_set, config, verbose, state, history)
     return run
 
 
@@ -327,7 +380,9 @@ def saved_config(run):
     """
     saved = runs.load_run(run)
     path = os.path.join(run, runs.CONFIG)
-    train = saved["train"]
+    train = dict(saved["train"])
+    train.setdefault("val_images", 0)  # runs made before held-out evaluation keep none
+    train.setdefault("devices", 1)  # runs made before several devices had one
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(k for k in train if k not in fields)
     if unknown:
@@ -352,6 +407,7 @@ _SAVED_TYPES = {
     "model": (str,), "epochs": (int,), "batch_size": (int,), "learning_rate": (float, int),
     "dataset": (str,), "data_dir": (str, type(None)), "offline": (bool,), "limit": (int, type(None)),
     "seed": (int,), "out": (str,), "name": (str, type(None)), "model_options": (dict,), "gan_optimizers": (dict,),
+    "val_images": (int,), "devices": (int,),
 }
 
 

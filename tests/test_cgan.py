@@ -156,7 +156,7 @@ def test_train_step_needs_labels_and_updates_both(digits):
         model.train_on_batch(images)
     d0, g0 = values(model.discriminator.trainable_variables), values(model.generator.trainable_variables)
     logs = model.train_on_batch(images, labels.astype("uint8"), return_dict=True)
-    assert set(logs) == {"d_loss", "g_loss", "d_acc_real", "d_acc_fake"}
+    assert set(logs) == {"d_loss", "g_loss", "d_acc_real", "d_acc_fake", "loss"}
     assert np.all(np.isfinite(list(logs.values())))
     assert all(changed(d0, model.discriminator.trainable_variables))
     assert all(changed(g0, model.generator.trainable_variables))

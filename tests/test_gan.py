@@ -169,7 +169,7 @@ def test_one_train_step_updates_both_networks(loss, tiny_images):
     model = compiled(arch="conv", loss=loss)
     d0, g0 = values(model.discriminator.trainable_variables), values(model.generator.trainable_variables)
     logs = model.train_on_batch(tiny_images, return_dict=True)
-    assert set(logs) == {"d_loss", "g_loss", "d_acc_real", "d_acc_fake"}
+    assert set(logs) == {"d_loss", "g_loss", "d_acc_real", "d_acc_fake", "loss"}
     assert all(np.isfinite(list(logs.values())))
     assert 0 <= logs["d_acc_real"] <= 1 and 0 <= logs["d_acc_fake"] <= 1
     # every weight matrix moves (with the hinge loss at the start, the gradient of

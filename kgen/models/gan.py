@@ -42,12 +42,18 @@ def accuracies(real_logits, fake_logits):
 
 
 def step_values(d_out, g_out):
-    """The values a GAN step tracks, by tracker name, from its two phases' outputs."""
+    """The values a GAN step tracks, by tracker name, from its two phases' outputs.
+
+    `loss` is `d_loss + g_loss`: NaN or infinite as soon as either player's
+    loss is, which is what Keras's `TerminateOnNaN` watches. It is not a
+    measure of sample quality (the two players pull it opposite ways).
+    """
     return {
         "d_loss": d_out["loss"],
         "g_loss": g_out["loss"],
         "d_acc_real": d_out["d_acc_real"],
         "d_acc_fake": d_out["d_acc_fake"],
+        "loss": d_out["loss"] + g_out["loss"],
     }
 
 
@@ -85,8 +91,13 @@ class GAN(keras.Model):
     `unpack` (what a batch holds), `generator_inputs` and
     `discriminator_inputs` (what the networks take) and `class_loss`.
 
-    Logged per epoch: `d_loss`, `g_loss`, and the discriminator's accuracy on
-    the real images (`d_acc_real`) and on the generated ones (`d_acc_fake`).
+    Logged per epoch: `d_loss`, `g_loss`, the discriminator's accuracy on
+    the real images (`d_acc_real`) and on the generated ones (`d_acc_fake`),
+    and `loss`, the sum `d_loss + g_loss`, there so that Keras's
+    `TerminateOnNaN` and `EarlyStopping` find a `loss` (it is NaN as soon as
+    either player's loss is; it says nothing of sample quality).
+    `evaluate`, `validation_split` and `validation_data` report the same
+    values on held-out images (see `test_step`).
     With the BCE loss, a balanced game sits near d_loss = 2 ln 2 = 1.39,
     g_loss = ln 2 = 0.69 and accuracies near 0.5; accuracies stuck at 1.0 mean
     the discriminator has won and the generator learns little.
@@ -160,6 +171,7 @@ class GAN(keras.Model):
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.d_acc_real_tracker = keras.metrics.Mean(name="d_acc_real")
         self.d_acc_fake_tracker = keras.metrics.Mean(name="d_acc_fake")
+        self.loss_tracker = keras.metrics.Mean(name="loss")  # d_loss + g_loss; last, so older checkpoints restore
         self.built = True  # every network is built above
 
     # the networks and what they take: the hooks a conditional GAN overrides
@@ -193,7 +205,13 @@ class GAN(keras.Model):
 
     @property
     def metrics(self):
-        return [self.d_loss_tracker, self.g_loss_tracker, self.d_acc_real_tracker, self.d_acc_fake_tracker]
+        return [
+            self.d_loss_tracker,
+            self.g_loss_tracker,
+            self.d_acc_real_tracker,
+            self.d_acc_fake_tracker,
+            self.loss_tracker,
+        ]
 
     def compile(self, d_optimizer="adam", g_optimizer="adam", **kwargs):
         """Configures the model for training, with one optimizer per network.
@@ -288,6 +306,30 @@ class GAN(keras.Model):
             self.update_average()
 
         return backend.update_metrics(self.metrics, step_values(d_out, g_out))
+
+    @backend.test_step
+    def test_step(self, data):
+        """Both players' losses and the discriminator's accuracies on held-out images.
+
+        The generator draws as many images as the batch holds from fresh
+        noise (with the batch's labels for a conditional GAN); the
+        discriminator scores the real and the generated ones. Everything runs
+        in inference mode (`training=False`: no dropout, no DiffAugment,
+        batch-norm moving statistics, no spectral-norm power iteration), so
+        evaluation changes no weight. The losses are the training losses of
+        the networks being trained (`generator`, not the moving average).
+        """
+        real, labels = self.unpack(data)  # (batch, 28, 28, 1)[, (batch,)]
+        n = ops.shape(real)[0]
+        fake = self.generator(self.generator_inputs(self.sample_noise(n), labels), training=False)
+        real_outputs = self.discriminator(self.discriminator_inputs(real, labels), training=False)
+        fake_outputs = self.discriminator(self.discriminator_inputs(fake, labels), training=False)
+        real_logits, fake_logits = real_outputs[:, :1], fake_outputs[:, :1]
+        acc_real, acc_fake = accuracies(real_logits, fake_logits)
+        d_loss = discriminator_loss(self.loss_name, real_logits, fake_logits) + self.class_loss(real_outputs, labels)
+        g_loss = generator_loss(self.loss_name, fake_logits) + self.class_loss(fake_outputs, labels)
+        d_out = {"loss": d_loss, "d_acc_real": acc_real, "d_acc_fake": acc_fake}
+        return backend.update_metrics(self.metrics, step_values(d_out, {"loss": g_loss}))
 
     def generate(self, n, seed=None, z=None):
         """Generates `n` images from noise drawn from N(0, I).
