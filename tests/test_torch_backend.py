@@ -19,7 +19,10 @@ NETWORKS = {
     "conv generator (batch norm)": (lambda: nets.generator("conv", 8), (16, 8)),
     "mlp discriminator (dropout)": (lambda: nets.discriminator("mlp", dropout=0.3), (16, 28, 28, 1)),
     "conv encoder": (lambda: nets.encoder("conv", 4), (16, 28, 28, 1)),
+    "conv decoder": (lambda: nets.decoder("conv", 4), (16, 4)),
+    "conv discriminator": (lambda: nets.discriminator("conv"), (16, 28, 28, 1)),
 }
+CONV = [name for name in NETWORKS if name.startswith("conv")]
 
 
 def _states(network):
@@ -49,6 +52,45 @@ def test_forward_gives_the_networks_outputs_and_statistics(name, training):
         np.testing.assert_array_equal(got, want)
     if training and "batch norm" in name:
         assert any(not np.array_equal(a, b) for a, b in zip(before, expected_states))  # stats did move
+
+
+@pytest.mark.parametrize("name", CONV)
+def test_forward_gives_the_networks_gradients_through_convolutions(name):
+    make, shape = NETWORKS[name]
+    keras.utils.set_random_seed(0)
+    network = make()
+    assert any(torch_backend._plain_conv(layer, torch.zeros(1, 1, 1, 1)) for layer in network.layers)
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(0))
+    assert torch_backend._direct(network, x)
+    weights = [v.value for v in network.trainable_variables]
+    before = _states(network)
+    results = []
+    for fast in (False, True):
+        for variable, value in zip(network.non_trainable_weights, before):
+            variable.assign(value)
+        inputs = x.clone().requires_grad_(True)
+        out = backend.forward(network, inputs, training=True) if fast else network(inputs, training=True)
+        results.append((out, torch.autograd.grad((out * out).sum(), weights + [inputs])))
+    (want, want_grads), (got, got_grads) = results
+    assert torch.equal(got, want)
+    for g, w in zip(got_grads, want_grads):  # weights and inputs: the same bits backwards too
+        assert torch.equal(g, w)
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [
+        lambda: keras.layers.Conv2D(4, 3, dilation_rate=2),
+        lambda: keras.layers.Conv2D(4, 3, groups=2),
+        lambda: keras.layers.Conv2D(4, 3, data_format="channels_first"),
+        lambda: keras.layers.Conv2DTranspose(4, 3, strides=2, output_padding=1),
+        lambda: keras.layers.Conv1D(4, 3),
+        lambda: keras.layers.SeparableConv2D(4, 3),
+    ],
+    ids=["dilated", "grouped", "channels_first", "output_padding", "conv1d", "separable"],
+)
+def test_other_convolutions_take_their_own_call(layer):
+    assert not torch_backend._plain_conv(layer(), torch.zeros(2, 8, 8, 4))
 
 
 def test_forward_takes_kerass_path_where_the_fast_one_does_not_apply():

@@ -49,6 +49,7 @@ from keras.src import activations
 from keras.src.backend.common import global_state
 from keras.src.backend.common.stateless_scope import in_stateless_scope
 from keras.src.backend.common.symbolic_scope import in_symbolic_scope
+from keras.src.backend.torch import nn as torch_nn
 from keras.src.backend.torch.optimizers.torch_adam import Adam as TorchAdam
 
 from kgen.backend import common
@@ -80,6 +81,8 @@ def forward(network, inputs, training=None):
             x = _dense(layer, x)
         elif _plain_batch_norm(layer):
             x = _batch_norm(layer, x, training)
+        elif _plain_conv(layer, x):
+            x = _conv(layer, x)
         elif layer._call_has_training_arg:
             x = layer.call(x, training=training)
         else:
@@ -93,6 +96,74 @@ def _dense(layer, x):
     if layer.bias is not None:
         x = torch.add(x, layer.bias.value)
     return layer.activation(x)
+
+
+def _plain_conv(layer, x):
+    """Whether `layer` is a channels-last, ungrouped, undilated 2D `Conv2D` or `Conv2DTranspose` on a 4D `x`."""
+    kind = type(layer)
+    if kind is keras.layers.Conv2D:
+        if layer.lora_enabled or layer.groups != 1:
+            return False
+    elif kind is not keras.layers.Conv2DTranspose or layer.output_padding is not None:
+        return False
+    return (
+        layer.data_format == "channels_last"
+        and tuple(layer.dilation_rate) == (1, 1)
+        and layer.padding in ("same", "valid")
+        and x.dim() == 4
+    )
+
+
+def _conv(layer, x):
+    """`Conv2D.call` / `Conv2DTranspose.call` on NHWC `x` without Keras's two layout copies.
+
+    Keras's torch `conv` permutes the NHWC input to NCHW, copies it to NCHW
+    memory (`contiguous()`), then copies it back to channels-last memory
+    (`contiguous(memory_format=torch.channels_last)`), which is the memory of
+    the NHWC input it started from; autograd makes both copies again
+    backwards. Here `Conv2D` gets the NCHW view of the NHWC memory
+    (channels-last already; a copy only if `x` is not laid out so), so torch's
+    convolution reads the same memory with the same strides as under Keras
+    and computes the same bits, forwards and backwards. `Conv2DTranspose` is
+    Keras's NCHW copy, unpadded transposed convolution and crop (on
+    channels-last memory, or with torch's own `padding` for the crop, torch
+    rounds differently for some shapes). The kernel and padding are
+    Keras's (its own `_apply_same_padding` and transposed-convolution crops),
+    then Keras's bias add and activation; the Keras operation dispatch around
+    each torch call is what else is saved.
+    """
+    inputs = x.permute(0, 3, 1, 2)  # NCHW view; channels-last memory if x is NHWC-contiguous
+    strides = tuple(layer.strides)
+    if type(layer) is keras.layers.Conv2D:
+        if not inputs.is_contiguous(memory_format=torch.channels_last):
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        kernel = layer._kernel.value.permute(3, 2, 0, 1).contiguous(memory_format=torch.channels_last)
+        if layer.padding == "same":
+            inputs, padding = torch_nn._apply_same_padding(inputs, kernel.shape[2:], strides, "channels_last", "conv")
+        else:
+            padding = 0
+        outputs = torch.nn.functional.conv2d(inputs, kernel, stride=strides, padding=padding)
+    else:
+        kernel = layer.kernel.value
+        crops = torch_nn.compute_conv_transpose_output_crops_for_torch(
+            input_shape=x.shape,
+            kernel_shape=kernel.shape,
+            strides=strides,
+            padding=layer.padding,
+            output_padding=None,
+            dilation_rate=layer.dilation_rate,
+        )
+        if any(left < 0 or right < 0 for left, right in crops):
+            return layer.call(x)  # Keras zero-pads these; not a case of kgen's networks
+        # NCHW memory, as Keras passes it: on channels-last memory, or with torch's own `padding` in place
+        # of the crop, torch's transposed convolution rounds differently for some shapes
+        outputs = torch.nn.functional.conv_transpose2d(inputs.contiguous(), kernel.permute(3, 2, 0, 1), stride=strides)
+        h, w = outputs.shape[2:]
+        outputs = outputs[:, :, crops[0][0] : h - crops[0][1], crops[1][0] : w - crops[1][1]]
+    outputs = outputs.permute(0, 2, 3, 1)  # NHWC
+    if layer.use_bias:
+        outputs = torch.add(outputs, layer.bias.value.reshape(1, 1, 1, -1))
+    return outputs if layer.activation is None else layer.activation(outputs)
 
 
 def _plain_batch_norm(layer):
@@ -146,6 +217,7 @@ def _plain_mean(metric, value):
     """Whether `metric` is a float32 `keras.metrics.Mean` and `value` a float32 scalar tensor."""
     return (
         type(metric) is keras.metrics.Mean
+        and not torch.compiler.is_compiling()  # in-place updates of variables: Keras's path when compiled
         and metric.dtype == "float32"
         and isinstance(value, torch.Tensor)
         and value.dtype == torch.float32
@@ -160,8 +232,8 @@ def _direct(network, inputs):
         return False
     if not isinstance(inputs, torch.Tensor) or inputs.dtype != torch.float32 or hasattr(inputs, "_keras_mask"):
         return False
-    if in_symbolic_scope() or in_stateless_scope():
-        return False
+    if in_symbolic_scope() or in_stateless_scope() or torch.compiler.is_compiling():
+        return False  # under `jit_compile=True`, torch.compile traces Keras's own calls
     return all(
         layer.built
         and layer.dtype_policy.name == "float32"
@@ -188,6 +260,7 @@ def _plain_adam(optimizer, variables, grads):
     """Whether `optimizer` is a built Keras Adam on CPU with nothing to do but the update."""
     return (
         type(optimizer) is TorchAdam
+        and not torch.compiler.is_compiling()  # torch.compile cannot trace the fused kernel's in-place update
         and optimizer.built
         and not optimizer.amsgrad
         and optimizer.weight_decay is None
