@@ -14,7 +14,11 @@ same results:
   the same tensors. A plain `Dense` layer's `call` is three torch operations
   (matmul, add, activation) behind ~40 us of Keras's operation dispatch
   (conversions, dtype checks and casts); `forward` runs the three directly,
-  and a plain `BatchNormalization` as its dozen, in Keras's order.
+  and a plain `BatchNormalization` as its dozen, in Keras's order. A plain
+  channels-last `Conv2D` on the CPU skips Keras's two layout copies around
+  torch's convolution (NHWC to NCHW memory and back to channels-last, which
+  is where it started) and `Conv2DTranspose` runs Keras's torch operations
+  without their dispatch: the same bits (see `_conv`).
 - `no_grad` is `torch.no_grad`: the GAN's generated images for the
   discriminator's step need no autograd graph.
 - `update_metrics` adds a float32 scalar to a `keras.metrics.Mean` in place
@@ -99,7 +103,7 @@ def _dense(layer, x):
 
 
 def _plain_conv(layer, x):
-    """Whether `layer` is a channels-last, ungrouped, undilated 2D `Conv2D` or `Conv2DTranspose` on a 4D `x`."""
+    """Whether `layer` is a channels-last, ungrouped, undilated 2D `Conv2D` or `Conv2DTranspose` on a 4D CPU `x`."""
     kind = type(layer)
     if kind is keras.layers.Conv2D:
         if layer.lora_enabled or layer.groups != 1:
@@ -111,6 +115,7 @@ def _plain_conv(layer, x):
         and tuple(layer.dilation_rate) == (1, 1)
         and layer.padding in ("same", "valid")
         and x.dim() == 4
+        and x.device.type == "cpu"  # the same bits were checked on the CPU's kernels
     )
 
 
