@@ -380,7 +380,9 @@ def _fused_lstm(cell, inputs, initial_state):
     else:
         h0, c0 = initial_state[0][None], initial_state[1][None]
     bias = cell.bias.value
-    params = [cell.kernel.value.t(), cell.recurrent_kernel.value.t(), bias, torch.zeros_like(bias)]
+    # contiguous once here: the oneDNN kernel would copy a transposed view more than once
+    kernel, recurrent_kernel = cell.kernel.value.t().contiguous(), cell.recurrent_kernel.value.t().contiguous()
+    params = [kernel, recurrent_kernel, bias, torch.zeros_like(bias)]
     outputs, h, c = torch._VF.lstm(
         inputs,
         (h0, c0),
