@@ -18,7 +18,7 @@ MODEL_NAMES = ("ae", "vae", "gan", "cgan", "lstm")
 GANS = ("gan", "cgan")
 GAN_OPTIONS = (
     "loss", "d_dropout", "d_learning_rate", "g_learning_rate", "d_beta_1", "g_beta_1", "d_beta_2", "g_beta_2",
-    "ema", "spectral_norm", "diffaugment", "aux_weight",
+    "ema", "spectral_norm", "diffaugment", "aux_weight", "projection",
 )
 
 
@@ -139,6 +139,7 @@ def main(ctx, debug):
 @click.option("--limit", type=click.IntRange(min=1), help="Train on the first N training images.")
 @click.option("--val-images", type=click.IntRange(min=0), default=1000, show_default=True, help="Test images evaluated after every epoch (val_* columns of history.csv; at most --limit); 0: none.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--devices", default="1", show_default=True, help="Data-parallel devices, a number or 'all' (above 1: jax backend; the batch is split across them).")
 @click.option("--out", type=click.Path(file_okay=False), default="artifacts", show_default=True, help="Root of the run directories.")
 @click.option("--name", callback=_check_name, help="Suffix of the run directory's name (one folder-name part).")
 @click.option("--resume", "resume_run", type=click.Path(exists=True, file_okay=False), help="Continue this run (MODEL optional) to --epochs; a run stopped after its last epoch is finished.")
@@ -152,6 +153,7 @@ def main(ctx, debug):
 @click.option("--spectral-norm/--no-spectral-norm", default=True, show_default=True, help="GANs: spectral normalization of the discriminator.")
 @click.option("--diffaugment", default="", help='GANs: DiffAugment policy, e.g. translation,cutout  [default: "", off].')
 @click.option("--aux-weight", type=click.FloatRange(min=0), default=1.0, show_default=True, help="cgan: weight of the discriminator's auxiliary classifier (0: none).")
+@click.option("--projection/--no-projection", default=False, show_default=True, help="cgan: add the label-projection term to the discriminator's logit.")
 @click.option("--d-learning-rate", "--d-lr", type=click.FloatRange(min=0, min_open=True), default=4e-4, show_default=True, help="GANs: discriminator's Adam step size.")
 @click.option("--g-learning-rate", "--g-lr", type=click.FloatRange(min=0, min_open=True), default=4e-4, show_default=True, help="GANs: generator's Adam step size.")
 @click.option("--d-beta-1", type=click.FloatRange(0, 1, max_open=True), default=0.5, show_default=True, help="GANs: discriminator's Adam beta_1.")
@@ -177,8 +179,9 @@ def train(ctx, **params):
 
 
 def _train(ctx, model, epochs, batch_size, latent_dim, arch, learning_rate, dataset, data_dir,
-          offline, limit, val_images, seed, out, name, resume_run, kl_weight, recon_loss, binarize, iwae_k, loss, d_dropout,
-          ema, spectral_norm, diffaugment, aux_weight, d_learning_rate, g_learning_rate, d_beta_1, g_beta_1, d_beta_2, g_beta_2, layers, units, dropout):
+          offline, limit, val_images, seed, devices, out, name, resume_run, kl_weight, recon_loss, binarize, iwae_k, loss, d_dropout,
+          ema, spectral_norm, diffaugment, aux_weight, projection, d_learning_rate, g_learning_rate, d_beta_1, g_beta_1, d_beta_2, g_beta_2, layers, units, dropout):
+    from kgen import devices as kgen_devices
     from kgen import training
 
     if resume_run:
@@ -188,6 +191,10 @@ def _train(ctx, model, epochs, batch_size, latent_dim, arch, learning_rate, data
     else:
         if model is None:
             raise click.UsageError("Missing argument '{ae|vae|gan|cgan|lstm}': the model to train (or --resume RUN).")
+        try:
+            devices = kgen_devices.count(devices)
+        except ValueError as e:
+            raise click.UsageError(f"--devices: {e}") from None
         options = {"latent_dim": latent_dim or (64 if model in GANS else 2), "arch": arch or ("conv" if model in GANS else "mlp")}
         gan_optimizers = {}
         if model in GANS:
@@ -195,9 +202,9 @@ def _train(ctx, model, epochs, batch_size, latent_dim, arch, learning_rate, data
                 raise click.UsageError("GANs have two learning rates: use --d-learning-rate and --g-learning-rate.")
             options.update(loss=loss, d_dropout=d_dropout, ema=ema, spectral_norm=spectral_norm, diffaugment=diffaugment)
             if model == "cgan":
-                options.update(aux_weight=aux_weight)
-            elif ctx.get_parameter_source("aux_weight").name != "DEFAULT":
-                raise click.UsageError("--aux-weight applies to cgan only.")
+                options.update(aux_weight=aux_weight, projection=projection)
+            elif any(ctx.get_parameter_source(o).name != "DEFAULT" for o in ("aux_weight", "projection")):
+                raise click.UsageError("--aux-weight and --projection apply to cgan only.")
             gan_optimizers = {
                 "d": {"learning_rate": d_learning_rate, "beta_1": d_beta_1, "beta_2": d_beta_2},
                 "g": {"learning_rate": g_learning_rate, "beta_1": g_beta_1, "beta_2": g_beta_2},
@@ -219,10 +226,11 @@ def _train(ctx, model, epochs, batch_size, latent_dim, arch, learning_rate, data
         config = training.TrainConfig(
             model=model, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
             dataset=dataset, data_dir=data_dir, offline=offline, limit=limit, val_images=val_images, seed=seed,
-            out=out, name=name, model_options=options, gan_optimizers=gan_optimizers,
+            out=out, name=name, model_options=options, gan_optimizers=gan_optimizers, devices=devices,
         )
         run = training.train(config)
-    click.echo(run)
+    if run is not None:  # None: a process other than 0 of a multi-host job, which writes no run
+        click.echo(run)
 
 
 def _check_resume_options(ctx, model, run):

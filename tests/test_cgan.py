@@ -77,6 +77,16 @@ def test_projection_term_is_the_label_embedding_dot_the_features(digits):
     np.testing.assert_allclose(diff, h @ (e[2] - e[5]), rtol=1e-4, atol=1e-5)
 
 
+def test_projection_is_an_option_and_the_labels_must_reach_the_discriminator():
+    with_projection = ConditionalGAN(latent_dim=4, projection=True).discriminator
+    without = ConditionalGAN(latent_dim=4).discriminator
+    has_embedding = lambda d: any(isinstance(l, keras.layers.Embedding) for l in d.layers)  # noqa: E731
+    assert has_embedding(with_projection) and not has_embedding(without)
+    assert ConditionalGAN.from_config(ConditionalGAN(latent_dim=4, projection=True).get_config()).projection
+    with pytest.raises(ValueError, match=r"never sees the labels.*Received: aux_weight=0, projection=False"):
+        ConditionalGAN(latent_dim=4, aux_weight=0)
+
+
 def test_bad_options():
     with pytest.raises(ValueError, match="num_classes must be at least 2"):
         ConditionalGAN(num_classes=1)
@@ -136,7 +146,7 @@ def test_discriminator_step_scores_both_halves_as_two_separate_calls_would(arch,
     from kgen.models.gan import discriminator_loss
 
     images, labels = digits
-    model = compiled(arch=arch, d_dropout=0.0, spectral_norm=False, diffaugment="", aux_weight=0)
+    model = compiled(arch=arch, d_dropout=0.0, spectral_norm=False, diffaugment="", aux_weight=0, projection=True)
     real, labels = keras.ops.convert_to_tensor(images), keras.ops.convert_to_tensor(labels)
     state = model.seed_generator.state.numpy().copy()
     fake = model.generator([model.sample_noise(len(images)), labels], training=True)
@@ -152,7 +162,7 @@ def test_discriminator_step_scores_both_halves_as_two_separate_calls_would(arch,
 def test_train_step_needs_labels_and_updates_both(digits):
     images, labels = digits
     model = compiled(arch="conv")
-    with pytest.raises(ValueError, match="call `fit\\(x, y\\)` with integer labels y"):
+    with pytest.raises(ValueError, match="call `fit\\(x, y\\)` with integer \\(or one-hot\\) labels y"):
         model.train_on_batch(images)
     d0, g0 = values(model.discriminator.trainable_variables), values(model.generator.trainable_variables)
     logs = model.train_on_batch(images, labels.astype("uint8"), return_dict=True)
@@ -207,9 +217,10 @@ def test_auxiliary_classifier_head_and_its_loss(digits):
     expected = 0.5 * keras.ops.mean(keras.ops.sparse_categorical_crossentropy(y, outputs[:, 1:], from_logits=True))
     np.testing.assert_allclose(float(model.class_loss(outputs, y)), float(expected), rtol=1e-6)
     assert float(model.class_loss(outputs, y)) > 0
-    assert tuple(compiled(arch="conv", aux_weight=0).discriminator([x, y]).shape) == (8, 1)  # no head
-    assert compiled(arch="conv", aux_weight=0).class_loss(outputs, y) == 0.0
+    assert tuple(compiled(arch="conv", aux_weight=0, projection=True).discriminator([x, y]).shape) == (8, 1)  # no head
+    assert compiled(arch="conv", aux_weight=0, projection=True).class_loss(outputs, y) == 0.0
     assert ConditionalGAN(latent_dim=4).aux_weight == 1.0  # on by default, as in the CLI
+    assert not ConditionalGAN(latent_dim=4).projection  # off by default (docs/gan.md: it cost label accuracy)
     config = model.get_config()
     assert config["aux_weight"] == 0.5 and config["num_classes"] == 10
     clone = ConditionalGAN.from_config(config)
