@@ -120,7 +120,9 @@ def train(config, verbose=1):
         verbose: Keras's verbosity (1: a progress bar per epoch).
 
     Returns:
-        The path of the run directory.
+        The path of the run directory (None in a process other than 0 of a
+        multi-host job: that one trains in step but writes into a private
+        temporary folder, removed at the end).
 
     Example:
 
@@ -130,8 +132,12 @@ def train(config, verbose=1):
     config.validate()
     if not devices.is_chief():  # a multi-host job: process 0 writes the run, the others a private copy
         with tempfile.TemporaryDirectory() as out:
-            train(dataclasses.replace(config, out=out), verbose=0)
+            _train(dataclasses.replace(config, out=out), verbose=0)
         return None
+    return _train(config, verbose)
+
+
+def _train(config, verbose):
     keras.utils.set_random_seed(config.seed)
     train_set = data.load_dataset(config.dataset, "train", config.data_dir, config.offline)
     test_set = data.load_dataset(config.dataset, "test", config.data_dir, config.offline)
@@ -357,8 +363,12 @@ def resume(run, epochs=None, verbose=1):
         )
     if not devices.is_chief():  # a multi-host job: process 0 writes the run, the others a private copy
         with tempfile.TemporaryDirectory() as copy:
-            resume(shutil.copytree(run, os.path.join(copy, os.path.basename(run))), epochs, verbose=0)
+            _resume(shutil.copytree(run, os.path.join(copy, os.path.basename(run))), config, state, verbose=0)
         return None
+    return _resume(run, config, state, verbose)
+
+
+def _resume(run, config, state, verbose):
     history = runs.read_history(run, state["epoch"])
     train_set = data.load_dataset(config.dataset, "train", config.data_dir, config.offline)
     test_set = data.load_dataset(config.dataset, "test", config.data_dir, config.offline)
