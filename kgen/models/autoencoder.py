@@ -4,10 +4,11 @@ import keras
 from keras import ops
 
 from kgen import backend, nets, optimizers
+from kgen.inputs import CheckedInputs
 
 
 @keras.saving.register_keras_serializable(package="kgen")
-class AutoEncoder(keras.Model):
+class AutoEncoder(CheckedInputs, keras.Model):
     """Autoencoder of 28x28 images with a small latent code (2 by default).
 
     Trained on reconstruction MSE. It also keeps a running mean and standard

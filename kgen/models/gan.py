@@ -5,6 +5,8 @@ import numpy as np
 from keras import ops
 
 from kgen import augment, backend, nets
+from kgen.inputs import CheckedInputs
+from kgen.models import own_networks as own
 from kgen.optimizers import GANOptimizer, portable
 
 LOSSES = ("bce", "hinge")
@@ -76,7 +78,7 @@ def check_count(n):
 
 
 @keras.saving.register_keras_serializable(package="kgen")
-class GAN(keras.Model):
+class GAN(CheckedInputs, keras.Model):
     """Generative adversarial network of 28x28 images in [0, 1].
 
     Each `train_step` takes two optimizer steps: the discriminator learns to
@@ -120,6 +122,16 @@ class GAN(keras.Model):
             `translation`, `cutout` applied to every image the discriminator
             sees, real and generated ("" for none; see `kgen.augment`).
         seed: seed of the model's random generator (noise, augmentations).
+        generator: your own generator (a built Keras model: noise
+            (batch, latent_dim) to images in [0, 1]; for the cGAN, inputs
+            `[noise, labels]`), with `discriminator` (images to logits
+            (batch, 1); for the cGAN `[images, labels]` to (batch, 1) or, with
+            `aux_weight`, (batch, 1 + num_classes)). Default: kgen's `arch`
+            networks. Saved inside `model.keras`.
+        discriminator: see `generator`.
+        image_shape: (height, width, channels) of the images; with your own
+            networks, default the generator's output shape; kgen's networks
+            take (28, 28, 1) only.
 
     Example:
 
@@ -143,6 +155,9 @@ class GAN(keras.Model):
         spectral_norm=True,
         diffaugment="",
         seed=None,
+        generator=None,
+        discriminator=None,
+        image_shape=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -155,8 +170,17 @@ class GAN(keras.Model):
         self.spectral_norm = bool(spectral_norm)
         self.diffaugment = ",".join(augment.parse_policy(diffaugment))
         self.seed = seed
-        self.generator = self.build_generator()
-        self.discriminator = self.build_discriminator()
+        self.custom_networks = generator is not None or discriminator is not None
+        if self.custom_networks:
+            own.check_pair("generator", generator, "discriminator", discriminator)
+            self.image_shape = own.check_image_shape(image_shape, generator.output_shape[1:], "generator")
+            inputs = discriminator.input_shape if isinstance(discriminator.input_shape, tuple) else discriminator.input_shape[0]
+            own.check_shape("discriminator input", inputs[1:], self.image_shape, "image_shape")
+            self.generator, self.discriminator = generator, discriminator
+        else:
+            self.image_shape = own.check_default_shape(image_shape, "generator=, discriminator=")
+            self.generator = self.build_generator()
+            self.discriminator = self.build_discriminator()
         self.ema_generator = None
         if self.ema:
             # the moving average: a copy of the generator, non-trainable, so that
@@ -370,4 +394,10 @@ class GAN(keras.Model):
             "spectral_norm": self.spectral_norm,
             "diffaugment": self.diffaugment,
             "seed": self.seed,
+            "image_shape": list(self.image_shape),
+            **own.serialize_networks(self, ("generator", "discriminator")),
         }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**own.deserialize_networks(config, ("generator", "discriminator")))

@@ -6,13 +6,14 @@ from keras import ops
 
 from kgen import backend, optimizers
 from kgen.data.patches import NUM_PATCHES, PATCH_DIM, from_patches, to_patches
+from kgen.inputs import CheckedInputs
 
 RECON_LOSSES = ("bce", "mse")
 SAMPLINGS = ("bernoulli", "mean")
 
 
 @keras.saving.register_keras_serializable(package="kgen")
-class PatchLSTM(keras.Model):
+class PatchLSTM(CheckedInputs, keras.Model):
     """Stacked LSTM over the 16 patches of a digit, predicting the next patch.
 
     An image is a sequence of 16 patches of 7x7 (a 4x4 grid read row-major,

@@ -7,12 +7,14 @@ import numpy as np
 from keras import ops
 
 from kgen import backend, nets, optimizers
+from kgen.inputs import CheckedInputs
+from kgen.models import own_networks as own
 
 RECON_LOSSES = ("bce", "mse")
 
 
 @keras.saving.register_keras_serializable(package="kgen")
-class VAE(keras.Model):
+class VAE(CheckedInputs, keras.Model):
     """Variational autoencoder of 28x28 images.
 
     The encoder gives the mean and log-variance of q(z|x); a code is drawn
@@ -41,6 +43,14 @@ class VAE(keras.Model):
         iwae_k: importance samples in the training bound (1: the VAE's ELBO;
             more: the IWAE bound). Needs `recon_loss="bce"` and `kl_weight=1`.
         seed: seed of the model's random generator.
+        encoder: your own encoder (a built Keras model: images to
+            2 * latent_dim values, the mean then the log-variance), with
+            `decoder` (latent_dim values to image logits). Default: kgen's
+            `arch` networks. Saved inside `model.keras`.
+        decoder: see `encoder`.
+        image_shape: (height, width, channels) of the images; with your own
+            networks, default their input shape; kgen's networks take
+            (28, 28, 1) only.
 
     Example:
 
@@ -62,6 +72,9 @@ class VAE(keras.Model):
         binarize=False,
         iwae_k=1,
         seed=None,
+        encoder=None,
+        decoder=None,
+        image_shape=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -88,8 +101,18 @@ class VAE(keras.Model):
         self.kl_weight = float(kl_weight)
         self.binarize = bool(binarize)
         self.seed = seed
-        self.encoder = nets.encoder(arch, 2 * self.latent_dim)
-        self.decoder = nets.decoder(arch, self.latent_dim)
+        self.custom_networks = encoder is not None or decoder is not None
+        if self.custom_networks:
+            own.check_pair("encoder", encoder, "decoder", decoder)
+            self.image_shape = own.check_image_shape(image_shape, encoder.input_shape[1:], "encoder")
+            own.check_shape("encoder output", encoder.output_shape[1:], (2 * self.latent_dim,), "2 * latent_dim")
+            own.check_shape("decoder input", decoder.input_shape[1:], (self.latent_dim,), "latent_dim")
+            own.check_shape("decoder output", decoder.output_shape[1:], self.image_shape, "image_shape")
+            self.encoder, self.decoder = encoder, decoder
+        else:
+            self.image_shape = own.check_default_shape(image_shape, "encoder=, decoder=")
+            self.encoder = nets.encoder(arch, 2 * self.latent_dim)
+            self.decoder = nets.decoder(arch, self.latent_dim)
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.recon_tracker = keras.metrics.Mean(name="recon_loss")
@@ -247,4 +270,10 @@ class VAE(keras.Model):
             "binarize": self.binarize,
             "iwae_k": self.iwae_k,
             "seed": self.seed,
+            "image_shape": list(self.image_shape),
+            **own.serialize_networks(self, ("encoder", "decoder")),
         }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**own.deserialize_networks(config, ("encoder", "decoder")))
