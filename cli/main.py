@@ -143,6 +143,7 @@ def main(ctx, debug):
 @click.option("--out", type=click.Path(file_okay=False), default="artifacts", show_default=True, help="Root of the run directories.")
 @click.option("--name", callback=_check_name, help="Suffix of the run directory's name (one folder-name part).")
 @click.option("--resume", "resume_run", type=click.Path(exists=True, file_okay=False), help="Continue this run (MODEL optional) to --epochs; a run stopped after its last epoch is finished.")
+@click.option("--tensorboard", is_flag=True, help="Also write TensorBoard logs into RUN/logs (needs pip install 'kgen[tensorboard]').")
 @click.option("--kl-weight", type=FiniteFloat(min=0), default=1.0, show_default=True, help="VAE: weight of the KL term (0: no-KL ablation).")
 @click.option("--recon-loss", type=click.Choice(("bce", "mse")), default="bce", show_default=True, help="VAE, lstm: per-pixel loss.")
 @click.option("--binarize", is_flag=True, help="VAE, lstm: dynamically binarize the training images.")
@@ -179,15 +180,20 @@ def train(ctx, **params):
 
 
 def _train(ctx, model, epochs, batch_size, latent_dim, arch, learning_rate, dataset, data_dir,
-          offline, limit, val_images, seed, devices, out, name, resume_run, kl_weight, recon_loss, binarize, iwae_k, loss, d_dropout,
+          offline, limit, val_images, seed, devices, out, name, resume_run, tensorboard, kl_weight, recon_loss, binarize, iwae_k, loss, d_dropout,
           ema, spectral_norm, diffaugment, aux_weight, projection, d_learning_rate, g_learning_rate, d_beta_1, g_beta_1, d_beta_2, g_beta_2, layers, units, dropout):
     from kgen import devices as kgen_devices
     from kgen import training
 
+    if tensorboard:
+        try:
+            training.check_tensorboard()
+        except ImportError as e:
+            raise click.UsageError(str(e)) from None
     if resume_run:
         _check_resume_options(ctx, model, resume_run)
         explicit = ctx.get_parameter_source("epochs").name == "COMMANDLINE"
-        run = training.resume(resume_run, epochs=epochs if explicit else None)
+        run = training.resume(resume_run, epochs=epochs if explicit else None, tensorboard=tensorboard)
     else:
         if model is None:
             raise click.UsageError("Missing argument '{ae|vae|gan|cgan|lstm}': the model to train (or --resume RUN).")
@@ -228,9 +234,12 @@ def _train(ctx, model, epochs, batch_size, latent_dim, arch, learning_rate, data
             dataset=dataset, data_dir=data_dir, offline=offline, limit=limit, val_images=val_images, seed=seed,
             out=out, name=name, model_options=options, gan_optimizers=gan_optimizers, devices=devices,
         )
-        run = training.train(config)
+        run = training.train(config, tensorboard=tensorboard)
     if run is not None:  # None: a process other than 0 of a multi-host job, which writes no run
         click.echo(run)
+
+
+RESUME_OPTIONS = ("model", "epochs", "resume_run", "tensorboard")  # what --resume lets a user give
 
 
 def _check_resume_options(ctx, model, run):
@@ -241,7 +250,7 @@ def _check_resume_options(ctx, model, run):
     if model is not None and model != saved["model"]:
         raise click.UsageError(f"{run} is a {saved['model']} run; resume it as `kgen train --resume {run}`, not as {model}.")
     for param in ctx.command.params:
-        if param.name in ("model", "epochs", "resume_run") or not param.expose_value:
+        if param.name in RESUME_OPTIONS or not param.expose_value:
             continue
         if ctx.get_parameter_source(param.name).name == "COMMANDLINE":
             raise click.UsageError(

@@ -32,6 +32,7 @@ CHECKPOINT = "checkpoint"
 CHECKPOINT_STATE = "state.json"
 SAMPLES = "samples"
 PLOTS = "plots"
+LOGS = "logs"  # TensorBoard logs (kgen train --tensorboard)
 
 
 def create_run(root, model, name=None):

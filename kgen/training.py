@@ -112,12 +112,18 @@ def build_model(config):
     return model
 
 
-def train(config, verbose=1):
+def train(config, verbose=1, callbacks=None, tensorboard=False):
     """Trains a model as `config` says and writes a run directory.
 
     Args:
         config: a `TrainConfig`.
-        verbose: Keras's verbosity (1: a progress bar per epoch).
+        verbose: Keras's verbosity (0: silent, 1: a progress bar per
+            epoch, 2: one line per epoch).
+        callbacks: more `keras.callbacks.Callback`s, passed to `model.fit`
+            after kgen's own (kgen's checkpoint stays last in each epoch).
+        tensorboard: also write TensorBoard logs
+            (`keras.callbacks.TensorBoard`) into `RUN/logs`; needs
+            TensorFlow and TensorBoard (`pip install 'kgen[tensorboard]'`).
 
     Returns:
         The path of the run directory (None in a process other than 0 of a
@@ -126,18 +132,46 @@ def train(config, verbose=1):
 
     Example:
 
-    >>> run = train(TrainConfig(model="vae", epochs=10, offline=True))
+    >>> run = train(TrainConfig(model="vae", epochs=10, offline=True),
+    ...             callbacks=[keras.callbacks.CSVLogger("log.csv")])
     >>> model = keras.saving.load_model(f"{run}/model.keras")
     """
     config.validate()
+    extra = _extra_callbacks(callbacks, tensorboard)
     if not devices.is_chief():  # a multi-host job: process 0 writes the run, the others a private copy
         with tempfile.TemporaryDirectory() as out:
-            _train(dataclasses.replace(config, out=out), verbose=0)
+            _train(dataclasses.replace(config, out=out), 0, extra)
         return None
-    return _train(config, verbose)
+    return _train(config, verbose, extra)
 
 
-def _train(config, verbose):
+def _extra_callbacks(callbacks, tensorboard):
+    """The user's callbacks, checked, and whether TensorBoard logs are written: `(list, bool)`."""
+    callbacks = list(callbacks or [])
+    for callback in callbacks:
+        if not isinstance(callback, keras.callbacks.Callback):
+            raise ValueError(f"callbacks must be keras.callbacks.Callback instances. Received: {callback!r}")
+    if tensorboard:
+        check_tensorboard()
+    return callbacks, bool(tensorboard)
+
+
+def check_tensorboard():
+    """Raises `ImportError` (one line, how to install it) unless TensorBoard logs can be written.
+
+    Keras's `TensorBoard` callback writes through `tensorflow.summary`, which
+    needs both TensorFlow and TensorBoard, on every backend.
+    """
+    try:
+        import tensorboard  # noqa: F401
+        import tensorflow.summary  # noqa: F401
+    except ImportError:
+        raise ImportError(
+            "--tensorboard needs TensorFlow and TensorBoard, which are not installed: pip install 'kgen[tensorboard]'"
+        ) from None
+
+
+def _train(config, verbose, extra=([], False)):
     keras.utils.set_random_seed(config.seed)
     train_set = data.load_dataset(config.dataset, "train", config.data_dir, config.offline)
     test_set = data.load_dataset(config.dataset, "test", config.data_dir, config.offline)
@@ -150,7 +184,7 @@ def _train(config, verbose):
         try:
             run = _start_run(model, train_set, test_set, config)
             with runs.locked(run):
-                _fit(model, run, arrays, test_set, config, verbose, guard=guard)
+                _fit(model, run, arrays, test_set, config, verbose, guard=guard, extra=extra)
         finally:
             guard.restore()
     return run
@@ -182,7 +216,7 @@ def _start_run(model, train_set, test_set, config):
     return run
 
 
-def _fit(model, run, arrays, test_set, config, verbose, state=None, history=(), guard=None):
+def _fit(model, run, arrays, test_set, config, verbose, state=None, history=(), guard=None, extra=([], False)):
     """Trains `model` on `arrays` ((x,) or (x, y)) from a checkpoint `state` to `config.epochs`.
 
     SIGINT and SIGTERM are handled from the first batch to the end of the
@@ -221,6 +255,10 @@ def _fit(model, run, arrays, test_set, config, verbose, state=None, history=(), 
                 os.path.join(run, runs.PLOTS, "completion_error.png"), x_test[:1000], x_train.mean(axis=0)
             )
         )
+    user, tensorboard = extra
+    per_epoch += user
+    if tensorboard:
+        per_epoch.append(keras.callbacks.TensorBoard(log_dir=os.path.join(run, runs.LOGS)))
     per_epoch.append(checkpoint)  # last: the epoch's files are all written when its checkpoint is
     guard.install()
     try:
@@ -323,7 +361,7 @@ def _arrays(model, train_set, config):
     return (x,)
 
 
-def resume(run, epochs=None, verbose=1):
+def resume(run, epochs=None, verbose=1, callbacks=None, tensorboard=False):
     """Continues a run from its latest checkpoint until it has `epochs` epochs in all.
 
     The checkpoint restores the weights, both optimizers' states, the seed
@@ -336,7 +374,10 @@ def resume(run, epochs=None, verbose=1):
     Args:
         run: the run directory.
         epochs: the total number of epochs (default: the run's own).
-        verbose: Keras's verbosity.
+        verbose: Keras's verbosity (0, 1 or 2).
+        callbacks: more `keras.callbacks.Callback`s, passed to `model.fit`
+            as in `train`.
+        tensorboard: also write TensorBoard logs into `RUN/logs`.
 
     Returns:
         The path of the run directory.
@@ -347,6 +388,7 @@ def resume(run, epochs=None, verbose=1):
             that already has `epochs` epochs and its `model.keras`.
     """
     config = saved_config(run)
+    extra = _extra_callbacks(callbacks, tensorboard)
     if epochs is not None:
         config.epochs = epochs
         _validate_saved(config, os.path.join(run, runs.CONFIG))
@@ -363,12 +405,12 @@ def resume(run, epochs=None, verbose=1):
         )
     if not devices.is_chief():  # a multi-host job: process 0 writes the run, the others a private copy
         with tempfile.TemporaryDirectory() as copy:
-            _resume(shutil.copytree(run, os.path.join(copy, os.path.basename(run))), config, state, verbose=0)
+            _resume(shutil.copytree(run, os.path.join(copy, os.path.basename(run))), config, state, 0, extra)
         return None
-    return _resume(run, config, state, verbose)
+    return _resume(run, config, state, verbose, extra)
 
 
-def _resume(run, config, state, verbose):
+def _resume(run, config, state, verbose, extra=([], False)):
     history = runs.read_history(run, state["epoch"])
     train_set = data.load_dataset(config.dataset, "train", config.data_dir, config.offline)
     test_set = data.load_dataset(config.dataset, "test", config.data_dir, config.offline)
@@ -378,7 +420,7 @@ def _resume(run, config, state, verbose):
         with runs.locked(run):  # a second resume of the run stops here, before it removes anything
             runs.remove_temporaries(run)
             callbacks.restore_state(model, state)
-            _fit(model, run, arrays, test_set, config, verbose, state, history)
+            _fit(model, run, arrays, test_set, config, verbose, state, history, extra=extra)
     return run
 
 

@@ -255,3 +255,50 @@ def test_the_cli_is_part_of_the_package(tmp_path):
     assert run("-c", "import kgen.cli.main").returncode == 0
     # no top-level `cli` package, a name any other project may use
     assert run("-c", "import cli").returncode != 0
+
+
+# issue 15: callbacks and --tensorboard
+
+
+def recorder():
+    """A Keras callback recording the epochs it saw and their logs."""
+    import keras
+
+    class Recorder(keras.callbacks.Callback):
+        epochs = None
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.epochs = (self.epochs or []) + [(epoch, dict(logs or {}))]
+
+    return Recorder()
+
+
+def test_train_and_resume_pass_callbacks_to_fit(tmp_path):
+    from kgen import training
+
+    first, second = recorder(), recorder()
+    config = training.TrainConfig(model="ae", epochs=1, limit=64, offline=True, val_images=0, out=str(tmp_path))
+    run = training.train(config, verbose=0, callbacks=[first])
+    assert [e for e, _ in first.epochs] == [0] and "loss" in first.epochs[0][1]
+    training.resume(run, epochs=2, verbose=0, callbacks=[second])
+    assert [e for e, _ in second.epochs] == [1]
+    with pytest.raises(ValueError, match="keras.callbacks.Callback"):
+        training.train(config, callbacks=[print])
+
+
+def test_tensorboard_writes_into_the_run(tmp_path):
+    pytest.importorskip("tensorboard")
+    result = invoke("train", "ae", "--epochs", 1, "--limit", 64, "--val-images", 0, "--offline", "--tensorboard", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    run = result.output.strip().splitlines()[-1]
+    events = [f for _, _, files in os.walk(os.path.join(run, "logs")) for f in files]
+    assert any(f.startswith("events.out.tfevents") for f in events), events
+
+
+def test_tensorboard_missing_is_one_line_and_writes_nothing(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # `import tensorboard` fails as if not installed
+    result = invoke("train", "ae", "--epochs", 1, "--limit", 64, "--offline", "--tensorboard", "--out", tmp_path / "runs")
+    assert_one_line_error(result, "--tensorboard needs TensorFlow and TensorBoard", "pip install 'kgen[tensorboard]'")
+    assert result.exit_code == 2 and not (tmp_path / "runs").exists()
