@@ -56,7 +56,7 @@ def _os_error_message(e):
         where = f" while writing {e.filename}" if e.filename else ""
         return (
             f"No space left on device{where}; the run keeps its last checkpoint. "
-            "Free some space, then continue with --resume RUN."
+            "Free some space, then continue with: kgen resume RUN"
         )
     where = f": {e.filename}" if e.filename else ""  # a read or a write: say which file, not which
     return f"{e.strerror or e}{where}."
@@ -142,7 +142,7 @@ def main(ctx, debug):
 @click.option("--devices", default="1", show_default=True, help="Data-parallel devices, a number or 'all' (above 1: jax backend; the batch is split across them).")
 @click.option("--out", type=click.Path(file_okay=False), default="artifacts", show_default=True, help="Root of the run directories.")
 @click.option("--name", callback=_check_name, help="Suffix of the run directory's name (one folder-name part).")
-@click.option("--resume", "resume_run", type=click.Path(exists=True, file_okay=False), help="Continue this run (MODEL optional) to --epochs; a run stopped after its last epoch is finished.")
+@click.option("--resume", "resume_run", type=click.Path(exists=True, file_okay=False), help="Continue this run (MODEL optional), as `kgen resume RUN`, to --epochs; a run stopped after its last epoch is finished.")
 @click.option("--tensorboard", is_flag=True, help="Also write TensorBoard logs into RUN/logs (needs pip install 'kgen[tensorboard]').")
 @click.option("--kl-weight", type=FiniteFloat(min=0), default=1.0, show_default=True, help="VAE: weight of the KL term (0: no-KL ablation).")
 @click.option("--recon-loss", type=click.Choice(("bce", "mse")), default="bce", show_default=True, help="VAE, lstm: per-pixel loss.")
@@ -185,15 +185,11 @@ def _train(ctx, model, epochs, batch_size, latent_dim, arch, learning_rate, data
     from kgen import devices as kgen_devices
     from kgen import training
 
-    if tensorboard:
-        try:
-            training.check_tensorboard()
-        except ImportError as e:
-            raise click.UsageError(str(e)) from None
+    kgen_devices.join_hosts()  # a multi-host job, when KERAS_DISTRIBUTION_JOB_ADDRESSES says so
     if resume_run:
         _check_resume_options(ctx, model, resume_run)
         explicit = ctx.get_parameter_source("epochs").name == "COMMANDLINE"
-        run = training.resume(resume_run, epochs=epochs if explicit else None, tensorboard=tensorboard)
+        run = _resume(resume_run, epochs if explicit else None, tensorboard)
     else:
         if model is None:
             raise click.UsageError("Missing argument '{ae|vae|gan|cgan|lstm}': the model to train (or --resume RUN).")
@@ -234,6 +230,7 @@ def _train(ctx, model, epochs, batch_size, latent_dim, arch, learning_rate, data
             dataset=dataset, data_dir=data_dir, offline=offline, limit=limit, val_images=val_images, seed=seed,
             out=out, name=name, model_options=options, gan_optimizers=gan_optimizers, devices=devices,
         )
+        _check_tensorboard(tensorboard)
         run = training.train(config, tensorboard=tensorboard)
     if run is not None:  # None: a process other than 0 of a multi-host job, which writes no run
         click.echo(run)
@@ -248,7 +245,7 @@ def _check_resume_options(ctx, model, run):
 
     saved = runs.load_run(run)
     if model is not None and model != saved["model"]:
-        raise click.UsageError(f"{run} is a {saved['model']} run; resume it as `kgen train --resume {run}`, not as {model}.")
+        raise click.UsageError(f"{run} is a {saved['model']} run; resume it as `kgen resume {run}`, not as {model}.")
     for param in ctx.command.params:
         if param.name in RESUME_OPTIONS or not param.expose_value:
             continue
@@ -257,6 +254,44 @@ def _check_resume_options(ctx, model, run):
                 f"{param.opts[0]} cannot be used with --resume: the run keeps the options of its config.json; "
                 f"only --epochs can change."
             )
+
+
+def _check_tensorboard(tensorboard):
+    from kgen import training
+
+    if tensorboard:
+        try:
+            training.check_tensorboard()
+        except ImportError as e:
+            raise click.UsageError(str(e)) from None
+
+
+def _resume(run, epochs, tensorboard):
+    from kgen import training
+
+    _check_tensorboard(tensorboard)
+    return training.resume(run, epochs=epochs, tensorboard=tensorboard)
+
+
+@main.command()
+@click.argument("run", type=click.Path(exists=True, file_okay=False))
+@click.option("--epochs", type=click.IntRange(min=1), help="Epochs in all  [default: the run's own].")
+@click.option("--tensorboard", is_flag=True, help="Also write TensorBoard logs into RUN/logs (needs pip install 'kgen[tensorboard]').")
+@backend_option
+def resume(run, epochs, tensorboard):
+    """Continue an interrupted run from its latest checkpoint.
+
+    The run keeps the options of its config.json and trains to its own
+    number of epochs, or to --epochs; a run stopped after its last epoch
+    gets its end-of-run figures and model.keras. The same as
+    `kgen train --resume RUN`. The last line printed is the run directory.
+    """
+    try:
+        run = _resume(run, epochs, tensorboard)
+    finally:
+        click.echo()  # end Keras's progress bar line before any message
+    if run is not None:  # None: a process other than 0 of a multi-host job, which writes no run
+        click.echo(run)
 
 
 MAX_GRID = 10_000  # images in one sample grid PNG (a 100x100 grid of 2,800x2,800 pixels)

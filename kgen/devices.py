@@ -26,8 +26,24 @@ Example:
 """
 
 import contextlib
+import os
 
 import keras
+
+
+def join_hosts():
+    """Joins a multi-host jax job when `KERAS_DISTRIBUTION_JOB_ADDRESSES` is set.
+
+    `keras.distribution.initialize()` (which calls `jax.distributed.initialize`)
+    reads the coordinator's address, the number of processes and this
+    process's id from `KERAS_DISTRIBUTION_JOB_ADDRESSES`,
+    `KERAS_DISTRIBUTION_NUM_PROCESSES` and `KERAS_DISTRIBUTION_PROCESS_ID`.
+    Returns whether it joined.
+    """
+    if keras.config.backend() != "jax" or not os.environ.get("KERAS_DISTRIBUTION_JOB_ADDRESSES"):
+        return False
+    keras.distribution.initialize()
+    return True
 
 
 def available():

@@ -155,3 +155,17 @@ def test_only_process_zero_writes_the_run(monkeypatch, artifacts):
     config = training.TrainConfig(model="vae", epochs=1, offline=True, limit=64, val_images=0, out=str(artifacts))
     assert training.train(config, verbose=0) is None
     assert not any(artifacts.iterdir())
+
+
+def test_a_multi_host_job_is_joined_only_when_its_addresses_are_set(monkeypatch):
+    import keras
+
+    from kgen import devices
+
+    calls = []
+    monkeypatch.setattr(keras.distribution, "initialize", lambda: calls.append(1))
+    monkeypatch.setattr(keras.config, "backend", lambda: "jax")
+    monkeypatch.delenv("KERAS_DISTRIBUTION_JOB_ADDRESSES", raising=False)
+    assert not devices.join_hosts() and not calls
+    monkeypatch.setenv("KERAS_DISTRIBUTION_JOB_ADDRESSES", "10.0.0.1:1234,10.0.0.2:1234")
+    assert devices.join_hosts() and calls == [1]
