@@ -20,19 +20,19 @@ spec.loader.exec_module(cases)
 # rows checked by tests/test_reliability.py (they need a failing disk, a signal or a diverging run)
 RELIABILITY_ROWS = [
     "| full disk while writing | `kgen train ae ...` (simulated ENOSPC) | 1 | Error: No space left on device while writing PATH; "
-    "the run keeps its last checkpoint. Free some space, then continue with --resume RUN. |",
+    "the run keeps its last checkpoint. Free some space, then continue with: kgen resume RUN |",
     "| loss becomes NaN | `kgen train ...` | 3 | Error: The loss became nan at epoch E, step S; the checkpoint of epoch E-1 "
-    "is kept. Lower --learning-rate and train again, or resume the checkpoint with --resume RUN. |",
+    "is kept. Lower --learning-rate and train again, or resume the checkpoint with `kgen resume RUN`. |",
     "| weights become NaN in an epoch's last step | `kgen train ...` | 3 | Error: The weights became non-finite (NaN or inf "
     "in VARIABLE) at the end of epoch E; the checkpoint of epoch E-1 is kept. Lower --learning-rate and train again, "
-    "or resume the checkpoint with --resume RUN. |",
+    "or resume the checkpoint with `kgen resume RUN`. |",
     "| weights become NaN before any checkpoint (gan) | `kgen train gan ...` | 3 | Error: The weights became non-finite "
     "(NaN or inf in VARIABLE) at the end of epoch 1; no checkpoint was saved. Lower --d-learning-rate and "
     "--g-learning-rate and train again. |",
     "| Ctrl-C or SIGTERM mid-epoch | `kgen train ...` | 130 | Error: SIGINT at epoch E, step S: checkpoint saved. Resume with: "
-    "kgen train --resume RUN |",
+    "kgen resume RUN |",
     "| Ctrl-C or SIGTERM during the end-of-run figures | `kgen train ...` | 130 | Error: SIGINT after epoch E, before model.keras "
-    "was written: the checkpoint of epoch E is saved. Finish with: kgen train --resume RUN |",
+    "was written: the checkpoint of epoch E is saved. Finish with: kgen resume RUN |",
     "| a second `--resume` of a run being trained | `kgen train --resume RUN` | 1 | Error: RUN is being trained by "
     "another process; wait for it to finish or stop it. |",
 ]

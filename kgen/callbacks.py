@@ -2,6 +2,7 @@
 
 import math
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -127,7 +128,7 @@ class Checkpoint(keras.callbacks.Callback):
 
     def stop_advice(self):
         """What a user does after training diverged: lower the rate; resume only from a good checkpoint."""
-        then = f", or resume the checkpoint with --resume {self.run}" if self.saved and self.run else ""
+        then = f", or resume the checkpoint with `{resume_command(self.run)}`" if self.saved and self.run else ""
         return f"{self.advice} and train again{then}."
 
     def kept(self):
@@ -138,6 +139,11 @@ class Checkpoint(keras.callbacks.Callback):
         if step:
             return f"the checkpoint of epoch {epoch + 1}, step {step} is kept"
         return f"the checkpoint of epoch {epoch} is kept"
+
+
+def resume_command(run):
+    """The shell command that continues `run`, as the stop messages print it."""
+    return f"kgen resume {shlex.quote(str(run))}"
 
 
 def nonfinite_variable(model):
@@ -297,13 +303,13 @@ class TrainingGuard(TerminateOnNonFinite):
             self.checkpoint.write(self.checkpoint.epoch, step)
             raise Interrupted(
                 f"{self.signal} at epoch {self.checkpoint.epoch + 1}, step {step}: checkpoint "
-                f"saved. Resume with: kgen train --resume {self.run}"
+                f"saved. Resume with: {resume_command(self.run)}"
             )
 
     def on_epoch_begin(self, epoch, logs=None):
         if self.signal is not None and self.checkpoint.saved == (epoch, 0):  # stopped at an epoch's end
             raise Interrupted(
-                f"{self.signal} at the end of epoch {epoch}: checkpoint saved. Resume with: kgen train --resume {self.run}"
+                f"{self.signal} at the end of epoch {epoch}: checkpoint saved. Resume with: {resume_command(self.run)}"
             )
 
     def on_epoch_end(self, epoch, logs=None):
@@ -318,7 +324,7 @@ class TrainingGuard(TerminateOnNonFinite):
             epoch, step = self.checkpoint.saved or (0, 0)
             raise Interrupted(
                 f"{self.signal} after epoch {epoch}, before model.keras was written: the checkpoint "
-                f"of epoch {epoch} is saved. Finish with: kgen train --resume {self.run}"
+                f"of epoch {epoch} is saved. Finish with: {resume_command(self.run)}"
             )
 
     def restore(self):

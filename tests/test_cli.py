@@ -302,3 +302,40 @@ def test_tensorboard_missing_is_one_line_and_writes_nothing(tmp_path, monkeypatc
     result = invoke("train", "ae", "--epochs", 1, "--limit", 64, "--offline", "--tensorboard", "--out", tmp_path / "runs")
     assert_one_line_error(result, "--tensorboard needs TensorFlow and TensorBoard", "pip install 'kgen[tensorboard]'")
     assert result.exit_code == 2 and not (tmp_path / "runs").exists()
+
+
+# issue 15: kgen resume, and the command an interruption prints
+
+
+def test_the_interruption_message_resumes_as_printed(tmp_path, monkeypatch):
+    import shlex
+    import signal
+
+    from kgen import callbacks
+
+    def interrupt(self, batch, logs=None):
+        if self.model.optimizer.iterations == 6:  # epoch 2, step 2: the guard stops after step 3
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(callbacks.HistoryCSV, "on_train_batch_end", interrupt, raising=False)
+    out = tmp_path / "my runs"  # a space: the printed command quotes the run
+    result = invoke("train", "ae", "--epochs", 3, "--limit", 64, "--batch-size", 16, "--val-images", 0, "--offline", "--out", out)
+    assert result.exit_code == 130, result.output
+    monkeypatch.undo()
+    line = [line for line in result.output.splitlines() if line.startswith("Error")][0]
+    assert "SIGINT at epoch 2, step 3: checkpoint saved. Resume with: kgen resume " in line
+    command = shlex.split(line.split("Resume with: ")[1])
+    assert command[:2] == ["kgen", "resume"]
+    resumed = invoke(*command[1:])
+    assert resumed.exit_code == 0, resumed.output
+    run = resumed.output.strip().splitlines()[-1]
+    assert run == command[2] and os.path.isfile(os.path.join(run, "model.keras"))
+    assert len(open(os.path.join(run, "history.csv")).read().splitlines()) == 4  # header and the run's own 3 epochs
+
+
+def test_resume_command_is_train_resume(vae_run):
+    result = invoke("resume", vae_run)
+    assert_one_line_error(result, "already has 2 epochs; pass --epochs larger than 2", "Received: epochs=2")
+    assert_one_line_error(invoke("resume", vae_run, "--batch-size", 7), "No such option: --batch-size")
+    assert_one_line_error(invoke("train", "gan", "--resume", vae_run), f"resume it as `kgen resume {vae_run}`")
+    assert "Continue an interrupted run" in invoke("resume", "--help").output

@@ -205,7 +205,7 @@ def test_nan_weights_of_an_epochs_last_step_are_never_checkpointed(artifacts, mo
     with pytest.raises(
         Diverged,
         match=r"The weights became non-finite \(NaN or inf in .*\) at the end of epoch 2; the checkpoint "
-        r"of epoch 1 is kept\. Lower --learning-rate and train again, or resume the checkpoint with --resume",
+        r"of epoch 1 is kept\. Lower --learning-rate and train again, or resume the checkpoint with `kgen resume",
     ):
         training.train(config(artifacts), verbose=0)
     run = runs.list_runs(str(artifacts))[0]["path"]
@@ -230,7 +230,7 @@ def test_a_checkpoint_is_never_written_with_nan_weights(tmp_path):
     checkpoint.set_model(model)
     variable = model.trainable_variables[-1]
     variable.assign(np.full(variable.shape, np.inf, "float32"))
-    with pytest.raises(Diverged, match=r"at epoch 2, step 3; the checkpoint of epoch 1 is kept\. .* --resume RUN\."):
+    with pytest.raises(Diverged, match=r"at epoch 2, step 3; the checkpoint of epoch 1 is kept\. .* `kgen resume RUN`\."):
         checkpoint.write(1, 3)  # what a SIGINT mid-epoch does
     assert os.listdir(tmp_path) == []
 
@@ -251,7 +251,7 @@ def test_sigint_during_the_end_of_run_figures_is_finishable(reference, artifacts
     monkeypatch.setattr(callbacks.ReconstructionGrid, "on_train_end", interrupt)
     before = signal.getsignal(signal.SIGINT)  # Python's default, or SIG_IGN in a background job
     with pytest.raises(Interrupted, match=r"SIGINT after epoch 3, before model.keras was written: the checkpoint "
-                       r"of epoch 3 is saved\. Finish with: kgen train --resume"):
+                       r"of epoch 3 is saved\. Finish with: kgen resume"):
         training.train(config(artifacts), verbose=0)
     assert signal.getsignal(signal.SIGINT) is before  # handlers restored
     run = runs.list_runs(str(artifacts))[0]["path"]
@@ -366,8 +366,8 @@ def _subprocess(*args):
 @pytest.mark.slow
 def test_stops_at_every_point_then_resume_give_the_uninterrupted_run(tmp_path):
     """SIGINT, SIGTERM and SIGKILL at 21+ points of a run, after every step and around every
-    file write, the end-of-run figures and the final model.keras included; then `kgen train
-    --resume RUN` (the command the stop message prints) finishes it to the uninterrupted run."""
+    file write, the end-of-run figures and the final model.keras included; then `kgen
+    resume RUN` (the command the stop message prints) finishes it to the uninterrupted run."""
     reference = _subprocess("-c", KILL_SCRIPT, str(tmp_path / "reference"), "count")
     assert reference.returncode == 0, reference.stderr[-3000:]
     events = int(reference.stderr.rsplit("EVENTS ", 1)[1].split()[0])
@@ -387,7 +387,7 @@ def test_stops_at_every_point_then_resume_give_the_uninterrupted_run(tmp_path):
         if stopped.returncode == 0:  # stopped while model.keras was written: complete
             pass
         else:
-            resumed = _subprocess("-m", "kgen", "train", "--resume", run)
+            resumed = _subprocess("-m", "kgen", "resume", run)
             if runs.read_checkpoint(run) is None or not os.path.isfile(os.path.join(run, "config.json")):
                 assert resumed.returncode == 1 and "Traceback" not in resumed.stderr, resumed.stderr[-3000:]
                 continue  # stopped before the first checkpoint: nothing to resume, one line says so
