@@ -91,7 +91,43 @@ def _set_backend(ctx, param, value):
     if value:
         os.environ["KERAS_BACKEND"] = value
     os.environ.setdefault("KERAS_BACKEND", "torch")
+    if os.environ["KERAS_BACKEND"] != "tensorflow":
+        _hide_tensorflow_from_keras()
     return os.environ["KERAS_BACKEND"]
+
+
+def _hide_tensorflow_from_keras():
+    """Keeps Keras on torch and jax from importing TensorFlow, and its log lines off the screen.
+
+    Keras imports TensorFlow whenever it is installed, on every backend, to
+    seed it (`keras.utils.set_random_seed`) and to check for its types when
+    serializing (every `get_config` and save); the import prints TensorFlow's
+    and absl's start-up lines, which no setting silences. The command owns its
+    process, so it marks Keras's lazy TensorFlow module as absent unless
+    TensorFlow is already loaded; `--tensorboard` still imports its summary
+    module itself.
+    """
+    import sys
+
+    if "tensorflow" in sys.modules:
+        return
+    from keras.src.utils import module_utils
+
+    module_utils.tensorflow._available = False
+
+
+def _verbosity(verbose):
+    """Keras's verbosity: the option's, else a progress bar on a terminal and one line per epoch otherwise."""
+    if verbose is not None:
+        return int(verbose)
+    return 1 if sys.stdout.isatty() else 2
+
+
+def verbose_option(f):
+    return click.option(
+        "--verbose", type=click.Choice(("0", "1", "2")),
+        help="Keras's verbosity: 0 silent, 1 a progress bar, 2 one line per epoch  [default: 1 on a terminal, else 2].",
+    )(f)
 
 
 def backend_option(f):
@@ -164,22 +200,56 @@ def main(ctx, debug):
 @click.option("--layers", type=click.IntRange(min=1), default=2, show_default=True, help="lstm: stacked LSTM layers.")
 @click.option("--units", type=click.IntRange(min=1), default=256, show_default=True, help="lstm: units per LSTM layer.")
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True, help="lstm: dropout after each LSTM layer.")
+@verbose_option
 @backend_option
 @click.pass_context
-def train(ctx, **params):
+def train(ctx, verbose, **params):
     """Train a model and write a run directory.
 
     The run goes to OUT/MODEL/<date-time>[-NAME]/ with config.json,
     model.keras, history.csv, a sample grid per epoch in samples/ and figures
-    in plots/. The last line printed is the run directory.
+    in plots/. It ends with a summary (final losses, epochs, time, the latest
+    sample grid); the last line printed is the run directory.
     """
+    verbose = _verbosity(verbose)
+    _finish(lambda: _train(ctx, verbose=verbose, **params), verbose)
+
+
+def _finish(work, verbose):
+    """Runs `work` (which returns the run, or None), then prints the closing summary and the run directory."""
+    import time
+
+    start = time.monotonic()
     try:
-        _train(ctx, **params)
-    finally:
-        click.echo()  # end Keras's progress bar line before any message
+        run = work()
+    except BaseException:
+        if verbose == 1:
+            click.echo()  # end Keras's progress bar line before any message
+        raise
+    if run is None:  # a process other than 0 of a multi-host job, which writes no run
+        return
+    if verbose:
+        for line in _summary(run, time.monotonic() - start):
+            click.echo(line)
+    click.echo(run)
 
 
-def _train(ctx, model, epochs, batch_size, latent_dim, arch, learning_rate, dataset, data_dir,
+def _summary(run, seconds):
+    """The closing lines of a training command: the final losses and epochs, the time, the latest grid."""
+    from kgen import runs
+
+    rows = runs.read_csv(os.path.join(run, runs.HISTORY))
+    last = rows[-1] if rows else {}
+    values = ", ".join(f"{k} {v:.4g}" for k, v in last.items() if k != "epoch" and isinstance(v, float))
+    lines = [f"Done: {len(rows)} epoch{'' if len(rows) == 1 else 's'} in {seconds:.0f} s" + (f"; epoch {len(rows)}: {values}" if values else "")]
+    folder = os.path.join(run, runs.SAMPLES)
+    grids = sorted(f for f in os.listdir(folder) if f.startswith("epoch_")) if os.path.isdir(folder) else []
+    if grids:
+        lines.append(f"Latest samples: {os.path.join(folder, grids[-1])}")
+    return lines
+
+
+def _train(ctx, verbose, model, epochs, batch_size, latent_dim, arch, learning_rate, dataset, data_dir,
           offline, limit, val_images, seed, devices, out, name, resume_run, tensorboard, kl_weight, recon_loss, binarize, iwae_k, loss, d_dropout,
           ema, spectral_norm, diffaugment, aux_weight, projection, d_learning_rate, g_learning_rate, d_beta_1, g_beta_1, d_beta_2, g_beta_2, layers, units, dropout):
     from kgen import devices as kgen_devices
@@ -189,7 +259,7 @@ def _train(ctx, model, epochs, batch_size, latent_dim, arch, learning_rate, data
     if resume_run:
         _check_resume_options(ctx, model, resume_run)
         explicit = ctx.get_parameter_source("epochs").name == "COMMANDLINE"
-        run = _resume(resume_run, epochs if explicit else None, tensorboard)
+        return _resume(resume_run, epochs if explicit else None, tensorboard, verbose)
     else:
         if model is None:
             raise click.UsageError("Missing argument '{ae|vae|gan|cgan|lstm}': the model to train (or --resume RUN).")
@@ -231,12 +301,10 @@ def _train(ctx, model, epochs, batch_size, latent_dim, arch, learning_rate, data
             out=out, name=name, model_options=options, gan_optimizers=gan_optimizers, devices=devices,
         )
         _check_tensorboard(tensorboard)
-        run = training.train(config, tensorboard=tensorboard)
-    if run is not None:  # None: a process other than 0 of a multi-host job, which writes no run
-        click.echo(run)
+        return training.train(config, verbose=verbose, tensorboard=tensorboard)
 
 
-RESUME_OPTIONS = ("model", "epochs", "resume_run", "tensorboard")  # what --resume lets a user give
+RESUME_OPTIONS = ("model", "epochs", "resume_run", "tensorboard", "verbose")  # what --resume lets a user give
 
 
 def _check_resume_options(ctx, model, run):
@@ -266,32 +334,33 @@ def _check_tensorboard(tensorboard):
             raise click.UsageError(str(e)) from None
 
 
-def _resume(run, epochs, tensorboard):
+def _resume(run, epochs, tensorboard, verbose):
     from kgen import training
 
     _check_tensorboard(tensorboard)
-    return training.resume(run, epochs=epochs, tensorboard=tensorboard)
+    return training.resume(run, epochs=epochs, verbose=verbose, tensorboard=tensorboard)
 
 
 @main.command()
 @click.argument("run", type=click.Path(exists=True, file_okay=False))
 @click.option("--epochs", type=click.IntRange(min=1), help="Epochs in all  [default: the run's own].")
 @click.option("--tensorboard", is_flag=True, help="Also write TensorBoard logs into RUN/logs (needs pip install 'kgen[tensorboard]').")
+@verbose_option
 @backend_option
-def resume(run, epochs, tensorboard):
+def resume(run, epochs, tensorboard, verbose):
     """Continue an interrupted run from its latest checkpoint.
 
     The run keeps the options of its config.json and trains to its own
     number of epochs, or to --epochs; a run stopped after its last epoch
     gets its end-of-run figures and model.keras. The same as
-    `kgen train --resume RUN`. The last line printed is the run directory.
+    `kgen train --resume RUN`. It ends with a summary as `kgen train`; the
+    last line printed is the run directory.
     """
-    try:
-        run = _resume(run, epochs, tensorboard)
-    finally:
-        click.echo()  # end Keras's progress bar line before any message
-    if run is not None:  # None: a process other than 0 of a multi-host job, which writes no run
-        click.echo(run)
+    from kgen import devices as kgen_devices
+
+    verbose = _verbosity(verbose)
+    kgen_devices.join_hosts()  # a multi-host job, when KERAS_DISTRIBUTION_JOB_ADDRESSES says so
+    _finish(lambda: _resume(run, epochs, tensorboard, verbose), verbose)
 
 
 MAX_GRID = 10_000  # images in one sample grid PNG (a 100x100 grid of 2,800x2,800 pixels)

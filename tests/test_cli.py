@@ -336,6 +336,43 @@ def test_the_interruption_message_resumes_as_printed(tmp_path, monkeypatch):
 def test_resume_command_is_train_resume(vae_run):
     result = invoke("resume", vae_run)
     assert_one_line_error(result, "already has 2 epochs; pass --epochs larger than 2", "Received: epochs=2")
-    assert_one_line_error(invoke("resume", vae_run, "--batch-size", 7), "No such option: --batch-size")
+    assert_one_line_error(invoke("resume", vae_run, "--batch-size", 7), "No such option", "--batch-size")
     assert_one_line_error(invoke("train", "gan", "--resume", vae_run), f"resume it as `kgen resume {vae_run}`")
     assert "Continue an interrupted run" in invoke("resume", "--help").output
+
+
+# issue 15: output fit for terminals and logs
+
+
+def test_output_is_one_line_per_epoch_and_a_summary_when_not_a_terminal(tmp_path):
+    result = invoke("train", "ae", "--epochs", 2, "--limit", 64, "--val-images", 0, "--offline", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    for code in ("\x1b", "\r", "\b"):  # no colours, no carriage returns, no backspaces in a log
+        assert code not in result.output
+    lines = [line for line in result.output.splitlines() if not line.startswith("Warning")]
+    run = lines[-1]
+    assert lines[:4:2] == ["Epoch 1/2", "Epoch 2/2"] and lines[1].startswith("2/2 - ") and "loss: " in lines[1]
+    assert lines[-3].startswith("Done: 2 epochs in ") and "epoch 2: loss " in lines[-3]
+    assert lines[-2] == f"Latest samples: {os.path.join(run, 'samples', 'epoch_002.png')}"
+    # --verbose 0: the run directory alone; --verbose 1: Keras's progress bar
+    quiet = invoke("resume", run, "--epochs", 3, "--verbose", 0)
+    assert quiet.exit_code == 0, quiet.output
+    assert [line for line in quiet.output.splitlines() if not line.startswith("Warning")] == [run]
+    bar = invoke("train", "--resume", run, "--epochs", 4, "--verbose", 1)
+    assert bar.exit_code == 0 and "━" in bar.output and bar.output.strip().splitlines()[-1] == run
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_no_tensorflow_log_lines_on_torch_and_jax(backend, tmp_path):
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "KERAS_BACKEND")}
+    result = subprocess.run(
+        [sys.executable, "-m", "kgen", "train", "ae", "--epochs", "1", "--limit", "64", "--val-images", "0", "--offline",
+         "--out", str(tmp_path), "--backend", backend],
+        capture_output=True, text=True, env=env,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr.splitlines() == [line for line in result.stderr.splitlines() if line.startswith("Warning: Using the bundled")]
+    assert result.stdout.strip().splitlines()[-1].startswith(str(tmp_path))
