@@ -369,13 +369,18 @@ CHUNK = 1000  # images generated at a time into an .npy
 
 @main.command()
 @click.argument("run", type=click.Path(exists=True, file_okay=False))
-@click.option("-n", "--num", type=click.IntRange(min=1), default=64, show_default=True, help=f"Number of samples (a PNG grid: at most {MAX_GRID:,}; an .npy: as many as the disk holds).")
+@click.option("-n", "--num", type=click.IntRange(min=1), default=64, show_default=True, help=f"Number of samples (a PNG grid: at most {MAX_GRID:,}; an .npy or .npz: as many as the disk holds).")
 @click.option("--seed", type=int, help="Seed of the noise (default: random).")
-@click.option("--out", "out_file", type=click.Path(dir_okay=False), help="PNG grid, or .npy array (n, 28, 28, 1) in [0, 1], to write [default: RUN/samples/sample.png].")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), help="PNG grid, .npy array (n, 28, 28, 1) in [0, 1], or .npz of 'images' (and a cgan's 'labels') to write [default: RUN/samples/sample.png].")
 @click.option("--label", type=int, help="cgan: draw only this digit (default: column k holds digit k).")
 @backend_option
 def sample(run, num, seed, out_file, label):
-    """Draw samples from a trained run and save them as one grid."""
+    """Draw samples from a trained run: a grid PNG, or the images as an array.
+
+    --out FILE.npy writes the images as one float32 array (n, 28, 28, 1) in
+    [0, 1]; --out FILE.npz writes them as 'images', with a cgan run's
+    'labels' beside them.
+    """
     from kgen import plots, runs
 
     model = runs.load_model(run)
@@ -386,15 +391,17 @@ def sample(run, num, seed, out_file, label):
         raise click.BadParameter(f"this run draws labels 0 to {model.num_classes - 1}. Received: {label}", param_hint="--label")
     out_file = out_file or os.path.join(run, runs.SAMPLES, "sample.png")
     suffix = os.path.splitext(out_file)[1].lower()
-    if suffix not in (".png", ".npy"):
-        raise click.BadParameter(f"must end in .png (a grid) or .npy (the images as an array). Received: {out_file}", param_hint="--out")
+    if suffix not in (".png", ".npy", ".npz"):
+        raise click.BadParameter(
+            f"must end in .png (a grid), .npy or .npz (the images as arrays). Received: {out_file}", param_hint="--out"
+        )
     if suffix == ".png" and num > MAX_GRID:
         raise click.BadParameter(
-            f"a grid PNG holds at most {MAX_GRID:,} images; write more to an .npy (--out FILE.npy). Received: {num}",
+            f"a grid PNG holds at most {MAX_GRID:,} images; write more to an array (--out FILE.npy or FILE.npz). Received: {num}",
             param_hint="-n",
         )
     _check_writable(out_file)
-    if suffix == ".npy":
+    if suffix in (".npy", ".npz"):
         _write_samples(out_file, model, num, seed, label if conditional else None, conditional)
         click.echo(out_file)
         return
@@ -502,7 +509,7 @@ def compare(runs_, out):
 @main.command(name="runs")
 @click.option("--root", type=click.Path(file_okay=False), default="artifacts", show_default=True)
 def list_runs(root):
-    """List the runs under a root folder, newest first, with their last losses."""
+    """List the runs under a root folder, newest first, with the losses of their last epoch, each named."""
     from kgen import runs
 
     skipped = []
@@ -512,11 +519,12 @@ def list_runs(root):
     if not found:
         click.echo(f"No runs under {root}.")
         return
-    click.echo(f"{'run':<48} {'model':<6} {'backend':<10} {'epochs':>6}  last loss")
+    click.echo(f"{'run':<48} {'model':<6} {'backend':<10} {'epochs':>6}  losses of the last epoch")
     for r in found:
         last = r["history"][-1] if r["history"] else {}
-        loss = last.get("loss", last.get("g_loss", ""))
-        loss = f"{loss:.4g}" if isinstance(loss, float) else ""
+        loss = "  ".join(  # the training losses by name (a GAN's d_loss and g_loss, a VAE's parts), not val_*
+            f"{k} {v:.4g}" for k, v in last.items() if k.endswith("loss") and not k.startswith("val_") and isinstance(v, float)
+        )
         click.echo(
             f"{r['path']:<48} {r['config'].get('model', '?'):<6} "
             f"{r['config'].get('backend', '?'):<10} {len(r['history']):>6}  {loss}"
@@ -524,7 +532,7 @@ def list_runs(root):
 
 
 def _write_samples(path, model, num, seed, label, conditional):
-    """Generates `num` images CHUNK at a time into an .npy, written atomically; the disk is the limit."""
+    """Generates `num` images CHUNK at a time into an .npy (or an .npz), written atomically; the disk is the limit."""
     import shutil
 
     import numpy as np
@@ -539,8 +547,12 @@ def _write_samples(path, model, num, seed, label, conditional):
             f"{num:,} images take {needed / 1e9:.1f} GB as float32, and {folder} has {free / 1e9:.1f} GB free. "
             f"Received: {num}", param_hint="-n",
         )
+    npz = path.lower().endswith(".npz")
     with runs.atomic_path(path) as tmp:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(num, 28, 28, 1))
+        if npz:  # np.savez writes whole arrays: the images are gathered in memory first
+            out = np.empty((num, 28, 28, 1), np.float32)
+        else:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(num, 28, 28, 1))
         for i, start in enumerate(range(0, num, CHUNK)):
             n = min(CHUNK, num - start)
             chunk_seed = None if seed is None else seed + i
@@ -548,7 +560,14 @@ def _write_samples(path, model, num, seed, label, conditional):
                 out[start : start + n] = model.generate(n, labels=label, seed=chunk_seed)
             else:
                 out[start : start + n] = model.generate(n, seed=chunk_seed)
-        out.flush()
+        if npz:
+            arrays = {"images": out}
+            if conditional:  # the labels drawn: --label, else 0, 1, ..., 9 in turn (each chunk a multiple of 10)
+                arrays["labels"] = np.full(num, label) if label is not None else np.arange(num) % model.num_classes
+            with open(tmp, "wb") as f:  # a file object: np.savez adds no second .npz
+                np.savez(f, **arrays)
+        else:
+            out.flush()
         del out
 
 

@@ -66,7 +66,7 @@ with tempfile.TemporaryDirectory() as tmp:
         result = cases.invoke(*argv)
         line = next(l for l in result.output.splitlines() if l.startswith("Error"))
         shown = " ".join(
-            "RUN" if "/runs/" in a or a.endswith(("corrupt", "modelless", "damaged", "foo")) else "FILE" if a.endswith((".png", ".jpg", ".npy"))
+            "RUN" if "/runs/" in a or a.endswith(("corrupt", "modelless", "damaged", "foo")) else "FILE" if a.endswith((".png", ".jpg", ".npy", ".npz"))
             else "DIR" if a.startswith(str(tmp)) else a
             for a in argv
         )

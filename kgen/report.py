@@ -27,10 +27,10 @@ SAMPLES_SEED = 1234
 LATENT_POINTS = 2000
 
 # (key in metrics.json, column title, format) of the two tables
-SAMPLE_COLUMNS = [
-    ("fid", "FID ↓", "{:.2f}"),
-    ("kid", "KID ↓", "{:.3f}"),
-    ("inception_score", "IS ↑", "{:.2f}"),
+SAMPLE_COLUMNS = [  # FID, KID and IS in kgen's evaluator's feature space (evaluate.METRIC_NAMES)
+    ("fid", "FID (kgen evaluator) ↓", "{:.2f}"),
+    ("kid", "KID (kgen evaluator) ↓", "{:.3f}"),
+    ("inception_score", "IS (kgen evaluator) ↑", "{:.2f}"),
     ("precision", "precision ↑", "{:.3f}"),
     ("recall", "recall ↑", "{:.3f}"),
     ("coverage_kl", "coverage KL ↓", "{:.3f}"),

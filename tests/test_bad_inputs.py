@@ -221,7 +221,7 @@ CASES += [
     ("--d-lr nan", lambda t, r: ("train", "gan", "--d-lr", "nan", *TINY), "d_learning_rate must be a finite number"),
     ("--g-beta-1 nan", lambda t, r: ("train", "gan", "--g-beta-1", "nan", *TINY), "g_beta_1 must be a finite number"),
     ("sample grid of 20,000", lambda t, r: ("sample", run_of(r, "vae"), "-n", 20000, "--out", t / "big.png"), "a grid PNG holds at most 10,000 images"),
-    ("sample to a .jpg", lambda t, r: ("sample", run_of(r, "vae"), "--out", t / "s.jpg"), "must end in .png (a grid) or .npy"),
+    ("sample to a .jpg", lambda t, r: ("sample", run_of(r, "vae"), "--out", t / "s.jpg"), "must end in .png (a grid), .npy or .npz"),
     # issue 15: --resume keeps the run's options
     ("resume as another model", lambda t, r: ("train", "gan", "--resume", run_of(r, "vae"), "--epochs", 2), "is a vae run"),
     ("--batch-size with --resume", lambda t, r: ("train", "vae", "--resume", run_of(r, "vae"), "--epochs", 2, "--batch-size", 7),

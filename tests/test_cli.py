@@ -376,3 +376,81 @@ def test_no_tensorflow_log_lines_on_torch_and_jax(backend, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stderr.splitlines() == [line for line in result.stderr.splitlines() if line.startswith("Warning: Using the bundled")]
     assert result.stdout.strip().splitlines()[-1].startswith(str(tmp_path))
+
+
+# issue 15: arrays from sample, metrics by name, --data-dir layouts
+
+
+@pytest.fixture(scope="module")
+def cgan_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cgan")
+    result = invoke("train", "cgan", "--arch", "mlp", "--epochs", 1, "--limit", 64, "--val-images", 0, "--offline",
+                    "--out", out, "--verbose", 0)
+    assert result.exit_code == 0, result.output
+    return result.output.strip().splitlines()[-1]
+
+
+def test_sample_writes_arrays_not_a_png(vae_run, cgan_run, tmp_path):
+    assert invoke("sample", vae_run, "-n", 12, "--seed", 2, "--out", tmp_path / "s.npy").exit_code == 0
+    assert invoke("sample", vae_run, "-n", 12, "--seed", 2, "--out", tmp_path / "s.npz").exit_code == 0
+    assert not open(tmp_path / "s.npy", "rb").read(8).startswith(b"\x89PNG")
+    with np.load(tmp_path / "s.npz") as f:
+        assert f.files == ["images"]
+        np.testing.assert_array_equal(f["images"], np.load(tmp_path / "s.npy"))
+    assert invoke("sample", cgan_run, "-n", 20, "--out", tmp_path / "c.npz").exit_code == 0
+    assert invoke("sample", cgan_run, "-n", 5, "--label", 7, "--out", tmp_path / "seven.npz").exit_code == 0
+    with np.load(tmp_path / "c.npz") as f, np.load(tmp_path / "seven.npz") as g:
+        assert f["images"].shape == (20, 28, 28, 1) and list(f["labels"]) == list(range(10)) * 2
+        assert list(g["labels"]) == [7] * 5
+    assert sorted(os.listdir(tmp_path)) == ["c.npz", "s.npy", "s.npz", "seven.npz"]  # no temporaries, no .npz.npz
+    assert_one_line_error(invoke("sample", vae_run, "--out", tmp_path / "s.jpg"), ".png", ".npy or .npz")
+
+
+def test_runs_names_each_loss(vae_run, cgan_run):
+    for run, names in ((vae_run, ("kl_loss ", "loss ", "recon_loss ")), (cgan_run, ("d_loss ", "g_loss "))):
+        result = invoke("runs", "--root", os.path.dirname(os.path.dirname(run)))
+        assert result.exit_code == 0 and "losses of the last epoch" in result.output
+        line = [line for line in result.output.splitlines() if line.startswith(run)][0]
+        for name in names:
+            assert name in line, line
+        assert "val_" not in line
+
+
+def test_metric_names_say_which_evaluator():
+    from kgen import report
+    from kgen.evaluation import evaluate as ev
+
+    rows = ev.table({"samples": {"fid": 1.0, "kid": 0.1, "inception_score": 9.0}})
+    assert [name for name, _, _ in rows] == ["FID (kgen evaluator)", "KID (kgen evaluator)",
+                                             "inception-style score (kgen evaluator)"]
+    assert [title for _, title, _ in report.SAMPLE_COLUMNS[:3]] == [
+        "FID (kgen evaluator) ↓", "KID (kgen evaluator) ↓", "IS (kgen evaluator) ↑"]
+
+
+def write_mnist_files(folder, n=(40, 30), gz=True, seed=0):
+    os.makedirs(folder, exist_ok=True)
+    for prefix, count in zip(("train", "t10k"), n):
+        for suffix in ((".gz", "") if gz else ("",)):
+            idx.write_idx(os.path.join(folder, f"{prefix}-images-idx3-ubyte{suffix}"),
+                          np.random.default_rng(seed).integers(0, 256, (count, 28, 28), dtype=np.uint8))
+            idx.write_idx(os.path.join(folder, f"{prefix}-labels-idx1-ubyte{suffix}"),
+                          np.random.default_rng(seed).integers(0, 10, count, dtype=np.uint8))
+
+
+@pytest.mark.parametrize("layout", ["beside other IDX files", "torchvision root"])
+def test_data_dir_finds_the_standard_files(layout, tmp_path):
+    root = tmp_path / "data"
+    if layout == "torchvision root":  # ROOT/MNIST/raw/ with both the .gz and the unpacked files
+        write_mnist_files(root / "MNIST" / "raw", gz=True)
+        where = root / "MNIST" / "raw"
+    else:  # the standard names win over another set's IDX files in the same folder
+        write_mnist_files(root, gz=False)
+        write_mnist_files(root / "other", n=(50, 20))
+        for name in os.listdir(root / "other"):
+            if name.endswith(".gz"):
+                os.rename(root / "other" / name, root / name.replace("-images", "-5k-images").replace("-labels", "-5k-labels"))
+        where = root
+    result = invoke("train", "ae", "--epochs", 1, "--data-dir", root, "--val-images", 0, "--out", tmp_path / "runs", "--verbose", 0)
+    assert result.exit_code == 0, result.output
+    config = json.load(open(os.path.join(result.output.strip().splitlines()[-1], "config.json")))
+    assert config["data"]["train_images"] == 40 and config["data"]["source"] == f"IDX files in {where}"

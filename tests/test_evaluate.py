@@ -120,7 +120,7 @@ def test_evaluate_vae_through_the_cli(tiny_runs):
     run = tiny_runs["vae"]
     result = CliRunner().invoke(main, ["evaluate", run, "-n", "200", "--ll-samples", "4"])
     assert result.exit_code == 0, result.output
-    assert "FID" in result.output and "test ELBO" in result.output and "real data" in result.output
+    assert "FID (kgen evaluator)" in result.output and "test ELBO" in result.output and "real data" in result.output
     m = runs.read_json(os.path.join(run, runs.METRICS))
     assert m["evaluator"]["sha256"] == ev_module.manifest()["mnist"]["sha256"]
     assert m["num_samples"] == 200 and m["floor_num_samples"] == 200
@@ -146,7 +146,7 @@ def test_evaluate_ae_with_a_3d_latent_space(tiny_runs):
     assert set(m["reconstruction"]) == {"mse", "bce"}
     assert "latent_map.png" in m["figures"]  # PCA and t-SNE of the 3-D codes
     rows = dict((name, value) for name, value, _ in evaluate.table(m))
-    assert rows["FID"] == m["samples"]["fid"]
+    assert rows["FID (kgen evaluator)"] == m["samples"]["fid"]
 
 
 def test_evaluate_bad_inputs(tmp_path, tiny_runs):

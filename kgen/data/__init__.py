@@ -120,8 +120,11 @@ def _load_local(data_dir, split):
             f"an .npz. Received: data_dir={data_dir}"
         )
     prefix = _IDX_PREFIX[split]
-    image_files = _find(data_dir, f"{prefix}*-images-idx3-ubyte*")
-    label_files = _find(data_dir, f"{prefix}*-labels-idx1-ubyte*")
+    folder = next((f for f in _idx_folders(data_dir) if _standard(f, prefix)), data_dir)
+    image_files, label_files = _standard(folder, prefix) or (
+        _find(data_dir, f"{prefix}*-images-idx3-ubyte*"),
+        _find(data_dir, f"{prefix}*-labels-idx1-ubyte*"),
+    )
     if image_files and label_files:
         if len(image_files) > 1 or len(label_files) > 1:
             raise DataError(
@@ -136,14 +139,36 @@ def _load_local(data_dir, split):
                 f"but {os.path.basename(label_files[0])} holds {len(labels)} "
                 f"labels; use files of one set. Received: data_dir={data_dir}"
             )
-        return images, labels, f"IDX files in {data_dir}"
+        return images, labels, f"IDX files in {os.path.dirname(image_files[0])}"
     npz = sorted(glob.glob(os.path.join(data_dir, "*.npz")))
     if len(npz) == 1:
         return _load_npz(npz[0], split)
     raise DataError(
         f"No {split} data in {data_dir}: expected {prefix}-images-idx3-ubyte[.gz] "
-        f"and {prefix}-labels-idx1-ubyte[.gz], or one Keras-style .npz."
+        f"and {prefix}-labels-idx1-ubyte[.gz] (there or in torchvision's MNIST/raw/), or one Keras-style .npz."
     )
+
+
+def _idx_folders(data_dir):
+    """Where IDX files may be: the folder itself, or torchvision's layout under it (ROOT/MNIST/raw/)."""
+    return [data_dir, os.path.join(data_dir, "MNIST", "raw"), os.path.join(data_dir, "raw")]
+
+
+def _standard(folder, prefix):
+    """([images], [labels]) under the standard MNIST names in `folder` (unpacked before .gz), or None.
+
+    The exact names win over other IDX files in the same folder (a folder may
+    also hold other sets), and torchvision keeps both the .gz and the
+    unpacked file: the same data, read once.
+    """
+    found = []
+    for kind in ("images-idx3-ubyte", "labels-idx1-ubyte"):
+        names = [os.path.join(folder, f"{prefix}-{kind}{ext}") for ext in ("", ".gz")]
+        names = [p for p in names if os.path.isfile(p)]
+        if not names:
+            return None
+        found.append(names[:1])
+    return tuple(found)
 
 
 def _find(folder, pattern):

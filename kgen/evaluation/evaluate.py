@@ -301,20 +301,25 @@ def lstm_nll_per_image(model, x, batch_size=500):
     return np.concatenate(out)
 
 
+# what each sample metric is, as printouts and reports name it: FID, KID and the
+# inception-style score are measured in the feature space of kgen's own digit
+# evaluator, not Inception's, and are not comparable with published Inception numbers
+METRIC_NAMES = {
+    "fid": "FID (kgen evaluator)",
+    "kid": "KID (kgen evaluator)",
+    "inception_score": "inception-style score (kgen evaluator)",
+    "precision": "precision (k=3)",
+    "recall": "recall (k=3)",
+    "coverage_kl": "coverage KL to uniform",
+    "min_class_share": "smallest class share",
+}
+
+
 def table(m):
     """The rows of the metrics table `kgen evaluate` prints: (name, value, floor)."""
     rows = []
     s, f = m.get("samples", {}), m.get("floor", {})
-    names = {
-        "fid": "FID",
-        "kid": "KID",
-        "inception_score": "inception score",
-        "precision": "precision (k=3)",
-        "recall": "recall (k=3)",
-        "coverage_kl": "coverage KL to uniform",
-        "min_class_share": "smallest class share",
-    }
-    for key, name in names.items():
+    for key, name in METRIC_NAMES.items():
         if key in s:
             rows.append((name, s[key], f.get(key)))
     if "conditional" in m:
