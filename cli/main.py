@@ -381,10 +381,11 @@ def sample(run, num, seed, out_file, label):
     [0, 1]; --out FILE.npz writes them as 'images', with a cgan run's
     'labels' beside them.
     """
+    from kgen import capabilities as caps
     from kgen import plots, runs
 
     model = runs.load_model(run)
-    conditional = hasattr(model, "num_classes")
+    conditional = caps.has(model, caps.CONDITIONAL)
     if label is not None and not conditional:
         raise click.UsageError(f"--label applies to conditional (cgan) runs only; {run} is a {type(model).__name__} run.")
     if label is not None and not 0 <= label < model.num_classes:
@@ -429,11 +430,12 @@ def complete(ctx, run, given, num, input_file, out_file):
     three: the original, the given part (the rest grey), the completion.
     Without --input the digits are the first N of the run's test set.
     """
+    from kgen import capabilities as caps
     from kgen import data, plots, runs
     from kgen.errors import RunError
 
     model = runs.load_model(run)
-    if not hasattr(model, "complete"):
+    if not caps.has(model, caps.COMPLETES):
         raise RunError(f"complete needs an lstm run; {run} is a {type(model).__name__} run. Train one with `kgen train lstm`.")
     if input_file:
         images = data.read_images(input_file)

@@ -10,6 +10,7 @@ import threading
 import keras
 import numpy as np
 
+from kgen import capabilities as caps
 from kgen import plots, runs
 from kgen.errors import Diverged, Interrupted
 from kgen.data import fill_missing, missing_patch_mse
@@ -37,7 +38,7 @@ class SampleGrid(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         path = os.path.join(self.folder, f"epoch_{epoch + 1:03d}.png")
-        if hasattr(self.model, "num_classes"):  # conditional: row k holds ten samples of label k
+        if caps.has(self.model, caps.CONDITIONAL):  # conditional: row k holds ten samples of label k
             labels = np.repeat(np.arange(self.model.num_classes), 10)
             images = self.model.generate(len(labels), labels=labels, seed=self.seed)
             plots.save_grid(path, images, ncol=10)

@@ -20,6 +20,7 @@ import warnings
 
 import numpy as np
 
+from kgen import capabilities as caps
 from kgen import data, plots, runs
 from kgen.errors import KgenError
 
@@ -65,16 +66,16 @@ def compare(run_paths, out=None):
     grids = [np.asarray(m.generate(100, seed=SAMPLES_SEED)) for m in models]
     plots.save_side_by_side(os.path.join(out, "samples.png"), grids, names)
     caption = "100 samples of each run, one seed"
-    if any(hasattr(m, "num_classes") for m in models):
+    if any(caps.has(m, caps.CONDITIONAL) for m in models):
         caption += " (a cGAN's columns are the digits 0-9)"
     images = {"samples.png": caption}
 
     # latent maps of the runs that encode
-    encoders = [(n, m) for n, m in zip(names, models) if hasattr(m, "encode")]
+    encoders = [(n, m) for n, m in zip(names, models) if caps.has(m, caps.ENCODES)]
     if encoders:
         from kgen.evaluation.figures import encode
 
-        x, y = _test_digits(next(e["config"] for e, m in zip(entries, models) if hasattr(m, "encode")))
+        x, y = _test_digits(next(e["config"] for e, m in zip(entries, models) if caps.has(m, caps.ENCODES)))
         panels, titles = [], []
         for name, model in encoders:
             codes = encode(model, x)

@@ -14,6 +14,7 @@ import numpy as np
 
 import kgen
 from kgen import callbacks, data, devices, plots, runs
+from kgen import capabilities as caps
 from kgen.data.batches import EpochBatches
 from kgen.errors import DataError, RunError
 from kgen.models import MODELS
@@ -102,7 +103,7 @@ GAN_ADAM = {
 def build_model(config):
     """The compiled model that `config` describes."""
     model = MODELS[config.model](**config.model_options, seed=config.seed)
-    if hasattr(model, "discriminator"):  # GANs: one Adam per network
+    if caps.has(model, caps.ADVERSARIAL):  # GANs: one Adam per network
         model.compile(
             d_optimizer=keras.optimizers.Adam(**{**GAN_ADAM["d"], **config.gan_optimizers.get("d", {})}),
             g_optimizer=keras.optimizers.Adam(**{**GAN_ADAM["g"], **config.gan_optimizers.get("g", {})}),
@@ -242,13 +243,13 @@ def _fit(model, run, arrays, test_set, config, verbose, state=None, history=(), 
         callbacks.HistoryCSV(os.path.join(run, runs.HISTORY), history),
     ]
     at_end = []
-    if hasattr(model, "reconstruct"):
+    if caps.has(model, caps.RECONSTRUCTS):
         at_end.append(callbacks.ReconstructionGrid(os.path.join(run, runs.PLOTS, "reconstructions.png"), x_test[:30]))
-    if getattr(model, "latent_dim", None) == 2 and hasattr(model, "encode"):
+    if caps.has(model, caps.ENCODES) and model.latent_dim == 2:
         at_end.append(
             callbacks.LatentMap(os.path.join(run, runs.PLOTS, "latent_map.png"), x_test, test_set.labels)
         )
-    if hasattr(model, "complete"):  # the patch LSTM: completions per epoch, error against K at the end
+    if caps.has(model, caps.COMPLETES):  # the patch LSTM: completions per epoch, error against K at the end
         per_epoch.append(callbacks.CompletionGrid(os.path.join(run, runs.PLOTS, "completions"), x_test[:20]))
         at_end.append(
             callbacks.CompletionError(
@@ -320,7 +321,7 @@ def _validation(model, x_test, test_set, config):
     n = min(config.val_images, len(x_test), config.limit or len(x_test))
     if n == 0:
         return None
-    if hasattr(model, "num_classes"):
+    if caps.has(model, caps.CONDITIONAL):
         if test_set.labels is None:
             return None  # a conditional model is evaluated on labelled images only
         return x_test[:n], test_set.labels[:n]
@@ -347,7 +348,7 @@ def _diverged_advice(config):
 def _arrays(model, train_set, config):
     """(x,) or, for conditional models, (x, labels) of the training images."""
     x = to_float(train_set.images[: config.limit])
-    if hasattr(model, "num_classes"):  # conditional models train on labels
+    if caps.has(model, caps.CONDITIONAL):  # conditional models train on labels
         labels = train_set.labels
         if labels is None:
             raise DataError(f"{config.model} trains on labels, and {train_set.source} has none.")

@@ -454,3 +454,30 @@ def test_data_dir_finds_the_standard_files(layout, tmp_path):
     assert result.exit_code == 0, result.output
     config = json.load(open(os.path.join(result.output.strip().splitlines()[-1], "config.json")))
     assert config["data"]["train_images"] == 40 and config["data"]["source"] == f"IDX files in {where}"
+
+
+# issue 15: one place that says what each model is
+
+
+def test_models_declare_what_they_can_do():
+    import subprocess
+
+    from kgen import capabilities as caps
+    from kgen.models import MODELS
+
+    assert {name: sorted(caps.of(cls)) for name, cls in MODELS.items()} == {
+        "ae": ["encodes", "latent", "reconstructs"],
+        "vae": ["encodes", "latent", "likelihood", "reconstructs"],
+        "gan": ["adversarial", "latent"],
+        "cgan": ["adversarial", "conditional", "latent"],
+        "lstm": ["completes"],
+    }
+    with pytest.raises(ValueError, match="Unknown capability"):
+        caps.has(MODELS["vae"], "flies")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    found = subprocess.run(["grep", "-rn", "hasattr(model", "kgen", "cli"], cwd=root, capture_output=True, text=True)
+    assert found.stdout == ""  # no sniffing of model kinds
+
+
+def test_complete_refuses_a_model_that_does_not_complete(vae_run):
+    assert_one_line_error(invoke("complete", vae_run), "complete needs an lstm run")

@@ -21,13 +21,13 @@ once, each pixel drawn as Bernoulli of its grey level with a fixed seed
 """
 
 import functools
-import inspect
 import os
 import time
 
 import keras
 import numpy as np
 
+from kgen import capabilities as caps
 from kgen import data, runs
 from kgen.errors import KgenError
 from kgen.evaluation import metrics
@@ -107,8 +107,8 @@ def evaluate(run, num_samples=DEFAULT_NUM_SAMPLES, ll_samples=100, given=8, seed
     }
 
     # samples: N generated images against the test set, beside N real training images
-    conditional = "labels" in inspect.signature(model.generate).parameters
-    labels = np.arange(num_samples) % getattr(model, "num_classes", 10) if conditional else None
+    conditional = caps.has(model, caps.CONDITIONAL)
+    labels = np.arange(num_samples) % model.num_classes if conditional else None
     images = generate(model, num_samples, seed, labels)
     features, probs = evaluator.embed(images)
     out["samples"] = sample_metrics(features, probs, ref)
@@ -117,13 +117,13 @@ def evaluate(run, num_samples=DEFAULT_NUM_SAMPLES, ll_samples=100, given=8, seed
         out["conditional"] = metrics.conditional_accuracy(probs.argmax(1), labels, probs.shape[1])
 
     x_test, y_test = ref["x_test"][:n_test], ref["y_test"][:n_test]
-    if hasattr(model, "reconstruct"):
+    if caps.has(model, caps.RECONSTRUCTS):
         out["reconstruction"] = metrics.reconstruction_errors(x_test, batched(model.reconstruct, x_test))
     x_binary = binarized(ref["x_test"])[:n_test]
     protocol = f"{n_test} test images binarized once (Bernoulli of the grey level, seed {BINARIZE_SEED})"
-    if hasattr(model, "log_likelihood"):
+    if caps.has(model, caps.LIKELIHOOD):
         out["likelihood"] = {**likelihood(model, x_binary, ll_samples), "test_set": protocol}
-    if hasattr(model, "complete"):
+    if caps.has(model, caps.COMPLETES):
         out["completion"] = completion(model, evaluator, x_test, y_test, given)
         out["likelihood"] = {"test_nll": lstm_nll(model, x_binary), "test_set": protocol}
 

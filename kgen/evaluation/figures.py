@@ -12,12 +12,12 @@
   and the completion.
 """
 
-import inspect
 import os
 
 import keras
 import numpy as np
 
+from kgen import capabilities as caps
 from kgen import plots, runs
 
 TSNE_POINTS = 2000  # t-SNE of more points takes minutes on a laptop CPU
@@ -37,18 +37,17 @@ def write_figures(model, run, images, ref, labels=None, given=8, seed=0):
     plots.save_grid(path("eval_samples.png"), images[:100], ncol=10)
 
     x_test, y_test = ref["x_test"], ref["y_test"]
-    params = inspect.signature(model.generate).parameters
     codes = None
-    if hasattr(model, "encode"):
+    if caps.has(model, caps.ENCODES):
         codes = encode(model, x_test[: min(len(x_test), 10000)])
         tsne_points = min(TSNE_POINTS, len(images))  # as many as the samples evaluated
         latent_map(path("latent_map.png"), codes, y_test[: len(codes)], seed, tsne_points)
-    if "z" in params:
+    if caps.has(model, caps.LATENT):
         traversal(path("traversal.png"), model, codes, seed, centre_label=y_test[0])
         interpolation(path("interpolation.png"), model, x_test, y_test, codes, seed)
-    if "labels" in params:
+    if caps.has(model, caps.CONDITIONAL):
         class_interpolation(path("class_interpolation.png"), model, seed)
-    if hasattr(model, "complete"):
+    if caps.has(model, caps.COMPLETES):
         x = x_test[:10]
         completed = model.complete(x, given=given)
         plots.save_grid(path("completions.png"), np.concatenate([x, completed]), ncol=10)

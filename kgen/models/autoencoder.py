@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from kgen import capabilities as caps
 from kgen import backend, nets, optimizers
 from kgen.inputs import CheckedInputs
 
@@ -29,6 +30,8 @@ class AutoEncoder(CheckedInputs, keras.Model):
     >>> model.generate(16).shape
     (16, 28, 28, 1)
     """
+
+    capabilities = frozenset({caps.LATENT, caps.ENCODES, caps.RECONSTRUCTS})  # what it can do (kgen.capabilities)
 
     default_batch_size = 32  # what `kgen train` uses unless told otherwise
 

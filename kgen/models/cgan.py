@@ -4,6 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from kgen import capabilities as caps
 from kgen import nets
 from kgen.models.gan import GAN, check_count
 
@@ -53,6 +54,8 @@ class ConditionalGAN(GAN):
     >>> cgan.generate(8, labels=7).shape  # eight sevens
     (8, 28, 28, 1)
     """
+
+    capabilities = GAN.capabilities | {caps.CONDITIONAL}  # what it can do (kgen.capabilities)
 
     def __init__(self, *args, num_classes=10, aux_weight=1.0, projection=False, **kwargs):
         if int(num_classes) < 2:

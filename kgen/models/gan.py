@@ -4,6 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from kgen import capabilities as caps
 from kgen import augment, backend, nets
 from kgen.inputs import CheckedInputs
 from kgen.models import own_networks as own
@@ -144,6 +145,8 @@ class GAN(CheckedInputs, keras.Model):
     >>> gan.generate(16).shape
     (16, 28, 28, 1)
     """
+
+    capabilities = frozenset({caps.LATENT, caps.ADVERSARIAL})  # what it can do (kgen.capabilities)
 
     def __init__(
         self,

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from kgen import capabilities as caps
 from kgen import backend, optimizers
 from kgen.data.patches import NUM_PATCHES, PATCH_DIM, from_patches, to_patches
 from kgen.inputs import CheckedInputs
@@ -48,6 +49,8 @@ class PatchLSTM(CheckedInputs, keras.Model):
     >>> model.complete(x_test[:16], given=8).shape  # finish the top halves
     (16, 28, 28, 1)
     """
+
+    capabilities = frozenset({caps.COMPLETES})  # what it can do (kgen.capabilities)
 
     default_batch_size = 64  # what `kgen train` uses unless told otherwise
 

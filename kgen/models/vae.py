@@ -6,6 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from kgen import capabilities as caps
 from kgen import backend, nets, optimizers
 from kgen.inputs import CheckedInputs
 from kgen.models import own_networks as own
@@ -60,6 +61,8 @@ class VAE(CheckedInputs, keras.Model):
     >>> vae.generate(16).shape
     (16, 28, 28, 1)
     """
+
+    capabilities = frozenset({caps.LATENT, caps.ENCODES, caps.RECONSTRUCTS, caps.LIKELIHOOD})  # what it can do (kgen.capabilities)
 
     default_batch_size = 32  # what `kgen train` uses unless told otherwise
 
