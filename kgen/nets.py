@@ -141,7 +141,7 @@ def discriminator(arch, num_classes=None, dropout=0.0, seed=None, spectral_norm=
     Args:
         arch: `"mlp"` (784 -> 1024 -> 512 -> 256 -> 1 with LeakyReLU(0.2)) or
             `"conv"` (DCGAN-style: two strided 4x4 convolutions 28 -> 14 -> 7,
-            32 and 64 channels, LeakyReLU(0.2), then a logit).
+            64 and 128 channels, LeakyReLU(0.2), then a logit).
         num_classes: if set, the discriminator also takes integer labels
             (batch,): a `keras.Model` with inputs `[image, label]`, whose
             label reaches the output through `projection` and/or

@@ -64,8 +64,8 @@ def test_mlp_networks_are_the_classic_pair():
 def test_conv_networks_go_up_from_7x7_and_down_by_strides():
     g, d = nets.generator("conv", 16), nets.discriminator("conv")
     shapes = [tuple(l.output.shape[1:]) for l in g.layers if isinstance(l, keras.layers.Conv2DTranspose)]
-    assert shapes == [(14, 14, 128), (28, 28, 64)]
-    assert tuple(g.layers[0].output.shape[1:]) == (7 * 7 * 256,)
+    assert shapes == [(14, 14, 64), (28, 28, 32)]
+    assert tuple(g.layers[0].output.shape[1:]) == (7 * 7 * 128,)
     assert g.layers[-1].activation.__name__ == "sigmoid" and tuple(g.layers[-1].output.shape[1:]) == (28, 28, 1)
     convs = [l for l in d.layers if isinstance(l, keras.layers.Conv2D)]
     assert [(c.filters, c.strides) for c in convs] == [(64, (2, 2)), (128, (2, 2))]
@@ -259,8 +259,8 @@ def test_ema_power_iteration_and_augmentation_seeds_move_on_every_trainer(backen
     assert result["backend"] == backend
     for name in ("gan", "cgan"):
         assert result[f"{name}_ema"] and all(result[f"{name}_ema"]), result
-        # three hidden layers and the logit; the cGAN's auxiliary classifier head has one more
-        assert len(result[f"{name}_vector_u"]) == {"gan": 4, "cgan": 5}[name] and all(result[f"{name}_vector_u"]), result
+        # three hidden layers and the logit (the cGAN's classifier head has no spectral norm)
+        assert len(result[f"{name}_vector_u"]) == 4 and all(result[f"{name}_vector_u"]), result
         assert all(result[f"{name}_seed"]) and result[f"{name}_ema_differs_from_generator"], result
 
 
@@ -401,7 +401,8 @@ def test_cli_gan_defaults_and_a_bad_policy(artifacts):
         (["train", "vae", "--ema", "0.9"], "--ema applies to gan and cgan only"),
         (["train", "ae", "--no-spectral-norm"], "--spectral-norm applies to gan and cgan only"),
         (["train", "vae", "--diffaugment", ""], "--diffaugment applies to gan and cgan only"),
-        (["train", "gan", "--aux-weight", "1"], "--aux-weight applies to cgan only"),
+        (["train", "gan", "--aux-weight", "1"], "--aux-weight and --projection apply to cgan only"),
+        (["train", "gan", "--projection"], "--aux-weight and --projection apply to cgan only"),
         (["train", "gan", "--ema", "1"], "--ema"),
     ],
 )
