@@ -320,7 +320,7 @@ def _check_resume_options(ctx, model, run):
         if ctx.get_parameter_source(param.name).name == "COMMANDLINE":
             raise click.UsageError(
                 f"{param.opts[0]} cannot be used with --resume: the run keeps the options of its config.json; "
-                f"only --epochs can change."
+                f"only --epochs (and --tensorboard, --verbose) can change."
             )
 
 
