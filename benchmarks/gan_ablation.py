@@ -9,7 +9,7 @@ option differs from the first row.
 Example (the bundled 5,000 digits, one torch thread per run, two runs at a
 time):
 
-    OMP_NUM_THREADS=1 python benchmarks/gan_ablation.py --model cgan --offline --epochs 6 --jobs 2
+    OMP_NUM_THREADS=1 python benchmarks/gan_ablation.py --model cgan --offline --epochs 3 --num-samples 5000 --jobs 3
 
 `--data-dir DIR` trains on another set (the full MNIST) instead.
 """
@@ -28,8 +28,10 @@ ROWS = {  # name: options added to the defaults
     "no spectral norm": ["--no-spectral-norm"],
     "DiffAugment on": ["--diffaugment", "translation,cutout"],
     "BCE instead of hinge": ["--loss", "bce"],
-    "no auxiliary classifier": ["--aux-weight", "0"],
+    "projection added": ["--projection"],
+    "projection instead of classifier": ["--projection", "--aux-weight", "0"],
 }
+CONDITIONAL_ONLY = ("projection added", "projection instead of classifier")
 
 
 def kgen(*args):
@@ -88,7 +90,7 @@ def main(argv=None):
 
     names = args.rows or list(ROWS)
     if args.model == "gan":
-        names = [n for n in names if n != "no auxiliary classifier"]
+        names = [n for n in names if n not in CONDITIONAL_ONLY]
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
         rows = list(pool.map(lambda n: row(n, ROWS[n], args), names))
     text = table(rows)
