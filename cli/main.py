@@ -238,7 +238,8 @@ def _summary(run, seconds):
     """The closing lines of a training command: the final losses and epochs, the time, the latest grid."""
     from kgen import runs
 
-    rows = runs.read_csv(os.path.join(run, runs.HISTORY))
+    history = os.path.join(run, runs.HISTORY)
+    rows = runs.read_csv(history) if os.path.isfile(history) else []
     last = rows[-1] if rows else {}
     values = ", ".join(f"{k} {v:.4g}" for k, v in last.items() if k != "epoch" and isinstance(v, float))
     lines = [f"Done: {len(rows)} epoch{'' if len(rows) == 1 else 's'} in {seconds:.0f} s" + (f"; epoch {len(rows)}: {values}" if values else "")]
