@@ -30,6 +30,8 @@ import os
 
 import keras
 
+from kgen import backend
+
 
 def join_hosts():
     """Joins a multi-host jax job when `KERAS_DISTRIBUTION_JOB_ADDRESSES` is set.
@@ -40,7 +42,7 @@ def join_hosts():
     `KERAS_DISTRIBUTION_NUM_PROCESSES` and `KERAS_DISTRIBUTION_PROCESS_ID`.
     Returns whether it joined.
     """
-    if keras.config.backend() != "jax" or not os.environ.get("KERAS_DISTRIBUTION_JOB_ADDRESSES"):
+    if not backend.DATA_PARALLEL or not os.environ.get("KERAS_DISTRIBUTION_JOB_ADDRESSES"):
         return False
     keras.distribution.initialize()
     return True
@@ -48,7 +50,7 @@ def join_hosts():
 
 def available():
     """The number of devices Keras's distribution API sees (1 off jax)."""
-    if keras.config.backend() != "jax":
+    if not backend.DATA_PARALLEL:
         return 1
     return len(keras.distribution.list_devices())
 
@@ -71,7 +73,7 @@ def count(devices):
         n = 0
     if isinstance(devices, bool) or n < 1 or (isinstance(devices, float) and devices != n):
         raise ValueError(f"devices must be a positive integer or 'all'. Received: devices={devices!r}")
-    if n > 1 and keras.config.backend() != "jax":
+    if n > 1 and not backend.DATA_PARALLEL:
         raise ValueError(
             "Training on several devices uses keras.distribution, which Keras implements for the jax "
             f"backend only; set KERAS_BACKEND=jax (or --backend jax). Received: devices={n} on "
@@ -99,11 +101,7 @@ def scope(n):
 
 def is_chief():
     """Whether this process writes files: process 0 of a multi-host jax job, else always."""
-    if keras.config.backend() != "jax":
-        return True
-    import jax
-
-    return jax.process_index() == 0
+    return backend.process_index() == 0
 
 
 def _kinds():

@@ -30,6 +30,10 @@ Every backend module offers the same names:
   states)`. On torch, a plain LSTM layer on the CPU runs through torch's fused
   LSTM kernel with the layer's own weights, as Keras already does on CUDA.
 
+- `DATA_PARALLEL`: whether `keras.distribution.DataParallel` trains on this
+  backend (jax only in Keras 3.15); `process_index()`: this process's index
+  in a multi-host job (0 off jax).
+
 Models import this package and never ask which backend runs.
 """
 
@@ -39,15 +43,18 @@ _name = keras.config.backend()
 
 if _name == "torch":
     from kgen.backend.torch import (
-        forward, gradient_step, lstm, lstm_step, no_grad, test_step, train_step, update_metrics,
+        DATA_PARALLEL, forward, gradient_step, lstm, lstm_step, no_grad, process_index, test_step, train_step,
+        update_metrics,
     )
 elif _name == "jax":
     from kgen.backend.jax import (
-        forward, gradient_step, lstm, lstm_step, no_grad, test_step, train_step, update_metrics,
+        DATA_PARALLEL, forward, gradient_step, lstm, lstm_step, no_grad, process_index, test_step, train_step,
+        update_metrics,
     )
 elif _name == "tensorflow":
     from kgen.backend.tensorflow import (
-        forward, gradient_step, lstm, lstm_step, no_grad, test_step, train_step, update_metrics,
+        DATA_PARALLEL, forward, gradient_step, lstm, lstm_step, no_grad, process_index, test_step, train_step,
+        update_metrics,
     )
 else:
     raise ValueError(
@@ -55,4 +62,4 @@ else:
         f"KERAS_BACKEND to one of them. Received: backend={_name!r}"
     )
 
-__all__ = ["forward", "gradient_step", "lstm", "lstm_step", "no_grad", "test_step", "train_step", "update_metrics"]
+__all__ = ["DATA_PARALLEL", "process_index", "forward", "gradient_step", "lstm", "lstm_step", "no_grad", "test_step", "train_step", "update_metrics"]

@@ -28,3 +28,12 @@ def lstm(layer, inputs, initial_state=None, training=None):
 def lstm_step(layer, inputs, states):
     """One time step of the `LSTM` `layer`: `layer.cell(inputs, states)`, i.e. `(h, [h, c])`."""
     return layer.cell(inputs, states)
+
+
+# Keras 3.15 implements keras.distribution (DataParallel over several devices) for jax only
+DATA_PARALLEL = False
+
+
+def process_index():
+    """This process's index in a multi-host job: always 0 where there is no such job."""
+    return 0

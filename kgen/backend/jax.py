@@ -22,6 +22,13 @@ from keras.src.backend.common.stateless_scope import get_stateless_scope
 
 from kgen.backend.common import forward, lstm, lstm_step, no_grad, update_metrics  # noqa: F401
 
+DATA_PARALLEL = True  # keras.distribution.DataParallel runs on jax
+
+
+def process_index():
+    """This process's index in a multi-host job (`jax.process_index()`; 0 on one host)."""
+    return jax.process_index()
+
 
 def gradient_step(loss_fn, variables, optimizer):
     """Takes one optimizer step on `variables` to lower `loss_fn()["loss"]`."""

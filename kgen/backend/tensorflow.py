@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from kgen.backend.common import forward, lstm, lstm_step, no_grad, update_metrics  # noqa: F401
+from kgen.backend.common import DATA_PARALLEL, forward, lstm, lstm_step, no_grad, process_index, update_metrics  # noqa: F401
 
 
 def gradient_step(loss_fn, variables, optimizer):

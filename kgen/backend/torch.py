@@ -57,6 +57,7 @@ from keras.src.backend.torch import nn as torch_nn
 from keras.src.backend.torch.optimizers.torch_adam import Adam as TorchAdam
 
 from kgen.backend import common
+from kgen.backend.common import DATA_PARALLEL, process_index  # noqa: F401
 
 no_grad = torch.no_grad
 
