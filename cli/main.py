@@ -13,13 +13,10 @@ import warnings
 
 import click
 
+from kgen import specs  # what each model is: names, options, defaults (imports no Keras)
+from kgen.specs import TrainConfig
+
 BACKENDS = ("torch", "jax", "tensorflow")
-MODEL_NAMES = ("ae", "vae", "gan", "cgan", "lstm")
-GANS = ("gan", "cgan")
-GAN_OPTIONS = (
-    "loss", "d_dropout", "d_learning_rate", "g_learning_rate", "d_beta_1", "g_beta_1", "d_beta_2", "g_beta_2",
-    "ema", "spectral_norm", "diffaugment", "aux_weight", "projection",
-)
 
 
 class KgenGroup(click.Group):
@@ -74,6 +71,61 @@ class FiniteFloat(click.FloatRange):
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number.", param, ctx)
         return number
+
+
+def _per_model(default_of, models=None):
+    """A default as --help shows it: one value, or the value of each model (`ae, vae: 2; gan, cgan: 64`)."""
+    groups = {}
+    for name in models or specs.NAMES:
+        value = default_of(specs.SPECS[name])
+        groups.setdefault(repr(value), (value, []))[1].append(name)
+    shown = [(_shown(value), names) for value, names in groups.values()]
+    if len(shown) == 1:
+        return shown[0][0]
+    return "; ".join(f"{', '.join(names)}: {value}" for value, names in shown)
+
+
+def _shown(value):
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return '""' if value == "" else str(value)
+
+
+def _click_type(option):
+    """The click type of a `specs.Option`."""
+    if option.choices:
+        return click.Choice(option.choices)
+    if option.type is int:
+        return click.IntRange(min=option.low, max=option.high)
+    if option.type is float:
+        return FiniteFloat(min=option.low, max=option.high, min_open=option.low_open, max_open=option.high_open)
+    return None
+
+
+def model_options(f):
+    """Adds one option per entry of `kgen.specs.OPTIONS`: the models that take it and their defaults come from there.
+
+    An option not given leaves the model's own default, as `--help` shows it
+    (one value, or one per model); an option the chosen model does not take is
+    a usage error.
+    """
+    for name, option in reversed(specs.OPTIONS.items()):
+        models = specs.takers(name)
+        flag = specs.flag(name)
+        if option.type is bool:
+            decls = [f"{flag}/--no-{flag[2:]}", name]
+        else:
+            decls = [flag] + ([option.alias] if option.alias else []) + [name]
+        defaults = {repr(specs.SPECS[m].defaults()[name]) for m in models}
+        one = specs.SPECS[models[0]].defaults()[name] if len(defaults) == 1 else None  # else: (the model's own)
+        f = click.option(
+            *decls,
+            type=_click_type(option),
+            default=one,
+            show_default=True if len(defaults) == 1 else _per_model(lambda spec: spec.defaults()[name], models),
+            help=f"{', '.join(models)}: {option.help}" if len(models) < len(specs.NAMES) else option.help,
+        )(f)
+    return f
 
 
 def _check_name(ctx, param, value):
@@ -163,43 +215,21 @@ def main(ctx, debug):
 
 
 @main.command()
-@click.argument("model", type=click.Choice(MODEL_NAMES), required=False)
-@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True, help="Epochs in all (with --resume: the run's own unless given).")
-@click.option("--batch-size", type=click.IntRange(min=1), help="Images per step [default: the model's own: 32 for ae, vae; 128 for gan, cgan; 64 for lstm].")
-@click.option("--latent-dim", type=click.IntRange(min=1), help="Size of the latent code (noise of a GAN).  [default: 2; gan, cgan: 64]")
-@click.option("--arch", type=click.Choice(("mlp", "conv")), help="Network family.  [default: mlp; gan, cgan: conv]")
-@click.option("--learning-rate", "--lr", type=FiniteFloat(min=0, max=1, min_open=True), default=1e-3, show_default=True)
-@click.option("--dataset", default="mnist", show_default=True, help="mnist, fashion_mnist, or another 28x28 TFDS set.")
+@click.argument("model", type=click.Choice(specs.NAMES), required=False)
+@click.option("--epochs", type=click.IntRange(min=1), default=TrainConfig.epochs, show_default=True, help="Epochs in all (with --resume: the run's own unless given).")
+@click.option("--batch-size", type=click.IntRange(min=1), show_default=_per_model(lambda s: s.batch_size), help="Images per step.")
+@click.option("--dataset", default=TrainConfig.dataset, show_default=True, help="mnist, fashion_mnist, or another 28x28 TFDS set.")
 @click.option("--data-dir", type=click.Path(exists=True), envvar="KGEN_DATA_DIR", help="IDX files or an .npz to train on [env: KGEN_DATA_DIR].")
 @click.option("--offline", is_flag=True, help="No network: --data-dir or the bundled MNIST sample.")
 @click.option("--limit", type=click.IntRange(min=1), help="Train on the first N training images.")
-@click.option("--val-images", type=click.IntRange(min=0), default=1000, show_default=True, help="Test images evaluated after every epoch (val_* columns of history.csv; at most --limit); 0: none.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--devices", default="1", show_default=True, help="Data-parallel devices, a number or 'all' (above 1: jax backend; the batch is split across them).")
-@click.option("--out", type=click.Path(file_okay=False), default="artifacts", show_default=True, help="Root of the run directories.")
+@click.option("--val-images", type=click.IntRange(min=0), default=TrainConfig.val_images, show_default=True, help="Test images evaluated after every epoch (val_* columns of history.csv; at most --limit); 0: none.")
+@click.option("--seed", type=int, default=TrainConfig.seed, show_default=True)
+@click.option("--devices", default=str(TrainConfig.devices), show_default=True, help="Data-parallel devices, a number or 'all' (above 1: jax backend; the batch is split across them).")
+@click.option("--out", type=click.Path(file_okay=False), default=TrainConfig.out, show_default=True, help="Root of the run directories.")
 @click.option("--name", callback=_check_name, help="Suffix of the run directory's name (one folder-name part).")
 @click.option("--resume", "resume_run", type=click.Path(exists=True, file_okay=False), help="Continue this run (MODEL optional), as `kgen resume RUN`, to --epochs; a run stopped after its last epoch is finished.")
 @click.option("--tensorboard", is_flag=True, help="Also write TensorBoard logs into RUN/logs (needs pip install 'kgen[tensorboard]').")
-@click.option("--kl-weight", type=FiniteFloat(min=0), default=1.0, show_default=True, help="VAE: weight of the KL term (0: no-KL ablation).")
-@click.option("--recon-loss", type=click.Choice(("bce", "mse")), default="bce", show_default=True, help="VAE, lstm: per-pixel loss.")
-@click.option("--binarize", is_flag=True, help="VAE, lstm: dynamically binarize the training images.")
-@click.option("--iwae-k", type=click.IntRange(min=1), default=1, show_default=True, help="VAE: importance samples in the training bound (1: the VAE's ELBO; k > 1: the IWAE).")
-@click.option("--loss", type=click.Choice(("bce", "hinge")), default="hinge", show_default=True, help="GANs: hinge or non-saturating BCE loss.")
-@click.option("--d-dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True, help="GANs: discriminator's dropout.")
-@click.option("--ema", type=click.FloatRange(0, 1, max_open=True), default=0.999, show_default=True, help="GANs: decay of the generator's weight average that draws samples (0: off).")
-@click.option("--spectral-norm/--no-spectral-norm", default=True, show_default=True, help="GANs: spectral normalization of the discriminator.")
-@click.option("--diffaugment", default="", help='GANs: DiffAugment policy, e.g. translation,cutout  [default: "", off].')
-@click.option("--aux-weight", type=click.FloatRange(min=0), default=1.0, show_default=True, help="cgan: weight of the discriminator's auxiliary classifier (0: none).")
-@click.option("--projection/--no-projection", default=False, show_default=True, help="cgan: add the label-projection term to the discriminator's logit.")
-@click.option("--d-learning-rate", "--d-lr", type=click.FloatRange(min=0, min_open=True), default=4e-4, show_default=True, help="GANs: discriminator's Adam step size.")
-@click.option("--g-learning-rate", "--g-lr", type=click.FloatRange(min=0, min_open=True), default=4e-4, show_default=True, help="GANs: generator's Adam step size.")
-@click.option("--d-beta-1", type=click.FloatRange(0, 1, max_open=True), default=0.5, show_default=True, help="GANs: discriminator's Adam beta_1.")
-@click.option("--g-beta-1", type=click.FloatRange(0, 1, max_open=True), default=0.5, show_default=True, help="GANs: generator's Adam beta_1.")
-@click.option("--d-beta-2", type=click.FloatRange(0, 1, max_open=True), default=0.999, show_default=True, help="GANs: discriminator's Adam beta_2.")
-@click.option("--g-beta-2", type=click.FloatRange(0, 1, max_open=True), default=0.999, show_default=True, help="GANs: generator's Adam beta_2.")
-@click.option("--layers", type=click.IntRange(min=1), default=2, show_default=True, help="lstm: stacked LSTM layers.")
-@click.option("--units", type=click.IntRange(min=1), default=256, show_default=True, help="lstm: units per LSTM layer.")
-@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True, help="lstm: dropout after each LSTM layer.")
+@model_options
 @verbose_option
 @backend_option
 @click.pass_context
@@ -250,9 +280,8 @@ def _summary(run, seconds):
     return lines
 
 
-def _train(ctx, verbose, model, epochs, batch_size, latent_dim, arch, learning_rate, dataset, data_dir,
-          offline, limit, val_images, seed, devices, out, name, resume_run, tensorboard, kl_weight, recon_loss, binarize, iwae_k, loss, d_dropout,
-          ema, spectral_norm, diffaugment, aux_weight, projection, d_learning_rate, g_learning_rate, d_beta_1, g_beta_1, d_beta_2, g_beta_2, layers, units, dropout):
+def _train(ctx, verbose, model, epochs, batch_size, dataset, data_dir, offline, limit, val_images, seed, devices, out,
+           name, resume_run, tensorboard, **options):
     from kgen import devices as kgen_devices
     from kgen import training
 
@@ -261,48 +290,41 @@ def _train(ctx, verbose, model, epochs, batch_size, latent_dim, arch, learning_r
         _check_resume_options(ctx, model, resume_run)
         explicit = ctx.get_parameter_source("epochs").name == "COMMANDLINE"
         return _resume(resume_run, epochs if explicit else None, tensorboard, verbose)
-    else:
-        if model is None:
-            raise click.UsageError("Missing argument '{ae|vae|gan|cgan|lstm}': the model to train (or --resume RUN).")
-        try:
-            devices = kgen_devices.count(devices)
-        except ValueError as e:
-            raise click.UsageError(f"--devices: {e}") from None
-        options = {"latent_dim": latent_dim or (64 if model in GANS else 2), "arch": arch or ("conv" if model in GANS else "mlp")}
-        gan_optimizers = {}
-        if model in GANS:
-            if ctx.get_parameter_source("learning_rate").name != "DEFAULT":
-                raise click.UsageError("GANs have two learning rates: use --d-learning-rate and --g-learning-rate.")
-            options.update(loss=loss, d_dropout=d_dropout, ema=ema, spectral_norm=spectral_norm, diffaugment=diffaugment)
-            if model == "cgan":
-                options.update(aux_weight=aux_weight, projection=projection)
-            elif any(ctx.get_parameter_source(o).name != "DEFAULT" for o in ("aux_weight", "projection")):
-                raise click.UsageError("--aux-weight and --projection apply to cgan only.")
-            gan_optimizers = {
-                "d": {"learning_rate": d_learning_rate, "beta_1": d_beta_1, "beta_2": d_beta_2},
-                "g": {"learning_rate": g_learning_rate, "beta_1": g_beta_1, "beta_2": g_beta_2},
-            }
-        else:
-            used = [o for o in GAN_OPTIONS if ctx.get_parameter_source(o).name != "DEFAULT"]
-            if used:
-                raise click.UsageError(f"--{used[0].replace('_', '-')} applies to gan and cgan only.")
-        if model == "vae":
-            options.update(kl_weight=kl_weight, recon_loss=recon_loss, binarize=binarize, iwae_k=iwae_k)
-        elif ctx.get_parameter_source("kl_weight").name != "DEFAULT" or (binarize and model != "lstm") or iwae_k != 1:
-            raise click.UsageError("--kl-weight and --iwae-k apply to the vae only; --binarize to the vae and lstm.")
-        if model == "lstm":
-            if latent_dim is not None or ctx.get_parameter_source("arch").name != "DEFAULT":
-                raise click.UsageError("--latent-dim and --arch do not apply to lstm; use --layers and --units.")
-            options = {"num_layers": layers, "units": units, "dropout": dropout, "recon_loss": recon_loss, "binarize": binarize}
-        elif any(ctx.get_parameter_source(o).name != "DEFAULT" for o in ("layers", "units", "dropout")):
-            raise click.UsageError("--layers, --units and --dropout apply to lstm only.")
-        config = training.TrainConfig(
-            model=model, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-            dataset=dataset, data_dir=data_dir, offline=offline, limit=limit, val_images=val_images, seed=seed,
-            out=out, name=name, model_options=options, gan_optimizers=gan_optimizers, devices=devices,
-        )
-        _check_tensorboard(tensorboard)
-        return training.train(config, verbose=verbose, tensorboard=tensorboard)
+    if model is None:
+        raise click.UsageError(f"Missing argument '{{{'|'.join(specs.NAMES)}}}': the model to train (or --resume RUN).")
+    try:
+        devices = kgen_devices.count(devices)
+    except ValueError as e:
+        raise click.UsageError(f"--devices: {e}") from None
+    spec = specs.SPECS[model]
+    given = {k: v for k, v in options.items() if ctx.get_parameter_source(k).name != "DEFAULT"}
+    for option in given:
+        if option not in spec.defaults():
+            raise click.UsageError(_not_for(option, spec))
+    optimizers = spec.optimizer_options()
+    config = TrainConfig(
+        model=model, epochs=epochs, batch_size=batch_size, learning_rate=given.get("learning_rate"),
+        dataset=dataset, data_dir=data_dir, offline=offline, limit=limit, val_images=val_images, seed=seed,
+        out=out, name=name, model_options={k: v for k, v in given.items() if k not in optimizers},
+        gan_optimizers={
+            net: {key: given[f"{net}_{key}"] for key in arguments if f"{net}_{key}" in given}
+            for net, arguments in spec.optimizers.items() if net
+        },
+        devices=devices,
+    )
+    _check_tensorboard(tensorboard)
+    return training.train(config, verbose=verbose, tensorboard=tensorboard)
+
+
+def _not_for(option, spec):
+    """The usage error of an option that `spec`'s model does not take: who takes it, and what this model has instead."""
+    models = specs.takers(option)
+    who = " and ".join([", ".join(models[:-1]), models[-1]] if len(models) > 1 else models)
+    message = f"{specs.flag(option)} applies to {who} only, not to {spec.name}."
+    instead = [specs.flag(o) for o in spec.optimizer_options() if o.endswith("_" + option)]
+    if instead:  # --learning-rate on a GAN: one per network
+        message += f" {spec.name} has one optimizer per network: use {' and '.join(instead)}."
+    return message
 
 
 RESUME_OPTIONS = ("model", "epochs", "resume_run", "tensorboard", "verbose")  # what --resume lets a user give

@@ -1,7 +1,6 @@
 """`kgen train` as a Python function: data, model, callbacks, `model.fit`, run directory."""
 
 import dataclasses
-import math
 import os
 import platform
 import shutil
@@ -13,78 +12,11 @@ import keras
 import numpy as np
 
 import kgen
-from kgen import callbacks, data, devices, plots, runs
+from kgen import callbacks, data, devices, plots, runs, specs
 from kgen import capabilities as caps
 from kgen.data.batches import EpochBatches
 from kgen.errors import DataError, RunError
-from kgen.models import MODELS
-
-
-@dataclasses.dataclass
-class TrainConfig:
-    """Everything `kgen train` needs to make (and remake) a run."""
-
-    model: str = "vae"  # short name of the model: ae, vae, ...
-    epochs: int = 10  # epochs in all (a resumed run continues up to this)
-    batch_size: int = None  # images per step; None: the model class's default_batch_size
-    learning_rate: float = 1e-3  # Adam's step size
-    dataset: str = "mnist"  # mnist, fashion_mnist, or another 28x28 TFDS set
-    data_dir: str = None  # folder of IDX files or an .npz, before any download
-    offline: bool = False  # skip the network: data_dir or the bundled sample
-    limit: int = None  # train on the first N training images only
-    val_images: int = 1000  # test images evaluated after every epoch (val_* in history.csv; at most `limit`); 0: none
-    seed: int = 0  # seeds Keras, NumPy and the model's own generator
-    out: str = "artifacts"  # root of the run directories
-    name: str = None  # suffix of the run directory's name
-    model_options: dict = dataclasses.field(default_factory=dict)  # e.g. latent_dim, arch
-    gan_optimizers: dict = dataclasses.field(default_factory=dict)  # GANs: Adam options per network, {"d": {...}, "g": {...}}
-    devices: int = 1  # data-parallel devices (jax: keras.distribution.DataParallel); each takes batch_size / devices images
-
-    def validate(self):
-        if self.model not in MODELS:
-            raise ValueError(
-                f"Unknown model; use one of {', '.join(MODELS)}. Received: model={self.model!r}"
-            )
-        if self.batch_size is None:
-            self.batch_size = getattr(MODELS[self.model], "default_batch_size", 128)
-        for field in ("epochs", "batch_size"):
-            if getattr(self, field) < 1:
-                raise ValueError(f"{field} must be at least 1. Received: {field}={getattr(self, field)}")
-        self.devices = devices.count(self.devices)  # "all" to a number; above 1 on jax only
-        if self.batch_size % self.devices:
-            raise ValueError(
-                f"batch_size must be a multiple of devices ({self.devices}), each device taking an equal share. "
-                f"Received: batch_size={self.batch_size}"
-            )
-        if self.limit is not None and self.limit < 1:
-            raise ValueError(f"limit must be at least 1. Received: limit={self.limit}")
-        if self.val_images < 0:
-            raise ValueError(f"val_images must be 0 or more. Received: val_images={self.val_images}")
-        rates = {"learning_rate": self.learning_rate}
-        for net, options in (self.gan_optimizers or {}).items():
-            for key, value in options.items():
-                if key == "learning_rate":
-                    rates[f"{net}_learning_rate"] = value
-                else:
-                    check_number(f"{net}_{key}", value)  # betas: finite (click's ranges let nan through)
-        for field, value in rates.items():
-            check_number(field, value, 0, MAX_LEARNING_RATE, low_open=True)
-        for field, value in (self.model_options or {}).items():
-            if isinstance(value, float):
-                check_number(field, value)
-        runs.check_name(self.name)
-
-
-MAX_LEARNING_RATE = 1.0  # Adam moves each weight by about the rate per step: more is divergence, not training
-
-
-def check_number(field, value, low=None, high=None, low_open=False):
-    """Raises `ValueError` unless `value` is a finite number in [low, high] ((low, high] when `low_open`)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{field} must be a finite number. Received: {field}={value!r}")
-    if low is not None and (value <= low if low_open else value < low) or high is not None and value > high:
-        where = f"{'(' if low_open else '['}{low if low is not None else '-inf'}, {high if high is not None else 'inf'}]"
-        raise ValueError(f"{field} must be in {where}. Received: {field}={value!r}")
+from kgen.specs import TrainConfig, check_number  # noqa: F401  (kgen.training.TrainConfig, as before)
 
 
 def to_float(images):
@@ -92,24 +24,15 @@ def to_float(images):
     return (np.asarray(images, np.float32) / 255.0)[..., None]
 
 
-# the DCGAN paper's Adam at 4e-4 for both networks: with the generator at 1e-4 (TTUR), the
-# offline cGAN was still a dot grid after 79 steps, at 4e-4 it drew the labelled digits (docs/gan.md)
-GAN_ADAM = {
-    "d": {"learning_rate": 4e-4, "beta_1": 0.5, "beta_2": 0.999},
-    "g": {"learning_rate": 4e-4, "beta_1": 0.5, "beta_2": 0.999},
-}
-
-
 def build_model(config):
-    """The compiled model that `config` describes."""
-    model = MODELS[config.model](**config.model_options, seed=config.seed)
-    if caps.has(model, caps.ADVERSARIAL):  # GANs: one Adam per network
-        model.compile(
-            d_optimizer=keras.optimizers.Adam(**{**GAN_ADAM["d"], **config.gan_optimizers.get("d", {})}),
-            g_optimizer=keras.optimizers.Adam(**{**GAN_ADAM["g"], **config.gan_optimizers.get("g", {})}),
-        )
-    else:
-        model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+    """The compiled model that `config` describes, the model's own defaults (`kgen.specs`) filling in the rest."""
+    spec = specs.get(config.model)
+    model = spec.model_class(**{**spec.options, **config.model_options}, seed=config.seed)
+    given = {"": {} if config.learning_rate is None else {"learning_rate": config.learning_rate}, **config.gan_optimizers}
+    model.compile(**{
+        f"{net}_optimizer" if net else "optimizer": keras.optimizers.Adam(**{**arguments, **given.get(net, {})})
+        for net, arguments in spec.optimizers.items()
+    })
     return model
 
 
@@ -301,7 +224,7 @@ def _fit(model, run, arrays, test_set, config, verbose, state=None, history=(), 
         plots.save_curves(
             os.path.join(run, runs.PLOTS, "loss_curves.png"), rows, groups=_curve_groups(rows), title=f"{config.model} training"
         )
-        if rows and "d_loss" in rows[0]:  # GANs: the losses and accuracies of both players
+        if rows and caps.has(model, caps.ADVERSARIAL):  # GANs: the losses and accuracies of both players
             plots.save_curves(
                 os.path.join(run, runs.PLOTS, "dynamics.png"),
                 rows,
@@ -339,10 +262,9 @@ def _curve_groups(rows):
 
 
 def _diverged_advice(config):
-    """The option to lower when training of this model diverges."""
-    if config.model in ("gan", "cgan"):
-        return "Lower --d-learning-rate and --g-learning-rate"
-    return "Lower --learning-rate"
+    """The options to lower when training of this model diverges: its learning rates."""
+    rates = [specs.flag(name) for name in specs.get(config.model).rates()]
+    return "Lower " + " and ".join(rates)
 
 
 def _arrays(model, train_set, config):
@@ -457,7 +379,7 @@ def saved_config(run):
 
 _SAVED_REQUIRED = ("model", "epochs", "batch_size", "learning_rate", "dataset", "offline", "limit", "seed", "model_options")
 _SAVED_TYPES = {
-    "model": (str,), "epochs": (int,), "batch_size": (int,), "learning_rate": (float, int),
+    "model": (str,), "epochs": (int,), "batch_size": (int,), "learning_rate": (float, int, type(None)),
     "dataset": (str,), "data_dir": (str, type(None)), "offline": (bool,), "limit": (int, type(None)),
     "seed": (int,), "out": (str,), "name": (str, type(None)), "model_options": (dict,), "gan_optimizers": (dict,),
     "val_images": (int,), "devices": (int,),

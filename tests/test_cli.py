@@ -172,7 +172,7 @@ def test_sample_to_unwritable_path(vae_run, tmp_path):
 
 
 def test_ae_only_options_are_refused(tmp_path):
-    assert_one_line_error(invoke("train", "ae", "--kl-weight", 0.5, "--out", tmp_path), "apply to the vae only")
+    assert_one_line_error(invoke("train", "ae", "--kl-weight", 0.5, "--out", tmp_path), "applies to vae only")
 
 
 def test_help_lists_commands():
@@ -481,3 +481,40 @@ def test_models_declare_what_they_can_do():
 
 def test_complete_refuses_a_model_that_does_not_complete(vae_run):
     assert_one_line_error(invoke("complete", vae_run), "complete needs an lstm run")
+
+
+def test_one_declaration_of_each_model_agrees_with_its_class_and_makes_the_cli_options():
+    import inspect
+
+    from kgen import specs
+    from kgen.models import MODELS
+
+    assert list(MODELS) == list(specs.NAMES)
+    for name, spec in specs.SPECS.items():
+        cls = spec.model_class
+        assert MODELS[name] is cls
+        assert getattr(cls, "default_batch_size", spec.batch_size) == spec.batch_size, name
+        signature = {}  # the constructor defaults, a subclass's first (ConditionalGAN passes the rest to GAN)
+        for klass in reversed(cls.__mro__):
+            if "__init__" in vars(klass):
+                signature.update(inspect.signature(klass.__init__).parameters)
+        for option, default in spec.options.items():
+            assert signature[option].default == default, (name, option)
+    help_text = " ".join(invoke("train", "--help").output.split())
+    for option in specs.OPTIONS:
+        assert specs.flag(option) in help_text
+        assert specs.takers(option), option  # every option belongs to a model
+    assert "[default: (ae, vae: 2; gan, cgan: 64)" in help_text  # --latent-dim, from the specs
+
+
+def test_training_defaults_come_from_the_spec(tmp_path):
+    from kgen import specs
+
+    config = specs.TrainConfig(model="gan", model_options={"arch": "mlp"}, gan_optimizers={"d": {"learning_rate": 1e-4}})
+    config.validate()
+    assert config.batch_size == 128 and config.learning_rate is None
+    assert config.model_options == {**specs.SPECS["gan"].options, "arch": "mlp"}
+    assert config.gan_optimizers == {"d": {**specs.GAN_ADAM, "learning_rate": 1e-4}, "g": specs.GAN_ADAM}
+    config = specs.TrainConfig(model="lstm")
+    config.validate()
+    assert (config.batch_size, config.learning_rate, config.model_options["units"]) == (64, 1e-3, 256)

@@ -294,9 +294,9 @@ def test_cli_complete_needs_an_lstm_run(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["vae", "--units", "8"], "apply to lstm only"),
-        (["ae", "--layers", "3"], "apply to lstm only"),
-        (["lstm", "--arch", "conv"], "do not apply to lstm"),
+        (["vae", "--units", "8"], "applies to lstm only"),
+        (["ae", "--layers", "3"], "applies to lstm only"),
+        (["lstm", "--arch", "conv"], "not to lstm"),
         (["lstm", "--layers", "0"], "0 is not in the range x>=1"),
         (["lstm", "--dropout", "1"], "dropout"),
     ],

@@ -1,0 +1,253 @@
+"""What each model is, declared once: its CLI name, options and defaults, batch size and optimizers.
+
+`kgen train`'s model options, `kgen.training`'s defaults (batch size,
+optimizers, model options), the advice printed when a run diverges and the
+options `kgen compare` shows all come from `SPECS`; what a model *can do*
+(conditional, encodes, ...) is declared on its class (`kgen.capabilities`).
+This module imports neither Keras nor the models, so the CLI reads it before
+it picks the backend.
+
+A sixth model is one more `ModelSpec` here (and its class in `kgen.models`);
+an option it shares with others is one more name in its `options`, a new one
+one more `Option` in `OPTIONS`.
+
+Example:
+
+>>> spec = SPECS["vae"]
+>>> spec.batch_size, spec.options["latent_dim"], spec.optimizers
+(32, 2, {'': {'learning_rate': 0.001}})
+>>> spec.defaults()["learning_rate"]
+0.001
+"""
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """One option of `kgen train`: a model's constructor argument, or one of its optimizers' arguments.
+
+    Args:
+        help: what it does, as `--help` shows it after the names of the
+            models that take it (and before their defaults).
+        type: `int`, `float`, `str` or `bool` (a `--name/--no-name` flag).
+        choices: the values a `str` option takes (None: any).
+        low, high: the range of a number (None: unbounded).
+        low_open, high_open: whether that end is excluded.
+        alias: a second, shorter flag (e.g. `"--lr"`).
+    """
+
+    help: str
+    type: type = float
+    choices: tuple = None
+    low: float = None
+    high: float = None
+    low_open: bool = False
+    high_open: bool = False
+    alias: str = None
+
+
+# every option a model may take, in the order --help lists them; the names are
+# the models' constructor arguments, and for optimizers `[net_]learning_rate`, ...
+OPTIONS = {
+    "latent_dim": Option("size of the latent code (noise of a GAN).", int, low=1),
+    "arch": Option("network family.", str, choices=("mlp", "conv")),
+    "learning_rate": Option("Adam's step size.", float, low=0, high=1, low_open=True, alias="--lr"),
+    "kl_weight": Option("weight of the KL term (0: no-KL ablation).", float, low=0),
+    "recon_loss": Option("per-pixel loss.", str, choices=("bce", "mse")),
+    "binarize": Option("dynamically binarize the training images.", bool),
+    "iwae_k": Option("importance samples in the training bound (1: the VAE's ELBO; k > 1: the IWAE).", int, low=1),
+    "loss": Option("hinge or non-saturating BCE loss.", str, choices=("bce", "hinge")),
+    "d_dropout": Option("discriminator's dropout.", float, low=0, high=1, high_open=True),
+    "ema": Option("decay of the generator's weight average that draws samples (0: off).", float, low=0, high=1, high_open=True),
+    "spectral_norm": Option("spectral normalization of the discriminator.", bool),
+    "diffaugment": Option("DiffAugment policy, e.g. translation,cutout (empty: off).", str),
+    "aux_weight": Option("weight of the discriminator's auxiliary classifier (0: none).", float, low=0),
+    "projection": Option("add the label-projection term to the discriminator's logit.", bool),
+    "d_learning_rate": Option("discriminator's Adam step size.", float, low=0, low_open=True, alias="--d-lr"),
+    "g_learning_rate": Option("generator's Adam step size.", float, low=0, low_open=True, alias="--g-lr"),
+    "d_beta_1": Option("discriminator's Adam beta_1.", float, low=0, high=1, high_open=True),
+    "g_beta_1": Option("generator's Adam beta_1.", float, low=0, high=1, high_open=True),
+    "d_beta_2": Option("discriminator's Adam beta_2.", float, low=0, high=1, high_open=True),
+    "g_beta_2": Option("generator's Adam beta_2.", float, low=0, high=1, high_open=True),
+    "num_layers": Option("stacked LSTM layers.", int, low=1),
+    "units": Option("units per LSTM layer.", int, low=1),
+    "dropout": Option("dropout after each LSTM layer.", float, low=0, high=1, high_open=True),
+}
+
+# the CLI flags whose names differ from the option's (--layers for num_layers)
+FLAGS = {"num_layers": "--layers"}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """What one model is, for training and the CLI.
+
+    Args:
+        name: its name on the CLI and in run folders (`"vae"`).
+        class_name: its class in `kgen.models`.
+        batch_size: images per step unless told otherwise.
+        options: its constructor arguments that `kgen train` sets, with their
+            defaults (the class's own; a test keeps them equal).
+        optimizers: the Adam arguments of each optimizer, by network: `""`
+            for a model with one (`compile(optimizer=)`), `"d"` and `"g"` for
+            `compile(d_optimizer=, g_optimizer=)`.
+    """
+
+    name: str
+    class_name: str
+    batch_size: int
+    options: dict
+    optimizers: dict
+
+    @property
+    def model_class(self):
+        """The model class (imports Keras)."""
+        from kgen import models
+
+        return getattr(models, self.class_name)
+
+    def optimizer_options(self):
+        """The optimizer arguments as options: `{"learning_rate": 1e-3}`, or `{"d_learning_rate": ..., ...}`."""
+        return {
+            f"{net}_{key}" if net else key: value
+            for net, arguments in self.optimizers.items()
+            for key, value in arguments.items()
+        }
+
+    def defaults(self):
+        """Every option this model takes, with its default: model options, then optimizer options."""
+        return {**self.options, **self.optimizer_options()}
+
+    def rates(self):
+        """The names of its learning-rate options (what to lower when training diverges)."""
+        return [name for name in self.optimizer_options() if name.endswith("learning_rate")]
+
+
+# the DCGAN paper's Adam at 4e-4 for both networks: with the generator at 1e-4 (TTUR), the
+# offline cGAN was still a dot grid after 79 steps, at 4e-4 it drew the labelled digits (docs/gan.md)
+GAN_ADAM = {"learning_rate": 4e-4, "beta_1": 0.5, "beta_2": 0.999}
+GAN_OPTIONS = {"latent_dim": 64, "arch": "conv", "loss": "hinge", "d_dropout": 0.0, "ema": 0.999,
+               "spectral_norm": True, "diffaugment": ""}
+
+SPECS = {
+    spec.name: spec
+    for spec in (
+        ModelSpec("ae", "AutoEncoder", 32, {"latent_dim": 2, "arch": "mlp"}, {"": {"learning_rate": 1e-3}}),
+        ModelSpec(
+            "vae", "VAE", 32,
+            {"latent_dim": 2, "arch": "mlp", "kl_weight": 1.0, "recon_loss": "bce", "binarize": False, "iwae_k": 1},
+            {"": {"learning_rate": 1e-3}},
+        ),
+        ModelSpec("gan", "GAN", 128, GAN_OPTIONS, {"d": GAN_ADAM, "g": GAN_ADAM}),
+        ModelSpec(
+            "cgan", "ConditionalGAN", 128, {**GAN_OPTIONS, "aux_weight": 1.0, "projection": False},
+            {"d": GAN_ADAM, "g": GAN_ADAM},
+        ),
+        ModelSpec(
+            "lstm", "PatchLSTM", 64,
+            {"num_layers": 2, "units": 256, "dropout": 0.0, "recon_loss": "bce", "binarize": False},
+            {"": {"learning_rate": 1e-3}},
+        ),
+    )
+}
+
+NAMES = tuple(SPECS)
+
+
+def get(name):
+    """The `ModelSpec` of a model name; `ValueError` naming the choices for another."""
+    if name not in SPECS:
+        raise ValueError(f"Unknown model; use one of {', '.join(SPECS)}. Received: model={name!r}")
+    return SPECS[name]
+
+
+def takers(option):
+    """The names of the models that take `option`, in `SPECS` order."""
+    return [name for name, spec in SPECS.items() if option in spec.defaults()]
+
+
+def flag(option):
+    """The CLI flag of an option: `--latent-dim`, `--layers`."""
+    return FLAGS.get(option, "--" + option.replace("_", "-"))
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything `kgen train` needs to make (and remake) a run.
+
+    `None` and missing entries mean the model's own (its `ModelSpec`):
+    `validate()` fills them in, so a run's `config.json` holds every value it
+    trained with.
+    """
+
+    model: str = "vae"  # short name of the model: ae, vae, ... (SPECS)
+    epochs: int = 10  # epochs in all (a resumed run continues up to this)
+    batch_size: int = None  # images per step; None: the model's own
+    learning_rate: float = None  # Adam's step size of a model with one optimizer; None: the model's own
+    dataset: str = "mnist"  # mnist, fashion_mnist, or another 28x28 TFDS set
+    data_dir: str = None  # folder of IDX files or an .npz, before any download
+    offline: bool = False  # skip the network: data_dir or the bundled sample
+    limit: int = None  # train on the first N training images only
+    val_images: int = 1000  # test images evaluated after every epoch (val_* in history.csv; at most `limit`); 0: none
+    seed: int = 0  # seeds Keras, NumPy and the model's own generator
+    out: str = "artifacts"  # root of the run directories
+    name: str = None  # suffix of the run directory's name
+    model_options: dict = dataclasses.field(default_factory=dict)  # e.g. latent_dim, arch; missing: the model's own
+    gan_optimizers: dict = dataclasses.field(default_factory=dict)  # GANs: Adam options per network, {"d": {...}, "g": {...}}
+    devices: int = 1  # data-parallel devices (jax: keras.distribution.DataParallel); each takes batch_size / devices images
+
+    def validate(self):
+        """Checks every field and fills in the model's own defaults; `ValueError` naming the first bad one."""
+        from kgen import devices, runs
+
+        spec = get(self.model)
+        if self.batch_size is None:
+            self.batch_size = spec.batch_size
+        if self.learning_rate is None and "" in spec.optimizers:
+            self.learning_rate = spec.optimizers[""]["learning_rate"]
+        self.model_options = {**spec.options, **(self.model_options or {})}
+        self.gan_optimizers = {
+            net: {**arguments, **(self.gan_optimizers or {}).get(net, {})}
+            for net, arguments in spec.optimizers.items() if net
+        }
+        for field in ("epochs", "batch_size"):
+            if getattr(self, field) < 1:
+                raise ValueError(f"{field} must be at least 1. Received: {field}={getattr(self, field)}")
+        self.devices = devices.count(self.devices)  # "all" to a number; above 1 on jax only
+        if self.batch_size % self.devices:
+            raise ValueError(
+                f"batch_size must be a multiple of devices ({self.devices}), each device taking an equal share. "
+                f"Received: batch_size={self.batch_size}"
+            )
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"limit must be at least 1. Received: limit={self.limit}")
+        if self.val_images < 0:
+            raise ValueError(f"val_images must be 0 or more. Received: val_images={self.val_images}")
+        rates = {} if self.learning_rate is None else {"learning_rate": self.learning_rate}
+        for net, options in self.gan_optimizers.items():
+            for key, value in options.items():
+                if key == "learning_rate":
+                    rates[f"{net}_learning_rate"] = value
+                else:
+                    check_number(f"{net}_{key}", value)  # betas: finite (click's ranges let nan through)
+        for field, value in rates.items():
+            check_number(field, value, 0, MAX_LEARNING_RATE, low_open=True)
+        for field, value in self.model_options.items():
+            if isinstance(value, float):
+                check_number(field, value)
+        runs.check_name(self.name)
+
+
+MAX_LEARNING_RATE = 1.0  # Adam moves each weight by about the rate per step: more is divergence, not training
+
+
+def check_number(field, value, low=None, high=None, low_open=False):
+    """Raises `ValueError` unless `value` is a finite number in [low, high] ((low, high] when `low_open`)."""
+    import math
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{field} must be a finite number. Received: {field}={value!r}")
+    if low is not None and (value <= low if low_open else value < low) or high is not None and value > high:
+        where = f"{'(' if low_open else '['}{low if low is not None else '-inf'}, {high if high is not None else 'inf'}]"
+        raise ValueError(f"{field} must be in {where}. Received: {field}={value!r}")
