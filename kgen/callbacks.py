@@ -2,7 +2,6 @@
 
 import math
 import os
-import shlex
 import signal
 import sys
 import threading
@@ -12,8 +11,9 @@ import numpy as np
 
 from kgen import capabilities as caps
 from kgen import plots, runs
-from kgen.errors import Diverged, Interrupted
+from kgen.checkpoint import Checkpoint, RestoreTrackers, check_finite, resume_command  # noqa: F401  (kgen.callbacks.Checkpoint)
 from kgen.data import fill_missing, missing_patch_mse
+from kgen.errors import Diverged, Interrupted
 
 
 class SampleGrid(keras.callbacks.Callback):
@@ -67,148 +67,6 @@ class HistoryCSV(keras.callbacks.Callback):
         runs.write_csv(self.path, self.rows)
 
 
-class Checkpoint(keras.callbacks.Callback):
-    """Keeps the latest resumable state of a run in its `checkpoint/` folder.
-
-    After every epoch (and on demand, mid-epoch, when training is
-    interrupted) it saves the model with its optimizer to a new
-    `model-<epoch>-<step>.keras`, then commits `state.json`, which names that
-    file and holds what `model.keras` does not: the epoch and step reached,
-    the states of the model's seed generators and of its metric trackers.
-    `state.json` is replaced atomically and the older model file is removed
-    only after, so a crash at any point leaves a consistent pair.
-
-    Args:
-        folder: the run's `checkpoint/`.
-    """
-
-    def __init__(self, folder, saved=None, run=None, advice="Lower --learning-rate"):
-        super().__init__()
-        self.folder = folder
-        self.epoch = 0
-        self.saved = saved  # (epoch, step) of the checkpoint on disk, None when there is none
-        self.run = run  # named in the messages
-        self.advice = advice  # what to change when the weights diverge
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.write(epoch + 1, 0)
-
-    def write(self, epoch, step):
-        """Saves the state after `epoch` whole epochs and `step` batches of the next.
-
-        Raises:
-            Diverged: when a weight or optimizer variable is NaN or infinite;
-                nothing is written then, so the checkpoint on disk stays good.
-        """
-        self.check(epoch, step)
-        name = f"model-{epoch:04d}-{step:05d}.keras"
-        with runs.atomic_path(os.path.join(self.folder, name)) as tmp:
-            self.model.save(tmp)
-        state_path = os.path.join(self.folder, runs.CHECKPOINT_STATE)
-        old = runs.read_json(state_path)["model"] if os.path.isfile(state_path) else None
-        runs.write_json(
-            state_path,
-            {
-                "epoch": epoch,
-                "step": step,
-                "model": name,
-                "seed_states": [_values(v) for v in seed_states(self.model)],
-                "metric_states": [_values(v) for v in self.model.metrics_variables],
-            },
-        )
-        self.saved = (epoch, step)
-        if old and old != name and os.path.exists(os.path.join(self.folder, old)):
-            os.remove(os.path.join(self.folder, old))
-
-    def check(self, epoch, step):
-        """Raises `Diverged` when the model holds a NaN or inf after `epoch` epochs and `step` steps."""
-        check_finite(self.model, self, epoch, step)
-
-    def stop_advice(self):
-        """What a user does after training diverged: lower the rate; resume only from a good checkpoint."""
-        then = f", or resume the checkpoint with `{resume_command(self.run)}`" if self.saved and self.run else ""
-        return f"{self.advice} and train again{then}."
-
-    def kept(self):
-        """Words for the checkpoint on disk, as the stop messages name it."""
-        if self.saved is None:
-            return "no checkpoint was saved"
-        epoch, step = self.saved
-        if step:
-            return f"the checkpoint of epoch {epoch + 1}, step {step} is kept"
-        return f"the checkpoint of epoch {epoch} is kept"
-
-
-def resume_command(run):
-    """The shell command that continues `run`, as the stop messages print it."""
-    return f"kgen resume {shlex.quote(str(run))}"
-
-
-def nonfinite_variable(model):
-    """The first weight, state or optimizer variable of `model` holding NaN or inf, or None.
-
-    One reduction per variable (their sum is NaN or inf exactly when an
-    element is, or when it overflows, which only weights near the float32
-    limit do).
-    """
-    variables = list(model.variables)
-    optimizers = [o for o in (getattr(model, "optimizer", None),) if o is not None]
-    for optimizer in optimizers:
-        variables += list(optimizer.variables)
-    for variable in variables:
-        if "float" not in str(variable.dtype):
-            continue
-        total = float(keras.ops.convert_to_numpy(keras.ops.sum(keras.ops.abs(variable))))
-        if not math.isfinite(total):
-            values = keras.ops.convert_to_numpy(variable)
-            if not np.all(np.isfinite(values)):
-                return variable
-    return None
-
-
-def check_finite(model, checkpoint, epoch, step):
-    """Raises `Diverged` when `model` holds a non-finite value after `epoch` epochs and `step` steps."""
-    variable = nonfinite_variable(model)
-    if variable is None:
-        return
-    where = f"epoch {epoch + 1}, step {step}" if step else f"the end of epoch {epoch}"
-    raise Diverged(
-        f"The weights became non-finite (NaN or inf in {variable.path}) at {where}; "
-        f"{checkpoint.kept()}. {checkpoint.stop_advice()}"
-    )
-
-
-def seed_states(model):
-    """The state variables of every seed generator in `model` (not saved by `model.save`)."""
-    return [v for v in model.non_trainable_variables if v.name == "seed_generator_state"]
-
-
-def restore_state(model, state):
-    """Puts the seed-generator (and, mid-epoch, tracker) states of a checkpoint back."""
-    for variable, value in zip(seed_states(model), state["seed_states"]):
-        variable.assign(np.asarray(value, dtype=variable.dtype))
-
-
-class RestoreTrackers(keras.callbacks.Callback):
-    """Restores metric trackers at the start of a resumed, half-done epoch.
-
-    Keras resets the trackers when an epoch begins; a run interrupted at step
-    `s` of an epoch resumes with the running means it had at that step, so
-    the epoch's row in `history.csv` is the one the uninterrupted run writes.
-    """
-
-    def __init__(self, values):
-        super().__init__()
-        self.values = values
-
-    def on_epoch_begin(self, epoch, logs=None):
-        for variable, value in zip(self.model.metrics_variables, self.values):
-            variable.assign(np.asarray(value, dtype=variable.dtype))
-
-
 def nonfinite_loss(logs):
     """The first logged loss (a name with "loss" in it) that is NaN or inf, as (name, value); else None."""
     for key, value in (logs or {}).items():
@@ -260,17 +118,25 @@ class TrainingGuard(TerminateOnNonFinite):
     checkpoint is written, so no checkpoint ever holds a non-finite weight.
 
     Args:
-        checkpoint: the run's `Checkpoint` callback.
+        checkpoint: the run's `Checkpoint` callback (None until `attach`).
         run: the run directory, named in the messages.
     """
 
-    def __init__(self, checkpoint, run):
+    def __init__(self, checkpoint=None, run=None):
         super().__init__()
+        self.attach(checkpoint, run)
+        self.signal = None
+        self._skip = 0  # batches of the current epoch done before a resume
+        self._previous = {}
+
+    def attach(self, checkpoint, run):
+        """Sets the `Checkpoint` written on a stop and the run the messages name (a guard installed before they exist)."""
         self.checkpoint = checkpoint
         self.run = run
-        self.signal = None
-        self.skip = 0  # batches of the epoch done before a resume
-        self._previous = {}
+
+    def resume_at(self, step):
+        """The next epoch starts after `step` batches done before an interruption (steps are counted from there)."""
+        self._skip = step
 
     def install(self):
         """Handles SIGINT and SIGTERM until `restore()` (main thread only)."""
@@ -291,12 +157,12 @@ class TrainingGuard(TerminateOnNonFinite):
     def on_nonfinite(self, key, value, batch):
         raise Diverged(
             f"The {key} became {value} at epoch {self.checkpoint.epoch + 1}, "
-            f"step {batch + 1 + self.skip}; {self.checkpoint.kept()}. {self.checkpoint.stop_advice()}"
+            f"step {batch + 1 + self._skip}; {self.checkpoint.kept()}. {self.checkpoint.stop_advice()}"
         )
 
     def on_train_batch_end(self, batch, logs=None):
         super().on_train_batch_end(batch, logs)  # a non-finite loss raises `Diverged`
-        step = batch + 1 + self.skip
+        step = batch + 1 + self._skip
         if self.signal is not None:
             steps = (self.params or {}).get("steps")
             if steps and batch + 1 >= steps:
@@ -314,6 +180,7 @@ class TrainingGuard(TerminateOnNonFinite):
             )
 
     def on_epoch_end(self, epoch, logs=None):
+        self._skip = 0  # a resumed epoch is whole now
         # the last step's update is in the weights now: check them before the
         # epoch's grid, history row and checkpoint are written (this callback's
         # model: the checkpoint callback need not be in the same fit)
@@ -332,10 +199,6 @@ class TrainingGuard(TerminateOnNonFinite):
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous = {}
-
-
-def _values(variable):
-    return np.asarray(keras.ops.convert_to_numpy(variable)).tolist()
 
 
 class ReconstructionGrid(keras.callbacks.Callback):

@@ -4,7 +4,7 @@ A run of `kgen train MODEL` lives in `<root>/<model>/<YYYYmmdd-HHMMSS>[-name]/`:
 
     config.json     model and training config, data source, backend, versions
     model.keras     the final model (optimizer state included)
-    checkpoint/     the latest resumable state: state.json and the model file it names
+    checkpoint/     the latest resumable state (kgen.checkpoint): state.json and the model file it names
     history.csv     one row per epoch
     samples/        epoch_001.png, ... fixed-noise sample grids
     plots/          loss curves and model-specific figures
@@ -28,8 +28,7 @@ CONFIG = "config.json"
 MODEL = "model.keras"
 HISTORY = "history.csv"
 METRICS = "metrics.json"
-CHECKPOINT = "checkpoint"
-CHECKPOINT_STATE = "state.json"
+CHECKPOINT = "checkpoint"  # its files: kgen.checkpoint
 SAMPLES = "samples"
 PLOTS = "plots"
 LOGS = "logs"  # TensorBoard logs (kgen train --tensorboard)
@@ -196,13 +195,15 @@ def load_run(path):
 
 def load_model(path):
     """Loads the model of a run: `model.keras`, else the latest checkpoint."""
+    from kgen import checkpoint
+
     load_run(path)
     candidate = os.path.join(path, MODEL)
     if not os.path.isfile(candidate):
-        state = read_checkpoint(path)
+        state = checkpoint.read(path)
         if state is None:
             raise RunError(f"{path} holds no {MODEL} yet; train it or resume it first.")
-        candidate = os.path.join(path, CHECKPOINT, state["model"])
+        candidate = checkpoint.model_path(path, state)
     return load_model_file(candidate)
 
 
@@ -225,39 +226,6 @@ def load_model_file(path):
             f"{str(e).splitlines()[0] if str(e) else 'corrupt file'}); "
             f"resume the run from its checkpoint or train it again."
         ) from None
-
-
-def read_checkpoint(path):
-    """The state of a run's latest checkpoint (a dict naming its model file), or None.
-
-    Raises:
-        RunError: when `state.json` is damaged (one line naming it and what is wrong).
-    """
-    state_path = os.path.join(path, CHECKPOINT, CHECKPOINT_STATE)
-    if not os.path.isfile(state_path):
-        return None
-    state = read_json_dict(state_path, "the checkpoint")
-    problem = None
-    for key in ("epoch", "step"):
-        value = state.get(key)
-        if key not in state:
-            problem = f"it lacks {key!r}"
-        elif isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            problem = f"{key!r} must be a whole number >= 0, not {value!r}"
-        if problem:
-            break
-    if problem is None:
-        model = state.get("model")
-        if not isinstance(model, str) or not model.endswith(".keras") or model != os.path.basename(model) \
-                or model.startswith("."):
-            problem = f"'model' must name a .keras file in checkpoint/, not {model!r}"
-        elif not all(isinstance(state.get(k, []), list) for k in ("seed_states", "metric_states")):
-            problem = "'seed_states' and 'metric_states' must be lists"
-    if problem:
-        raise RunError(f"{state_path} is damaged: {problem}. Train the run anew.")
-    if not os.path.isfile(os.path.join(path, CHECKPOINT, state["model"])):
-        raise RunError(f"{state_path} names a model file that is missing; the checkpoint is damaged.")
-    return state
 
 
 def read_history(path, epochs=None):

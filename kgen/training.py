@@ -12,7 +12,7 @@ import keras
 import numpy as np
 
 import kgen
-from kgen import callbacks, data, devices, plots, runs, specs
+from kgen import callbacks, checkpoint, data, devices, plots, runs, specs
 from kgen import capabilities as caps
 from kgen.data.batches import EpochBatches
 from kgen.errors import DataError, RunError
@@ -103,7 +103,7 @@ def _train(config, verbose, extra=([], False)):
         model = build_model(config)
         arrays = _arrays(model, train_set, config)  # checks the labels before a run directory exists
 
-        guard = callbacks.TrainingGuard(None, None)
+        guard = callbacks.TrainingGuard()
         guard.install()  # from the first file of the run: a stop there still ends in a checkpoint
         try:
             run = _start_run(model, train_set, test_set, config)
@@ -152,14 +152,11 @@ def _fit(model, run, arrays, test_set, config, verbose, state=None, history=(), 
     x_test = to_float(test_set.images)
     validation = _validation(model, x_test, test_set, config)
     epoch, step = (state["epoch"], state["step"]) if state else (0, 0)
-    checkpoint = callbacks.Checkpoint(
-        os.path.join(run, runs.CHECKPOINT),
-        saved=(epoch, step) if state else None,
-        run=run,
-        advice=_diverged_advice(config),
+    saver = checkpoint.Checkpoint(
+        checkpoint.folder(run), saved=(epoch, step) if state else None, run=run, advice=_diverged_advice(config)
     )
-    guard = guard or callbacks.TrainingGuard(checkpoint, run)
-    guard.checkpoint, guard.run = checkpoint, run
+    guard = guard or callbacks.TrainingGuard()
+    guard.attach(saver, run)
     per_epoch = [
         guard,
         callbacks.SampleGrid(os.path.join(run, runs.SAMPLES)),
@@ -183,23 +180,22 @@ def _fit(model, run, arrays, test_set, config, verbose, state=None, history=(), 
     per_epoch += user
     if tensorboard:
         per_epoch.append(keras.callbacks.TensorBoard(log_dir=os.path.join(run, runs.LOGS)))
-    per_epoch.append(checkpoint)  # last: the epoch's files are all written when its checkpoint is
+    per_epoch.append(saver)  # last: the epoch's files are all written when its checkpoint is
     guard.install()
     try:
         if step:
             # finish the interrupted epoch from the batch after the last one done
-            guard.skip = step
+            guard.resume_at(step)
             batches = EpochBatches(arrays, config.batch_size, config.seed, skip=step)
             model.fit(
                 batches,
                 epochs=epoch + 1,
                 initial_epoch=epoch,
                 shuffle=False,
-                callbacks=[batches.follow_epochs(), callbacks.RestoreTrackers(state["metric_states"])] + per_epoch,
+                callbacks=[batches.follow_epochs(), checkpoint.RestoreTrackers(state["metric_states"])] + per_epoch,
                 validation_data=validation,
                 verbose=verbose,
             )
-            guard.skip = 0
             epoch += 1
         if epoch < config.epochs:
             batches = EpochBatches(arrays, config.batch_size, config.seed)
@@ -315,7 +311,7 @@ def resume(run, epochs=None, verbose=1, callbacks=None, tensorboard=False):
     if epochs is not None:
         config.epochs = epochs
         _validate_saved(config, os.path.join(run, runs.CONFIG))
-    state = runs.read_checkpoint(run)
+    state = checkpoint.read(run)
     if state is None:
         raise RunError(f"{run} has no checkpoint to resume from; train it anew.")
     unfinished = state["epoch"] == config.epochs and not state["step"] and not os.path.isfile(
@@ -338,11 +334,11 @@ def _resume(run, config, state, verbose, extra=([], False)):
     train_set = data.load_dataset(config.dataset, "train", config.data_dir, config.offline)
     test_set = data.load_dataset(config.dataset, "test", config.data_dir, config.offline)
     with devices.scope(config.devices):  # the run's own number of devices
-        model = runs.load_model_file(os.path.join(run, runs.CHECKPOINT, state["model"]))
+        model = checkpoint.load_model(run, state)
         arrays = _arrays(model, train_set, config)
         with runs.locked(run):  # a second resume of the run stops here, before it removes anything
             runs.remove_temporaries(run)
-            callbacks.restore_state(model, state)
+            checkpoint.restore(model, state)
             _fit(model, run, arrays, test_set, config, verbose, state, history, extra=extra)
     return run
 

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from kgen.cli.main import main
-from kgen import callbacks, runs, training
+from kgen import callbacks, checkpoint, runs, training
 from kgen.errors import Diverged, Interrupted
 
 
@@ -64,7 +64,7 @@ def test_sigint_mid_epoch_then_resume_is_exact(model, reference, artifacts, monk
         training.train(config(artifacts, model), verbose=0)
     assert signal.getsignal(signal.SIGINT) is before  # handlers restored
     run = runs.list_runs(str(artifacts))[0]["path"]
-    state = runs.read_checkpoint(run)
+    state = checkpoint.read(run)
     assert (state["epoch"], state["step"]) == (1, 3)
     assert not os.path.exists(os.path.join(run, "model.keras"))
     monkeypatch.undo()
@@ -80,7 +80,7 @@ def test_resume_refuses_a_finished_run(reference):
 def test_second_signal_exits_at_once(monkeypatch):
     exits = []
     monkeypatch.setattr(os, "_exit", lambda code: exits.append(code))
-    guard = callbacks.TrainingGuard(callbacks.Checkpoint("unused"), "run")
+    guard = callbacks.TrainingGuard(checkpoint.Checkpoint("unused"), "run")
     guard._handle(signal.SIGTERM, None)
     assert guard.signal == "SIGTERM" and exits == []
     guard._handle(signal.SIGINT, None)
@@ -91,7 +91,7 @@ def test_second_signal_exits_at_once(monkeypatch):
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(artifacts, monkeypatch):
-    original = callbacks.Checkpoint.on_epoch_end
+    original = checkpoint.Checkpoint.on_epoch_end
 
     def poison_after_epoch_1(self, epoch, logs=None):
         original(self, epoch, logs)
@@ -99,11 +99,11 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(artifacts, monkeypatc
             variable = self.model.decoder.trainable_variables[0]
             variable.assign(np.full(variable.shape, np.nan, "float32"))
 
-    monkeypatch.setattr(callbacks.Checkpoint, "on_epoch_end", poison_after_epoch_1)
+    monkeypatch.setattr(checkpoint.Checkpoint, "on_epoch_end", poison_after_epoch_1)
     with pytest.raises(Diverged, match=r"loss became nan at epoch 2, step 1; the checkpoint of epoch 1 is kept"):
         training.train(config(artifacts), verbose=0)
     run = runs.list_runs(str(artifacts))[0]["path"]
-    assert runs.read_checkpoint(run)["epoch"] == 1
+    assert checkpoint.read(run)["epoch"] == 1
     model = runs.load_model(run)  # the checkpoint loads and is finite
     assert np.all(np.isfinite(model.generate(4, seed=0)))
     assert len(runs.read_csv(os.path.join(run, "history.csv"))) == 1
@@ -150,12 +150,12 @@ def test_failed_checkpoint_keeps_the_previous_checkpoint(artifacts, monkeypatch)
         training.train(config(artifacts), verbose=0)
     monkeypatch.undo()
     run = runs.list_runs(str(artifacts))[0]["path"]
-    state = runs.read_checkpoint(run)
+    state = checkpoint.read(run)
     assert state["epoch"] == 1
     assert sorted(os.listdir(os.path.join(run, "checkpoint"))) == ["model-0001-00000.keras", "state.json"]
     runs.load_model(run)  # still loadable
     training.resume(run, epochs=2, verbose=0)  # and resumable
-    assert runs.read_checkpoint(run)["epoch"] == 2
+    assert checkpoint.read(run)["epoch"] == 2
 
 
 def test_full_disk_on_the_cli_is_one_line(artifacts, monkeypatch):
@@ -209,7 +209,7 @@ def test_nan_weights_of_an_epochs_last_step_are_never_checkpointed(artifacts, mo
     ):
         training.train(config(artifacts), verbose=0)
     run = runs.list_runs(str(artifacts))[0]["path"]
-    assert runs.read_checkpoint(run)["epoch"] == 1
+    assert checkpoint.read(run)["epoch"] == 1
     assert all_finite(runs.load_model(run))
     assert len(runs.read_csv(os.path.join(run, "history.csv"))) == 1  # nothing of epoch 2 saved
     assert sorted(os.listdir(os.path.join(run, "samples"))) == ["epoch_001.png"]
@@ -221,17 +221,29 @@ def test_nan_weights_in_the_first_epoch_say_there_is_no_checkpoint(artifacts, mo
     with pytest.raises(Diverged, match=r"at the end of epoch 1; no checkpoint was saved\. Lower --learning-rate and train again\.$"):
         training.train(config(artifacts), verbose=0)
     run = runs.list_runs(str(artifacts))[0]["path"]
-    assert runs.read_checkpoint(run) is None
+    assert checkpoint.read(run) is None
+
+
+def test_the_guard_counts_the_steps_of_a_resumed_epoch_from_where_it_stopped():
+    guard = callbacks.TrainingGuard()
+    guard.attach(checkpoint.Checkpoint("unused", saved=(1, 3)), "RUN")
+    guard.resume_at(3)  # epoch 2 resumed after 3 steps
+    with pytest.raises(Diverged, match=r"The loss became nan at epoch 1, step 5;"):
+        guard.on_train_batch_end(1, {"loss": float("nan")})
+    guard.set_model(keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)]))
+    guard.on_epoch_end(1)  # the resumed epoch ends: the next counts from its first step
+    with pytest.raises(Diverged, match=r"step 2;"):
+        guard.on_train_batch_end(1, {"loss": float("nan")})
 
 
 def test_a_checkpoint_is_never_written_with_nan_weights(tmp_path):
     model = training.build_model(config(tmp_path))
-    checkpoint = callbacks.Checkpoint(str(tmp_path), saved=(1, 0), run="RUN")
-    checkpoint.set_model(model)
+    saver = checkpoint.Checkpoint(str(tmp_path), saved=(1, 0), run="RUN")
+    saver.set_model(model)
     variable = model.trainable_variables[-1]
     variable.assign(np.full(variable.shape, np.inf, "float32"))
     with pytest.raises(Diverged, match=r"at epoch 2, step 3; the checkpoint of epoch 1 is kept\. .* `kgen resume RUN`\."):
-        checkpoint.write(1, 3)  # what a SIGINT mid-epoch does
+        saver.write(1, 3)  # what a SIGINT mid-epoch does
     assert os.listdir(tmp_path) == []
 
 
@@ -278,7 +290,7 @@ def test_full_disk_on_the_final_save_is_finishable(reference, artifacts, monkeyp
         training.train(config(artifacts), verbose=0)
     monkeypatch.undo()
     run = runs.list_runs(str(artifacts))[0]["path"]
-    assert runs.read_checkpoint(run)["epoch"] == 3 and not os.path.exists(os.path.join(run, "model.keras"))
+    assert checkpoint.read(run)["epoch"] == 3 and not os.path.exists(os.path.join(run, "model.keras"))
     training.resume(run, verbose=0)
     assert_same_run(reference["vae"], run)
 
@@ -388,7 +400,7 @@ def test_stops_at_every_point_then_resume_give_the_uninterrupted_run(tmp_path):
             pass
         else:
             resumed = _subprocess("-m", "kgen", "resume", run)
-            if runs.read_checkpoint(run) is None or not os.path.isfile(os.path.join(run, "config.json")):
+            if checkpoint.read(run) is None or not os.path.isfile(os.path.join(run, "config.json")):
                 assert resumed.returncode == 1 and "Traceback" not in resumed.stderr, resumed.stderr[-3000:]
                 continue  # stopped before the first checkpoint: nothing to resume, one line says so
             assert resumed.returncode == 0, (point, sig, resumed.stderr[-3000:])
@@ -406,7 +418,7 @@ def test_a_second_resume_of_a_run_is_one_line(reference, tmp_path):
     with runs.locked(str(run)):  # as a first resume holds it
         with pytest.raises(Exception, match=r"is being trained by another process; wait for it"):
             training.resume(str(run), epochs=4, verbose=0)
-    assert runs.read_checkpoint(str(run))["epoch"] == 3  # untouched
+    assert checkpoint.read(str(run))["epoch"] == 3  # untouched
 
 
 def test_sigint_while_the_run_starts_ends_in_a_checkpoint(artifacts, monkeypatch):
@@ -422,7 +434,7 @@ def test_sigint_while_the_run_starts_ends_in_a_checkpoint(artifacts, monkeypatch
         training.train(config(artifacts), verbose=0)
     monkeypatch.undo()
     run = runs.list_runs(str(artifacts))[0]["path"]
-    assert runs.read_checkpoint(run)["step"] == 1
+    assert checkpoint.read(run)["step"] == 1
 
 
 def test_full_disk_names_the_file_even_when_the_writer_does_not(artifacts, monkeypatch):
@@ -446,7 +458,7 @@ def test_sigint_in_an_epochs_last_step_checkpoints_the_whole_epoch(model, refere
     with pytest.raises(Interrupted, match=r"SIGINT at the end of epoch 2: checkpoint saved\. Resume with"):
         training.train(config(artifacts, model), verbose=0)
     run = runs.list_runs(str(artifacts))[0]["path"]
-    state = runs.read_checkpoint(run)
+    state = checkpoint.read(run)
     assert (state["epoch"], state["step"]) == (2, 0)  # not a "mid-epoch" checkpoint at step 4 of 4
     monkeypatch.undo()
     training.resume(run, verbose=0)
