@@ -144,28 +144,10 @@ def _set_backend(ctx, param, value):
         os.environ["KERAS_BACKEND"] = value
     os.environ.setdefault("KERAS_BACKEND", "torch")
     if os.environ["KERAS_BACKEND"] != "tensorflow":
-        _hide_tensorflow_from_keras()
+        from kgen.backend.common import hide_tensorflow
+
+        hide_tensorflow()  # no TensorFlow import, and none of its log lines, on torch and jax
     return os.environ["KERAS_BACKEND"]
-
-
-def _hide_tensorflow_from_keras():
-    """Keeps Keras on torch and jax from importing TensorFlow, and its log lines off the screen.
-
-    Keras imports TensorFlow whenever it is installed, on every backend, to
-    seed it (`keras.utils.set_random_seed`) and to check for its types when
-    serializing (every `get_config` and save); the import prints TensorFlow's
-    and absl's start-up lines, which no setting silences. The command owns its
-    process, so it marks Keras's lazy TensorFlow module as absent unless
-    TensorFlow is already loaded; `--tensorboard` still imports its summary
-    module itself.
-    """
-    import sys
-
-    if "tensorflow" in sys.modules:
-        return
-    from keras.src.utils import module_utils
-
-    module_utils.tensorflow._available = False
 
 
 def _verbosity(verbose):

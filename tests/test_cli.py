@@ -518,3 +518,29 @@ def test_training_defaults_come_from_the_spec(tmp_path):
     config = specs.TrainConfig(model="lstm")
     config.validate()
     assert (config.batch_size, config.learning_rate, config.model_options["units"]) == (64, 1e-3, 256)
+
+
+def test_hide_tensorflow_keeps_it_out_of_seeding_and_saving_and_falls_back_to_the_log_level(tmp_path, monkeypatch):
+    import importlib.util
+    import subprocess
+    import sys
+
+    from kgen.backend.common import hide_tensorflow
+
+    if importlib.util.find_spec("tensorflow") is not None:  # the Python API on torch, as the CLI runs it
+        script = (
+            "import sys, keras\n"
+            "from kgen.backend.common import hide_tensorflow\n"
+            "assert hide_tensorflow()\n"
+            "from kgen.models import AutoEncoder\n"
+            "keras.utils.set_random_seed(0)\n"
+            f"AutoEncoder().save({str(tmp_path / 'ae.keras')!r})\n"
+            "assert 'tensorflow' not in sys.modules, 'imported'\n"
+        )
+        env = {**os.environ, "KERAS_BACKEND": "torch"}
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+        assert result.returncode == 0 and result.stderr == "", result.stderr[-2000:]
+    monkeypatch.setitem(sys.modules, "keras.src.utils.module_utils", None)  # a Keras without that private module
+    monkeypatch.delitem(sys.modules, "tensorflow", raising=False)  # as if no test had imported it yet
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    assert hide_tensorflow() is False and os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3"
