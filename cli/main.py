@@ -438,6 +438,7 @@ def complete(ctx, run, given, num, input_file, out_file):
     from kgen import capabilities as caps
     from kgen import data, plots, runs
     from kgen.errors import RunError
+    from kgen.training import to_float
 
     model = runs.load_model(run)
     if not caps.has(model, caps.COMPLETES):
@@ -449,7 +450,7 @@ def complete(ctx, run, given, num, input_file, out_file):
     else:
         config = runs.load_run(run)["train"]
         test = data.load_dataset(config["dataset"], "test", config["data_dir"], config["offline"])
-        images = test.images[:num, :, :, None].astype("float32") / 255.0
+        images = to_float(test.images[:num])
     out_file = out_file or os.path.join(run, runs.PLOTS, "complete.png")
     _check_writable(out_file)
     completed = model.complete(images, given=given)
@@ -545,6 +546,7 @@ def _write_samples(path, model, num, seed, label, conditional):
     import numpy as np
 
     from kgen import runs
+    from kgen.evaluation.evaluate import generate_chunks
 
     folder = os.path.dirname(os.path.abspath(path))
     needed = num * 28 * 28 * 4 + 4096
@@ -560,13 +562,9 @@ def _write_samples(path, model, num, seed, label, conditional):
             out = np.empty((num, 28, 28, 1), np.float32)
         else:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(num, 28, 28, 1))
-        for i, start in enumerate(range(0, num, CHUNK)):
-            n = min(CHUNK, num - start)
-            chunk_seed = None if seed is None else seed + i
-            if conditional:
-                out[start : start + n] = model.generate(n, labels=label, seed=chunk_seed)
-            else:
-                out[start : start + n] = model.generate(n, seed=chunk_seed)
+        labels = np.full(num, label) if label is not None else None
+        for start, images in generate_chunks(model, num, seed, labels, CHUNK):
+            out[start : start + len(images)] = images
         if npz:
             arrays = {"images": out}
             if conditional:  # the labels drawn: --label, else 0, 1, ..., 9 in turn (each chunk a multiple of 10)

@@ -234,12 +234,9 @@ class LatentMap(keras.callbacks.Callback):
         self.labels = labels
 
     def on_train_end(self, logs=None):
-        codes = []
-        for start in range(0, len(self.images), 1000):
-            z = self.model.encode(self.images[start : start + 1000])
-            z = z[0] if isinstance(z, (tuple, list)) else z  # a VAE's posterior mean
-            codes.append(keras.ops.convert_to_numpy(z))
-        plots.save_latent_map(self.path, np.concatenate(codes), self.labels)
+        from kgen.evaluation.figures import encode
+
+        plots.save_latent_map(self.path, encode(self.model, self.images), self.labels)
 
 
 class CompletionGrid(keras.callbacks.Callback):

@@ -21,7 +21,8 @@ import warnings
 import numpy as np
 
 from kgen import capabilities as caps
-from kgen import data, plots, runs
+from kgen import specs
+from kgen import plots, runs
 from kgen.errors import KgenError
 
 SAMPLES_SEED = 1234
@@ -102,13 +103,10 @@ def compare(run_paths, out=None):
 
 def _test_digits(config):
     """The first test images (n, 28, 28, 1) in [0, 1] and labels of a run's data set."""
-    dataset = config.get("data", {}).get("dataset", "mnist")
-    if dataset == "mnist":
-        images, labels = data.load_bundled("test")
-    else:
-        test = data.load_dataset(dataset, "test", config.get("train", {}).get("data_dir"))
-        images, labels = test.images, test.labels
-    return (images[:LATENT_POINTS, :, :, None] / 255.0).astype("float32"), labels[:LATENT_POINTS]
+    from kgen.evaluation.evaluate import test_digits
+
+    x, y, _ = test_digits(config.get("data", {}).get("dataset", "mnist"), config.get("train", {}).get("data_dir"))
+    return x[:LATENT_POINTS], y[:LATENT_POINTS]
 
 
 def check_same_evaluator(entries):
@@ -127,19 +125,10 @@ def check_same_evaluator(entries):
 
 
 def _load(path):
-    config = runs.load_run(path)
-    metrics_path = os.path.join(path, runs.METRICS)
-    metrics = {}
-    if os.path.isfile(metrics_path):
-        try:
-            metrics = runs.read_json(metrics_path)
-        except (OSError, ValueError):
-            raise KgenError(f"{metrics_path} cannot be read; rerun `kgen evaluate {path}`.") from None
-    else:
+    entry = runs.read_run(path)
+    if not os.path.isfile(os.path.join(path, runs.METRICS)):
         warnings.warn(f"{path} has no {runs.METRICS}; run `kgen evaluate {path}` to fill its row.", stacklevel=3)
-    history_path = os.path.join(path, runs.HISTORY)
-    history = runs.read_csv(history_path) if os.path.isfile(history_path) else []
-    return {"path": os.fspath(path), "config": config, "metrics": metrics, "history": history}
+    return entry
 
 
 def _names(entries):
@@ -151,8 +140,10 @@ def _names(entries):
 
 
 def _options(config):
+    """The options `kgen train` sets for the run's model (kgen.specs), as the model saved them."""
     opts = dict(config.get("model_config", {}))
-    keep = ("latent_dim", "arch", "kl_weight", "recon_loss", "loss", "num_layers", "units")
+    spec = specs.SPECS.get(config.get("model"))
+    keep = spec.options if spec else ()
     return ", ".join(f"{k}={opts[k]}" for k in keep if k in opts)
 
 

@@ -332,18 +332,26 @@ def list_runs(root, skipped=None):
             if not os.path.isfile(os.path.join(path, CONFIG)):
                 continue
             try:
-                config = load_run(path)
-                metrics_path = os.path.join(path, METRICS)
-                metrics = read_json_dict(metrics_path, "its metrics file") if os.path.isfile(metrics_path) else {}
-                history = read_history(path)
+                runs.append(read_run(path))
             except RunError as e:
                 if skipped is not None:
                     skipped.append(str(e))
-                continue
-            runs.append(
-                {"path": path, "config": config, "metrics": metrics, "history": history}
-            )
     return sorted(runs, key=lambda r: str(r["config"].get("created", "")), reverse=True)
+
+
+def read_run(path):
+    """A run's config, metrics (empty before `kgen evaluate`) and history, as one dict.
+
+    Returns:
+        `{"path", "config", "metrics", "history"}`.
+
+    Raises:
+        RunError: one line naming the damaged file.
+    """
+    config = load_run(path)
+    metrics_path = os.path.join(path, METRICS)
+    metrics = read_json_dict(metrics_path, "its metrics file") if os.path.isfile(metrics_path) else {}
+    return {"path": os.fspath(path), "config": config, "metrics": metrics, "history": read_history(path)}
 
 
 def _number(text):

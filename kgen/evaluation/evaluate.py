@@ -32,6 +32,7 @@ from kgen import data, runs
 from kgen.errors import KgenError
 from kgen.evaluation import metrics
 from kgen.evaluation.evaluator import load_evaluator
+from kgen.training import to_float
 
 DEFAULT_NUM_SAMPLES = 5000
 BINARIZE_SEED = 0  # the one binarization of the test set that likelihoods are measured on
@@ -140,14 +141,22 @@ def evaluate(run, num_samples=DEFAULT_NUM_SAMPLES, ll_samples=100, given=8, seed
 
 def generate(model, n, seed, labels=None, batch_size=1000):
     """`n` samples from `model` in batches, each batch with its own seed."""
-    chunks = []
+    return np.concatenate([images for _, images in generate_chunks(model, n, seed, labels, batch_size)])
+
+
+def generate_chunks(model, n, seed=None, labels=None, batch_size=1000):
+    """Yields `(start, images)`: `n` samples of `model`, `batch_size` at a time, float32.
+
+    Chunk i is drawn with seed `seed + i` (random when `seed` is None); a
+    conditional model draws `labels[start:start + size]`, or its own default
+    labels when `labels` is None.
+    """
     for i, start in enumerate(range(0, n, batch_size)):
         size = min(batch_size, n - start)
-        kwargs = {"seed": seed + i}
+        kwargs = {"seed": None if seed is None else seed + i}
         if labels is not None:
             kwargs["labels"] = labels[start : start + size]
-        chunks.append(np.asarray(model.generate(size, **kwargs), np.float32))
-    return np.concatenate(chunks)
+        yield start, np.asarray(model.generate(size, **kwargs), np.float32)
 
 
 def batched(fn, x, batch_size=500):
@@ -193,28 +202,34 @@ def reference(dataset="mnist", data_dir=None):
 
 @functools.lru_cache(maxsize=4)
 def _reference(dataset, data_dir):
-    if dataset == "mnist":
-        (x_test, y_test) = data.load_bundled("test")
-        source = "the official MNIST test set"
-        if data_dir:
-            train = data.load_dataset(dataset, "train", data_dir)
-            (x_train, y_train), train_source = (train.images, train.labels), train.source
-        else:
-            (x_train, y_train), train_source = data.load_bundled("train"), "the bundled MNIST sample"
+    x_test, y_test, source = test_digits(dataset, data_dir)
+    if dataset == "mnist" and not data_dir:
+        (x_train, y_train), train_source = data.load_bundled("train"), "the bundled MNIST sample"
     else:
         train = data.load_dataset(dataset, "train", data_dir)
-        test = data.load_dataset(dataset, "test", data_dir)
-        (x_train, y_train), (x_test, y_test) = (train.images, train.labels), (test.images, test.labels)
-        source = train_source = test.source
-    to_float = lambda x: (np.asarray(x, np.float32) / 255.0)[..., None]  # noqa: E731
-    x_test = to_float(x_test)
+        (x_train, y_train), train_source = (train.images, train.labels), train.source
     f_test, p_test = load_evaluator(dataset).embed(x_test)
     return {
         "x_train": to_float(x_train), "y_train": np.asarray(y_train),
-        "x_test": x_test, "y_test": np.asarray(y_test),
+        "x_test": x_test, "y_test": y_test,
         "f_test": f_test, "p_test": p_test, "source": source, "train_source": train_source,
         "radii_test": metrics.kth_neighbour_radii(f_test, k=3),
     }
+
+
+def test_digits(dataset="mnist", data_dir=None):
+    """The test images (n, 28, 28, 1) in [0, 1], their labels and where they came from.
+
+    MNIST: the official 10,000 test digits bundled with kgen (the same on
+    every machine, whatever the run trained on); other data sets: the run's
+    `data_dir`, else tensorflow-datasets.
+    """
+    if dataset == "mnist":
+        (x, y), source = data.load_bundled("test"), "the official MNIST test set"
+    else:
+        test = data.load_dataset(dataset, "test", data_dir)
+        (x, y), source = (test.images, test.labels), test.source
+    return to_float(x), np.asarray(y), source
 
 
 def floor_metrics(dataset, data_dir, num_samples):
