@@ -45,8 +45,22 @@ class CheckedInputs:
     """
 
     def compile(self, *args, **kwargs):
-        check_precision(self)
-        return super().compile(*args, **kwargs)
+        """`keras.Model.compile`, after the dtype policy's check, with loss scaling where float16 computes.
+
+        Under `mixed_float16` Keras wraps a model's optimizer in a
+        `keras.optimizers.LossScaleOptimizer` (`auto_scale_loss=True`, the
+        default); kgen does the same, also when only your own networks compute
+        in float16, and for a GAN wraps each player's optimizer, not the pair.
+        """
+        from kgen import optimizers
+
+        scale = check_precision(self) and kwargs.pop("auto_scale_loss", True)
+        if args:  # keras.Model.compile(optimizer="rmsprop", loss=None, ...)
+            kwargs.update(zip(("optimizer", "loss", "loss_weights", "metrics"), args))
+        if scale:
+            kwargs["optimizer"] = optimizers.loss_scaled(kwargs.get("optimizer", "rmsprop"))
+        kwargs["auto_scale_loss"] = False  # done above, the pair's way for a GAN
+        return super().compile(**kwargs)
 
     def compile_from_config(self, config):
         # what keras.Model's does; Keras skips its own for a model whose `compile` is overridden
@@ -73,22 +87,26 @@ class CheckedInputs:
 
 
 def check_precision(model):
-    """Raises `ValueError` when `model` was built under a mixed-precision dtype policy.
+    """Checks the dtype policy of `model` and its layers; returns whether any layer computes in float16.
 
-    kgen's training steps take gradients in float32 without loss scaling: under
-    `mixed_float16` the gradients underflow or are unscaled wrongly and the loss
-    stays flat, and under `mixed_bfloat16` some steps mix dtypes. Until each step
-    scales its losses as Keras's own `train_step` does, `compile` refuses these
-    policies rather than train badly.
+    kgen's models train under `float32` and the mixed policies
+    (`mixed_float16`, `mixed_bfloat16`): their variables are float32, the
+    networks compute in the policy's compute dtype, every loss is computed in
+    float32, and float16 steps are loss-scaled. A policy whose *variables* are
+    not float32 (`float16`, `bfloat16`, `float64`) is refused with a
+    `ValueError`: Adam's moments and the small updates of half-precision
+    weights are lost to rounding (a `float16` VAE's loss is NaN after its
+    first step).
     """
-    policies = {layer.dtype_policy.name for layer in _all_layers(model)}
-    mixed = sorted(p for p in policies if p != "float32")
-    if mixed:
+    layers = list(_all_layers(model))
+    bad = sorted({layer.dtype_policy.name for layer in layers if layer.dtype_policy.variable_dtype != "float32"})
+    if bad:
         raise ValueError(
-            f"kgen's {type(model).__name__} trains in float32 only: mixed precision is not supported yet. "
-            "Build the model under keras.config.set_dtype_policy('float32'). "
-            f"Received: dtype_policy={mixed[0]!r}"
+            f"kgen's {type(model).__name__} keeps its weights in float32: for half precision use the "
+            "'mixed_float16' or 'mixed_bfloat16' policy (float32 weights, half-precision compute), "
+            f"e.g. keras.config.set_dtype_policy('mixed_bfloat16') before building the model. Received: dtype_policy={bad[0]!r}"
         )
+    return any(layer.dtype_policy.compute_dtype == "float16" for layer in layers)
 
 
 def _all_layers(layer):

@@ -14,6 +14,8 @@ applies nothing.
 
 import keras
 
+from kgen.backend.common import portable_config
+
 
 @keras.saving.register_keras_serializable(package="kgen")
 class GANOptimizer(keras.optimizers.Optimizer):
@@ -41,6 +43,23 @@ class GANOptimizer(keras.optimizers.Optimizer):
                 "not one shared. Received: d_optimizer is g_optimizer"
             )
 
+    def scale_losses(self):
+        """Wraps each optimizer of the pair in a `keras.optimizers.LossScaleOptimizer` (once).
+
+        What `keras.Model.compile` does to a model's one optimizer under the
+        `mixed_float16` policy, done to each player's: the discriminator's and
+        the generator's losses are scaled (and their gradients unscaled) each
+        by its own dynamic loss scale, which halves when that player's
+        gradients overflow. Called by the models' `compile`, before `build`.
+        """
+        if self.built:
+            raise ValueError(
+                "GANOptimizer.scale_losses wraps the optimizers before they are built. "
+                "Received: a built GANOptimizer"
+            )
+        self.d_optimizer = _loss_scaled(self.d_optimizer)
+        self.g_optimizer = _loss_scaled(self.g_optimizer)
+
     def build(self, d_variables, g_variables=None):
         """Creates both optimizers' slots for the two networks' variables."""
         if g_variables is None:
@@ -49,8 +68,9 @@ class GANOptimizer(keras.optimizers.Optimizer):
                 "variables as two lists; the GAN models call it in `compile`. "
                 f"Received: one list of {len(d_variables)} variables"
             )
-        self.d_optimizer.build(list(d_variables))
-        self.g_optimizer.build(list(g_variables))
+        self.network_variables = _NetworkVariables(list(d_variables), list(g_variables))
+        self.d_optimizer.build(self.network_variables.d)
+        self.g_optimizer.build(self.network_variables.g)
         super().build([])
 
     @property
@@ -60,7 +80,13 @@ class GANOptimizer(keras.optimizers.Optimizer):
 
     @property
     def variables(self):
-        return self._variables[:] + self.d_optimizer.variables + self.g_optimizer.variables
+        """The pair's own (its iteration counter), then the discriminator's, then the generator's optimizer variables."""
+        return self.own_variables + self.d_optimizer.variables + self.g_optimizer.variables
+
+    @property
+    def own_variables(self):
+        """The variables of the pair itself (what `keras.optimizers.Optimizer.variables` lists)."""
+        return list(super().variables)
 
     @property
     def iterations(self):
@@ -89,16 +115,17 @@ class GANOptimizer(keras.optimizers.Optimizer):
 
     def finalize_variable_values(self, var_list):
         # e.g. swap in the weights' moving averages when a sub-optimizer keeps them
-        for optimizer in self.optimizers:
-            optimizer.finalize_variable_values(optimizer._trainable_variables)
+        if self.built:
+            self.d_optimizer.finalize_variable_values(self.network_variables.d)
+            self.g_optimizer.finalize_variable_values(self.network_variables.g)
 
     def save_own_variables(self, store):
         # the pair's own counter only; Keras saves each sub-optimizer under its name
-        for i, variable in enumerate(self._variables):
+        for i, variable in enumerate(self.own_variables):
             store[str(i)] = variable.numpy()
 
     def load_own_variables(self, store):
-        for i, variable in enumerate(self._variables):
+        for i, variable in enumerate(self.own_variables):
             if str(i) in store:
                 variable.assign(store[str(i)])
 
@@ -117,13 +144,45 @@ class GANOptimizer(keras.optimizers.Optimizer):
         return cls(**config)
 
 
-def portable(config):
-    """An optimizer's serialized config that loads under every backend.
+class _NetworkVariables:
+    """The variable lists the pair was built with, `d` and `g`.
 
-    On torch, Keras records a backend module such as
-    `keras.src.backend.torch.optimizers.torch_adam`, and `load_model` under
-    jax or tensorflow would import that torch class. The public module
-    `keras.optimizers` resolves to the loading backend's own class.
+    A plain object: Keras's optimizer tracks Variables (and lists of them)
+    assigned to its attributes as its own slots; these are the networks'.
+    """
+
+    def __init__(self, d, g):
+        self.d, self.g = d, g
+
+
+def loss_scaled(optimizer):
+    """`optimizer` (an instance or a name) with dynamic loss scaling, for a model that computes in float16.
+
+    A `GANOptimizer` wraps each of its two optimizers (see
+    `GANOptimizer.scale_losses`); any other optimizer is wrapped in a
+    `keras.optimizers.LossScaleOptimizer`, as `keras.Model.compile` does under
+    `mixed_float16`; one already wrapped comes back as it is. The models'
+    `compile` calls it.
+
+    Example:
+
+    >>> loss_scaled("adam")
+    <LossScaleOptimizer name=loss_scale_optimizer, built=False>
+    """
+    if isinstance(optimizer, GANOptimizer):
+        optimizer.scale_losses()
+        return optimizer
+    return _loss_scaled(keras.optimizers.get(optimizer), "loss_scale_optimizer")
+
+
+def _loss_scaled(optimizer, name=None):
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return optimizer
+    return keras.optimizers.LossScaleOptimizer(optimizer, name=name or f"loss_scaled_{optimizer.name}")
+
+
+def portable(config):
+    """An optimizer's serialized config that loads under every backend (see `kgen.backend.common.portable_config`).
 
     Example:
 
@@ -131,6 +190,4 @@ def portable(config):
     >>> config["module"]
     'keras.optimizers'
     """
-    if str(config.get("module", "")).startswith("keras.src.backend."):
-        config = {**config, "module": "keras.optimizers"}
-    return config
+    return portable_config(config)

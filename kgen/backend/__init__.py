@@ -30,6 +30,13 @@ Every backend module offers the same names:
   states)`. On torch, a plain LSTM layer on the CPU runs through torch's fused
   LSTM kernel with the layer's own weights, as Keras already does on CUDA.
 
+- `float32(outputs)`: floating tensors (of a nest) cast to float32. Under a
+  mixed-precision policy the networks return float16 or bfloat16; `forward`
+  returns float32, so every loss is computed in float32. `gradient_step`
+  differentiates `optimizer.scale_loss(loss)`, as Keras's own `train_step`
+  does, so a `LossScaleOptimizer` (`compile` under `mixed_float16`) scales the
+  loss and unscales the gradients.
+
 - `DATA_PARALLEL`: whether `keras.distribution.DataParallel` trains on this
   backend (jax only in Keras 3.15); `process_index()`: this process's index
   in a multi-host job (0 off jax).
@@ -62,4 +69,6 @@ else:
         f"KERAS_BACKEND to one of them. Received: backend={_name!r}"
     )
 
-__all__ = ["DATA_PARALLEL", "process_index", "forward", "gradient_step", "lstm", "lstm_step", "no_grad", "test_step", "train_step", "update_metrics"]
+from kgen.backend.common import float32  # noqa: E402 - the same on every backend
+
+__all__ = ["DATA_PARALLEL", "float32", "process_index", "forward", "gradient_step", "lstm", "lstm_step", "no_grad", "test_step", "train_step", "update_metrics"]

@@ -1,11 +1,47 @@
 """What jax and tensorflow do as Keras does, and the torch module falls back on."""
 
 import contextlib
+import warnings
+
+import keras
+
+# the prefix of the private, backend-specific module Keras records in an optimizer's config
+# (see `portable_config`)
+KERAS_BACKEND_MODULES = "keras.src.backend."
 
 
 def forward(network, inputs, training=None):
-    """`network(inputs, training=training)`: a traced step pays Keras's per-layer work once."""
-    return network(inputs, training=training)
+    """`network(inputs, training=training)` with float32 outputs: a traced step pays Keras's per-layer work once.
+
+    Under a mixed-precision policy a network computes, and returns, float16 or
+    bfloat16; its outputs are cast to float32 here, so that every kgen loss is
+    computed in float32, as Keras's own losses cast `y_pred` (see `float32`).
+    """
+    return float32(network(inputs, training=training))
+
+
+def float32(outputs):
+    """`outputs` (a tensor or a nest of them) with every floating tensor cast to float32.
+
+    A float32 tensor comes back as it is; so does an integer one. Under a
+    `mixed_float16` or `mixed_bfloat16` policy Keras layers return their
+    compute dtype; losses in float16 lose the small differences that training
+    follows, and on tensorflow a float32 tensor cannot meet a bfloat16 one in
+    an operator. Example:
+
+    >>> float32(keras.ops.ones((2,), dtype="float16")).dtype  # float32 on every backend
+    """
+
+    def cast(x):
+        dtype = getattr(x, "dtype", None)
+        if dtype is None:
+            return x
+        dtype = keras.backend.standardize_dtype(dtype)
+        if dtype == "float32" or not keras.backend.is_float_dtype(dtype):
+            return x
+        return keras.ops.cast(x, "float32")
+
+    return keras.tree.map_structure(cast, outputs)
 
 
 def no_grad():
@@ -74,3 +110,41 @@ def hide_tensorflow():
         return False
     lazy._available = False  # what LazyModule.available caches after a failed import
     return True
+
+
+def portable_config(config):
+    """A serialized Keras optimizer config (`keras.optimizers.serialize`) that loads under every backend.
+
+    Private API: on torch, Keras records its backend-specific class's module,
+    `keras.src.backend.torch.optimizers.torch_adam` for an `Adam`, and
+    `keras.saving.load_model` under jax or tensorflow would import that torch
+    class. The public module `keras.optimizers` resolves to the loading
+    backend's own class, so the `module` is rewritten to it, here and in the
+    configs nested in it (the inner optimizer of a
+    `keras.optimizers.LossScaleOptimizer`). Guarded: a class that
+    `keras.optimizers` does not export keeps Keras's module, with a warning
+    (the saved model then loads on its own backend only).
+
+    Example:
+
+    >>> config = portable_config(keras.optimizers.serialize(keras.optimizers.Adam()))
+    >>> config["module"]
+    'keras.optimizers'
+    """
+    if isinstance(config, list):
+        return [portable_config(c) for c in config]
+    if not isinstance(config, dict):
+        return config
+    config = {key: portable_config(value) for key, value in config.items()}
+    module = config.get("module")
+    if isinstance(module, str) and module.startswith(KERAS_BACKEND_MODULES) and "class_name" in config:
+        if hasattr(keras.optimizers, config["class_name"]):
+            config["module"] = "keras.optimizers"
+        else:
+            warnings.warn(
+                f"kgen cannot make the optimizer {config['class_name']!r} portable: keras.optimizers does not "
+                f"export it; the saved model loads on this backend only. Received: module={module!r}",
+                stacklevel=2,
+            )
+    return config
+

@@ -17,6 +17,7 @@ optimizers must expose both through that one `optimizer` (see
 import functools
 
 import jax
+import keras
 from keras import StatelessScope
 from keras.src.backend.common.stateless_scope import get_stateless_scope
 
@@ -31,7 +32,13 @@ def process_index():
 
 
 def gradient_step(loss_fn, variables, optimizer):
-    """Takes one optimizer step on `variables` to lower `loss_fn()["loss"]`."""
+    """Takes one optimizer step on `variables` to lower `loss_fn()["loss"]`.
+
+    As Keras's own jax `train_step`: `value_and_grad` differentiates
+    `optimizer.scale_loss(loss)` (multiplied by the loss scale of a
+    `LossScaleOptimizer`, what `compile` wraps the optimizer in under
+    `mixed_float16`), and `optimizer.apply` unscales the gradients.
+    """
     outer = get_stateless_scope()
     ids = [id(v) for v in variables]
     values = [_current(outer, v) for v in variables]
@@ -42,11 +49,20 @@ def gradient_step(loss_fn, variables, optimizer):
             inner.state_mapping.update(zip(ids, trainable_values))
             out = loss_fn()
         updates = {k: v for k, v in inner.state_mapping.items() if k not in ids}
-        return out["loss"], (out, updates)
+        return optimizer.scale_loss(out["loss"]), (out, updates)
 
     (_, (out, updates)), grads = jax.value_and_grad(compute, has_aux=True)(values)
     outer.state_mapping.update(updates)  # e.g. seed generator, batch norm stats
-    optimizer.apply(grads, variables)  # recorded in the outer scope
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        # its `apply` assigns its loss scale inside the branches of `ops.cond`, which would leak
+        # jax tracers out of `lax.cond`; `stateless_apply` returns the new values instead (what
+        # Keras's own jax trainer calls for every optimizer)
+        slots = optimizer.variables
+        new_values, new_slots = optimizer.stateless_apply([_current(outer, v) for v in slots], grads, values)
+        outer.state_mapping.update(zip(ids, new_values))
+        outer.state_mapping.update(zip([id(v) for v in slots], new_slots))
+    else:
+        optimizer.apply(grads, variables)  # recorded in the outer scope
     return out
 
 

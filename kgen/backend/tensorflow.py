@@ -6,10 +6,17 @@ from kgen.backend.common import DATA_PARALLEL, forward, lstm, lstm_step, no_grad
 
 
 def gradient_step(loss_fn, variables, optimizer):
-    """Takes one optimizer step on `variables` to lower `loss_fn()["loss"]`."""
+    """Takes one optimizer step on `variables` to lower `loss_fn()["loss"]`.
+
+    As Keras's own tensorflow `train_step`: the tape differentiates
+    `optimizer.scale_loss(loss)` (multiplied by the loss scale of a
+    `LossScaleOptimizer`, what `compile` wraps the optimizer in under
+    `mixed_float16`), and `optimizer.apply` unscales the gradients.
+    """
     with tf.GradientTape() as tape:
         out = loss_fn()
-    grads = tape.gradient(out["loss"], variables)
+        scaled = optimizer.scale_loss(out["loss"])
+    grads = tape.gradient(scaled, variables)
     optimizer.apply(grads, variables)
     return out
 

@@ -76,7 +76,7 @@ def forward(network, inputs, training=None):
     to Keras: the enclosing call's value, else each layer's default.
     """
     if not _direct(network, inputs):
-        return network(inputs, training=training)
+        return common.forward(network, inputs, training=training)
     if training is None:
         context = global_state.get_global_attribute("current_call_ctx")
         training = context.training if context is not None else None
@@ -250,10 +250,18 @@ def _direct(network, inputs):
 
 
 def gradient_step(loss_fn, variables, optimizer):
-    """Takes one optimizer step on `variables` to lower `loss_fn()["loss"]`."""
+    """Takes one optimizer step on `variables` to lower `loss_fn()["loss"]`.
+
+    The loss is differentiated as `optimizer.scale_loss(loss)`, as Keras's own
+    torch `train_step` does: a `keras.optimizers.LossScaleOptimizer` (what
+    `compile` wraps the optimizer in under `mixed_float16`) multiplies it by its
+    loss scale and divides the gradients by the same in `apply`; any other
+    optimizer returns it unchanged (or scaled by its `loss_scale_factor`, which
+    its `apply` undoes).
+    """
     out = loss_fn()
     params = [v.value for v in variables]
-    grads = torch.autograd.grad(out["loss"], params, allow_unused=True)
+    grads = torch.autograd.grad(optimizer.scale_loss(out["loss"]), params, allow_unused=True)
     with torch.no_grad():
         if _plain_adam(optimizer, variables, grads):
             _apply_adam(optimizer, grads, variables)

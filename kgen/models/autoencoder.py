@@ -6,11 +6,12 @@ from keras import ops
 from kgen import capabilities as caps
 from kgen import backend, nets, optimizers
 from kgen.inputs import CheckedInputs
+from kgen.models import own_networks as own
 
 
 @keras.saving.register_keras_serializable(package="kgen")
 class AutoEncoder(CheckedInputs, keras.Model):
-    """Autoencoder of 28x28 images with a small latent code (2 by default).
+    """Autoencoder of images (28x28 digits by default) with a small latent code (2 by default).
 
     Trained on reconstruction MSE. It also keeps a running mean and standard
     deviation of the codes it sees in training, so that `generate` can decode
@@ -21,6 +22,14 @@ class AutoEncoder(CheckedInputs, keras.Model):
         latent_dim: size of the latent code.
         arch: `"mlp"` or `"conv"` networks (see `kgen.nets`).
         seed: seed of the model's random generator.
+        encoder: your own encoder (a built Keras model: images to
+            `latent_dim` values), with `decoder` (`latent_dim` values to
+            image logits; `decode` applies the sigmoid). Default: kgen's
+            `arch` networks. Saved inside `model.keras`.
+        decoder: see `encoder`.
+        image_shape: (height, width, channels) of the images; with your own
+            networks, default the encoder's input shape; kgen's networks take
+            (28, 28, 1) only.
 
     Example:
 
@@ -35,15 +44,21 @@ class AutoEncoder(CheckedInputs, keras.Model):
 
     default_batch_size = 32  # what `kgen train` uses unless told otherwise
 
-    def __init__(self, latent_dim=2, arch="mlp", seed=None, **kwargs):
+    def __init__(self, latent_dim=2, arch="mlp", seed=None, encoder=None, decoder=None, image_shape=None, **kwargs):
         super().__init__(**kwargs)
         if int(latent_dim) < 1:
             raise ValueError(f"latent_dim must be at least 1. Received: latent_dim={latent_dim}")
         self.latent_dim = int(latent_dim)
         self.arch = arch
         self.seed = seed
-        self.encoder = nets.encoder(arch, self.latent_dim)
-        self.decoder = nets.decoder(arch, self.latent_dim)
+        self.custom_networks = encoder is not None or decoder is not None
+        if self.custom_networks:
+            self.image_shape = own.check_autoencoder(encoder, decoder, image_shape, self.latent_dim)
+            self.encoder, self.decoder = encoder, decoder
+        else:
+            self.image_shape = own.check_default_shape(image_shape, "encoder=, decoder=")
+            self.encoder = nets.encoder(arch, self.latent_dim)
+            self.decoder = nets.decoder(arch, self.latent_dim)
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.code_mean = self.add_weight(
             shape=(self.latent_dim,), initializer="zeros", trainable=False, name="code_mean"
@@ -59,7 +74,7 @@ class AutoEncoder(CheckedInputs, keras.Model):
         return [self.loss_tracker]
 
     def encode(self, x):
-        """Images (batch, 28, 28, 1) to codes (batch, latent_dim)."""
+        """Images (batch, *image_shape) to codes (batch, latent_dim)."""
         return backend.forward(self.encoder, x)
 
     def decode(self, z):
@@ -106,7 +121,7 @@ class AutoEncoder(CheckedInputs, keras.Model):
             z: optional codes (n, latent_dim) to decode instead.
 
         Returns:
-            A NumPy array (n, 28, 28, 1) in [0, 1].
+            A NumPy array (n, *image_shape) in [0, 1].
         """
         if z is None:
             eps = keras.random.normal((n, self.latent_dim), seed=seed)
@@ -125,4 +140,10 @@ class AutoEncoder(CheckedInputs, keras.Model):
             "latent_dim": self.latent_dim,
             "arch": self.arch,
             "seed": self.seed,
+            "image_shape": list(self.image_shape),
+            **own.serialize_networks(self, ("encoder", "decoder")),
         }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**own.deserialize_networks(config, ("encoder", "decoder")))

@@ -349,8 +349,9 @@ class GAN(CheckedInputs, keras.Model):
         real, labels = self.unpack(data)  # (batch, 28, 28, 1)[, (batch,)]
         n = ops.shape(real)[0]
         fake = self.generator(self.generator_inputs(self.sample_noise(n), labels), training=False)
-        real_outputs = self.discriminator(self.discriminator_inputs(real, labels), training=False)
-        fake_outputs = self.discriminator(self.discriminator_inputs(fake, labels), training=False)
+        # float32 logits, also under a mixed-precision policy
+        real_outputs = backend.float32(self.discriminator(self.discriminator_inputs(real, labels), training=False))
+        fake_outputs = backend.float32(self.discriminator(self.discriminator_inputs(fake, labels), training=False))
         real_logits, fake_logits = real_outputs[:, :1], fake_outputs[:, :1]
         acc_real, acc_fake = accuracies(real_logits, fake_logits)
         d_loss = discriminator_loss(self.loss_name, real_logits, fake_logits) + self.class_loss(real_outputs, labels)
@@ -384,7 +385,7 @@ class GAN(CheckedInputs, keras.Model):
             )
             for i in range(0, n, 1000)
         ]
-        return np.concatenate([ops.convert_to_numpy(c) for c in chunks])
+        return np.concatenate([ops.convert_to_numpy(backend.float32(c)) for c in chunks])  # float32 under any policy
 
     def get_config(self):
         return {

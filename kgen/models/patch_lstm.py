@@ -7,7 +7,9 @@ from keras import ops
 from kgen import capabilities as caps
 from kgen import backend, optimizers
 from kgen.data.patches import NUM_PATCHES, PATCH_DIM, from_patches, to_patches
+from kgen.nets import IMAGE_SHAPE
 from kgen.inputs import CheckedInputs
+from kgen.models import own_networks as own
 
 RECON_LOSSES = ("bce", "mse")
 SAMPLINGS = ("bernoulli", "mean")
@@ -40,6 +42,20 @@ class PatchLSTM(CheckedInputs, keras.Model):
             binarized-MNIST likelihoods; the model then reads binary patches
             as it does when it writes them.
         seed: seed of the dropout masks and of the binarization.
+        recurrent: your own recurrent stack, a list of Keras RNN layers
+            (`LSTM`, `GRU`, `SimpleRNN`, or `RNN` of a cell), each with
+            `return_sequences=True` and `return_state=True`, the first taking
+            65 features per step (the previous patch's 49 pixels and a
+            one-hot of the 16 positions); with `head` (a Keras layer or model
+            from the last layer's units to the 49 pixel logits of a patch).
+            Replaces `num_layers` and `units`; `dropout` still applies after
+            each layer. Default: kgen's stack of `LSTM` layers and a `Dense`
+            head. Saved inside `model.keras`.
+        head: see `recurrent`.
+        image_shape: (28, 28, 1), the only shape the PatchLSTM takes (with
+            kgen's networks or yours): it reads an image as 16 patches of 7x7
+            (`kgen.data.patches`), and `complete` and `kgen evaluate` count
+            in those patches.
 
     Example:
 
@@ -55,7 +71,17 @@ class PatchLSTM(CheckedInputs, keras.Model):
     default_batch_size = 64  # what `kgen train` uses unless told otherwise
 
     def __init__(
-        self, num_layers=2, units=256, dropout=0.0, recon_loss="bce", binarize=False, seed=None, **kwargs
+        self,
+        num_layers=2,
+        units=256,
+        dropout=0.0,
+        recon_loss="bce",
+        binarize=False,
+        seed=None,
+        recurrent=None,
+        head=None,
+        image_shape=None,
+        **kwargs,
     ):
         super().__init__(**kwargs)
         if int(num_layers) < 1:
@@ -69,6 +95,16 @@ class PatchLSTM(CheckedInputs, keras.Model):
                 f"recon_loss must be one of {', '.join(RECON_LOSSES)}. "
                 f"Received: recon_loss={recon_loss!r}"
             )
+        if image_shape is not None and tuple(image_shape) != IMAGE_SHAPE:
+            raise ValueError(
+                f"The PatchLSTM reads {IMAGE_SHAPE} images as {NUM_PATCHES} patches of 7x7, with kgen's networks "
+                f"or your own. Received: image_shape={tuple(image_shape)}"
+            )
+        self.image_shape = IMAGE_SHAPE
+        self.custom_networks = recurrent is not None or head is not None
+        if self.custom_networks:
+            own.check_given("recurrent", recurrent, "head", head)
+            num_layers, units = own.check_recurrent(recurrent, head, NUM_PATCHES, PATCH_DIM + NUM_PATCHES, PATCH_DIM)
         self.num_layers = int(num_layers)
         self.units = int(units)
         self.dropout = float(dropout)
@@ -76,20 +112,25 @@ class PatchLSTM(CheckedInputs, keras.Model):
         self.binarize = bool(binarize)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
-        self.lstms = [
-            keras.layers.LSTM(self.units, return_sequences=True, return_state=True, name=f"lstm_{i}")
-            for i in range(self.num_layers)
-        ]
+        if self.custom_networks:
+            self.lstms, self.head = list(recurrent), head
+        else:
+            self.lstms = [
+                keras.layers.LSTM(self.units, return_sequences=True, return_state=True, name=f"lstm_{i}")
+                for i in range(self.num_layers)
+            ]
+            self.head = keras.layers.Dense(PATCH_DIM, name="head")
         self.drops = [
             keras.layers.Dropout(self.dropout, seed=None if seed is None else seed + i, name=f"dropout_{i}")
             for i in range(self.num_layers)
         ]
-        self.head = keras.layers.Dense(PATCH_DIM, name="head")
         dim = PATCH_DIM + NUM_PATCHES  # previous patch, one-hot position
         for lstm in self.lstms:
-            lstm.build((None, NUM_PATCHES, dim))
-            dim = self.units
-        self.head.build((None, self.units))
+            if not lstm.built:
+                lstm.build((None, NUM_PATCHES, dim))
+            dim = lstm.compute_output_shape((None, NUM_PATCHES, dim))[0][-1]
+        if not self.head.built:
+            self.head.build((None, self.units))
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.mse_tracker = keras.metrics.Mean(name="mse")
         self.built = True  # every layer is built above
@@ -97,6 +138,19 @@ class PatchLSTM(CheckedInputs, keras.Model):
     @property
     def metrics(self):
         return [self.loss_tracker, self.mse_tracker]
+
+    @property
+    def recurrent(self):
+        """The recurrent stack: the list of RNN layers (kgen's LSTMs, or yours)."""
+        return self.lstms
+
+    def head_logits(self, h):
+        """The head on the recurrent outputs h (..., units): float32 patch logits (..., 49)."""
+        if not self.custom_networks:  # kgen's Dense takes (batch, steps, units) as it is
+            return backend.float32(self.head(h))
+        shape = ops.shape(h)
+        logits = backend.forward(self.head, ops.reshape(h, (-1, shape[-1])))  # your head sees (n, units)
+        return ops.reshape(logits, (*shape[:-1], PATCH_DIM))
 
     def sequence_inputs(self, patches):
         """Patches (batch, 16, 49) to the LSTM inputs (batch, 16, 65) of teacher forcing.
@@ -117,10 +171,10 @@ class PatchLSTM(CheckedInputs, keras.Model):
         h, final = inputs, []
         for i, (lstm, drop) in enumerate(zip(self.lstms, self.drops)):
             # lstm(h, ...); on torch's CPU one fused kernel call (see kgen.backend.lstm)
-            h, h_last, c_last = backend.lstm(lstm, h, None if states is None else states[i], training=training)
+            h, *state = backend.lstm(lstm, h, None if states is None else states[i], training=training)
             h = drop(h, training=training)  # (batch, steps, units)
-            final.append([h_last, c_last])
-        return self.head(h), final
+            final.append(list(state))  # [h, c] of an LSTM, [h] of a GRU
+        return self.head_logits(h), final
 
     def step(self, inputs, states):
         """One step of the stack: inputs (batch, 65) and states to logits (batch, 49) and new states."""
@@ -128,7 +182,7 @@ class PatchLSTM(CheckedInputs, keras.Model):
         for lstm, state in zip(self.lstms, states):
             h, state = backend.lstm_step(lstm, h, state)  # lstm.cell(h, state): (batch, units), [h, c]
             new_states.append(state)
-        return self.head(h), new_states
+        return self.head_logits(h), new_states
 
     def call(self, images, training=False):
         """Teacher-forced next-patch probabilities (batch, 16, 49) of images (batch, 28, 28, 1)."""
@@ -145,7 +199,7 @@ class PatchLSTM(CheckedInputs, keras.Model):
 
     def patch_losses(self, images, training=False):
         """Mean per-pixel training loss and next-patch MSE of a batch, teacher-forced."""
-        patches = ops.cast(to_patches(images), self.compute_dtype)  # (batch, 16, 49)
+        patches = ops.cast(to_patches(images), "float32")  # (batch, 16, 49), the float32 target
         logits, _ = self.run_layers(self.sequence_inputs(patches), training=training)
         loss = ops.mean(self.pixel_loss(patches, logits))
         mse = ops.mean(ops.square(patches - ops.sigmoid(logits)))
@@ -279,4 +333,9 @@ class PatchLSTM(CheckedInputs, keras.Model):
             "recon_loss": self.recon_loss,
             "binarize": self.binarize,
             "seed": self.seed,
+            **own.serialize_networks(self, ("recurrent", "head")),
         }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**own.deserialize_networks(config, ("recurrent", "head")))

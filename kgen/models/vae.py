@@ -106,11 +106,7 @@ class VAE(CheckedInputs, keras.Model):
         self.seed = seed
         self.custom_networks = encoder is not None or decoder is not None
         if self.custom_networks:
-            own.check_pair("encoder", encoder, "decoder", decoder)
-            self.image_shape = own.check_image_shape(image_shape, encoder.input_shape[1:], "encoder")
-            own.check_shape("encoder output", encoder.output_shape[1:], (2 * self.latent_dim,), "2 * latent_dim")
-            own.check_shape("decoder input", decoder.input_shape[1:], (self.latent_dim,), "latent_dim")
-            own.check_shape("decoder output", decoder.output_shape[1:], self.image_shape, "image_shape")
+            self.image_shape = own.check_autoencoder(encoder, decoder, image_shape, self.latent_dim, 2)
             self.encoder, self.decoder = encoder, decoder
         else:
             self.image_shape = own.check_default_shape(image_shape, "encoder=, decoder=")
