@@ -246,7 +246,10 @@ def row_mixed_precision():
 
     x, y = _digits()
     out = {}
-    for name in ("ae", "vae", "gan", "cgan", "lstm"):
+    # the cGAN is the GAN's step with labels (integers, whatever the policy): on torch only, where it is
+    # cheap; jax and tensorflow compile each model's step once per policy (seconds to half a minute each)
+    names = ("ae", "vae", "gan", "cgan", "lstm") if keras.config.backend() == "torch" else ("ae", "vae", "gan", "lstm")
+    for name in names:
         for policy in ("float32", "mixed_bfloat16", "mixed_float16"):
             out[f"{name}-{policy}"], model = _policy_run(name, policy, x, y)
     # a loss-scaled GAN saves and loads with both loss scales (torch: the compile once more costs nothing)
@@ -544,7 +547,7 @@ def test_bad_inputs_are_refused_at_the_start_of_fit(report_on, backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_mixed_precision_trains_as_float32(report_on, backend):
     result = row(report_on, backend, "mixed_precision")
-    for name in ("ae", "vae", "gan", "cgan", "lstm"):
+    for name in ("ae", "vae", "gan", "cgan", "lstm") if backend == "torch" else ("ae", "vae", "gan", "lstm"):
         reference = result[f"{name}-float32"]
         drop = reference["loss"][0] - reference["loss"][-1]
         assert drop > 0, name  # the float32 run learns: the comparison means something
