@@ -116,13 +116,13 @@ def model_options(f):
             decls = [f"{flag}/--no-{flag[2:]}", name]
         else:
             decls = [flag] + ([option.alias] if option.alias else []) + [name]
-        defaults = {repr(specs.SPECS[m].defaults()[name]) for m in models}
-        one = specs.SPECS[models[0]].defaults()[name] if len(defaults) == 1 else None  # else: (the model's own)
+        values = {repr(specs.SPECS[m].defaults()[name]): specs.SPECS[m].defaults()[name] for m in models}
+        alike = len(values) == 1  # else None, each model its own (--help shows which)
         f = click.option(
             *decls,
             type=_click_type(option),
-            default=one,
-            show_default=True if len(defaults) == 1 else _per_model(lambda spec: spec.defaults()[name], models),
+            default=next(iter(values.values())) if alike else None,
+            show_default=True if alike else _per_model(lambda spec: spec.defaults()[name], models),
             help=f"{', '.join(models)}: {option.help}" if len(models) < len(specs.NAMES) else option.help,
         )(f)
     return f

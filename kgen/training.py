@@ -12,7 +12,7 @@ import keras
 import numpy as np
 
 import kgen
-from kgen import callbacks, checkpoint, data, devices, plots, runs, specs
+from kgen import callbacks, checkpoint, data, devices, models, plots, runs, specs  # noqa: F401  (models: registered for load_model)
 from kgen import capabilities as caps
 from kgen.data.batches import EpochBatches
 from kgen.errors import DataError, RunError

@@ -257,6 +257,30 @@ def test_the_cli_is_part_of_the_package(tmp_path):
     assert run("-c", "import cli").returncode != 0
 
 
+def test_pip_install_puts_no_top_level_cli_into_site_packages(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    source = tmp_path / "source"  # a copy: setuptools builds in the tree it installs from
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "build")
+    for part in ("kgen", "cli"):
+        shutil.copytree(os.path.join(root, part), source / part, ignore=ignore)
+    for part in ("pyproject.toml", "README.md"):
+        shutil.copy(os.path.join(root, part), source / part)
+    site = tmp_path / "site-packages"
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
+         "--target", str(site), str(source)],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    top = sorted(p.name for p in site.iterdir() if not p.name.endswith(".dist-info") and p.name != "bin")
+    assert top == ["kgen"]
+    assert (site / "kgen" / "cli" / "main.py").is_file()
+
+
 # issue 15: callbacks and --tensorboard
 
 

@@ -148,7 +148,7 @@ def class_interpolation(path, model, seed=0, steps=10):
     the ten classes at fixed noise instead.
     """
     z = np.random.default_rng(seed).normal(size=(1, model.latent_dim)).astype("float32")
-    classes = getattr(model, "num_classes", 10)
+    classes = model.num_classes  # a conditional model declares it (kgen.capabilities)
     head = _embedding_head(model.sampler)
     if head is None:
         images = model.generate(classes, labels=np.arange(classes), z=np.repeat(z, classes, 0))
