@@ -23,6 +23,17 @@ NETWORKS = {
     "conv discriminator": (lambda: nets.discriminator("conv"), (16, 28, 28, 1)),
 }
 CONV = [name for name in NETWORKS if name.startswith("conv")]
+# batch norm runs as torch's fused kernel and an evenly cropped transposed convolution as torch's padded
+# one: the same math as Keras's operations, summed in another order, so equal to float32 rounding only
+ROUNDED = {"mlp generator (batch norm)", "conv generator (batch norm)"}
+
+
+def _assert_same(got, want, name):
+    if name in ROUNDED:  # within 1e-4 of the largest value (rounding of sums over the batch)
+        got, want = (np.asarray(v.detach() if torch.is_tensor(v) else v) for v in (got, want))
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * max(1e-3, np.abs(want).max()))
+    else:
+        assert torch.equal(got, want) if torch.is_tensor(got) else np.array_equal(got, want)
 
 
 def _states(network):
@@ -47,9 +58,9 @@ def test_forward_gives_the_networks_outputs_and_statistics(name, training):
     keras.utils.set_random_seed(3)
     assert torch_backend._direct(network, x)  # the fast path is the one tested
     out = backend.forward(network, x, training=training)
-    assert torch.equal(out, expected)
+    _assert_same(out, expected, name)
     for got, want in zip(_states(network), expected_states):
-        np.testing.assert_array_equal(got, want)
+        _assert_same(got, want, name)
     if training and "batch norm" in name:
         assert any(not np.array_equal(a, b) for a, b in zip(before, expected_states))  # stats did move
 
@@ -72,9 +83,9 @@ def test_forward_gives_the_networks_gradients_through_convolutions(name):
         out = backend.forward(network, inputs, training=True) if fast else network(inputs, training=True)
         results.append((out, torch.autograd.grad((out * out).sum(), weights + [inputs])))
     (want, want_grads), (got, got_grads) = results
-    assert torch.equal(got, want)
-    for g, w in zip(got_grads, want_grads):  # weights and inputs: the same bits backwards too
-        assert torch.equal(g, w)
+    _assert_same(got, want, name)
+    for g, w in zip(got_grads, want_grads):  # weights and inputs: the same bits backwards too (or to rounding)
+        _assert_same(g, w, name)
 
 
 @pytest.mark.parametrize(
