@@ -262,8 +262,8 @@ def _summary(run, seconds):
     return lines
 
 
-def _train(ctx, verbose, model, epochs, batch_size, dataset, data_dir, offline, limit, val_images, seed, devices, out,
-           name, resume_run, tensorboard, **options):
+def _train(ctx, verbose, model, resume_run, tensorboard, **params):
+    """`kgen train`: `params` are the `TrainConfig` fields (--epochs, ...) and the model options (kgen.specs.OPTIONS)."""
     from kgen import devices as kgen_devices
     from kgen import training
 
@@ -271,29 +271,20 @@ def _train(ctx, verbose, model, epochs, batch_size, dataset, data_dir, offline, 
     if resume_run:
         _check_resume_options(ctx, model, resume_run)
         explicit = ctx.get_parameter_source("epochs").name == "COMMANDLINE"
-        return _resume(resume_run, epochs if explicit else None, tensorboard, verbose)
+        return _resume(resume_run, params["epochs"] if explicit else None, tensorboard, verbose)
     if model is None:
         raise click.UsageError(f"Missing argument '{{{'|'.join(specs.NAMES)}}}': the model to train (or --resume RUN).")
     try:
-        devices = kgen_devices.count(devices)
+        params["devices"] = kgen_devices.count(params["devices"])
     except ValueError as e:
         raise click.UsageError(f"--devices: {e}") from None
     spec = specs.SPECS[model]
+    options = {name: params.pop(name) for name in specs.OPTIONS}
     given = {k: v for k, v in options.items() if ctx.get_parameter_source(k).name != "DEFAULT"}
     for option in given:
         if option not in spec.defaults():
             raise click.UsageError(_not_for(option, spec))
-    optimizers = spec.optimizer_options()
-    config = TrainConfig(
-        model=model, epochs=epochs, batch_size=batch_size, learning_rate=given.get("learning_rate"),
-        dataset=dataset, data_dir=data_dir, offline=offline, limit=limit, val_images=val_images, seed=seed,
-        out=out, name=name, model_options={k: v for k, v in given.items() if k not in optimizers},
-        gan_optimizers={
-            net: {key: given[f"{net}_{key}"] for key in arguments if f"{net}_{key}" in given}
-            for net, arguments in spec.optimizers.items() if net
-        },
-        devices=devices,
-    )
+    config = TrainConfig(model=model, **params, **spec.config_fields(given))
     _check_tensorboard(tensorboard)
     return training.train(config, verbose=verbose, tensorboard=tensorboard)
 

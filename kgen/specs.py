@@ -119,6 +119,24 @@ class ModelSpec:
         """Every option this model takes, with its default: model options, then optimizer options."""
         return {**self.options, **self.optimizer_options()}
 
+    def config_fields(self, options):
+        """`TrainConfig` fields from options of this model: `learning_rate`, `model_options`, `gan_optimizers`.
+
+        Example:
+
+        >>> SPECS["gan"].config_fields({"arch": "mlp", "d_learning_rate": 1e-4})
+        {'learning_rate': None, 'model_options': {'arch': 'mlp'}, 'gan_optimizers': {'d': {'learning_rate': 0.0001}, 'g': {}}}
+        """
+        optimizers = self.optimizer_options()
+        return {
+            "learning_rate": options.get("learning_rate") if "" in self.optimizers else None,
+            "model_options": {k: v for k, v in options.items() if k not in optimizers},
+            "gan_optimizers": {
+                net: {key: options[f"{net}_{key}"] for key in arguments if f"{net}_{key}" in options}
+                for net, arguments in self.optimizers.items() if net
+            },
+        }
+
     def rates(self):
         """The names of its learning-rate options (what to lower when training diverges)."""
         return [name for name in self.optimizer_options() if name.endswith("learning_rate")]
