@@ -109,10 +109,49 @@ def test_forward_takes_kerass_path_where_the_fast_one_does_not_apply():
     assert not torch_backend._direct(network, np.zeros((2, 8), "float32"))  # not a tensor
     assert not torch_backend._direct(network, torch.zeros((2, 8), dtype=torch.float64))
     cgan_generator = nets.generator("mlp", 8, num_classes=10)  # a functional model
-    assert not torch_backend._direct(cgan_generator, torch.zeros((2, 8)))
+    assert not torch_backend._direct(cgan_generator, torch.zeros((2, 8)))  # one input of two
+    assert not torch_backend._direct(cgan_generator, [np.zeros((2, 8), "float32"), torch.tensor([1, 2])])
+    masked = keras.Sequential([keras.Input((3,), dtype="int32"), keras.layers.Embedding(5, 4, mask_zero=True)])
+    assert not torch_backend._direct(masked, torch.tensor([[1, 0, 2]]))
     # and the fallback still computes
     out = backend.forward(cgan_generator, [torch.zeros((2, 8)), torch.tensor([1, 2])], training=False)
     assert tuple(out.shape) == (2, 28, 28, 1)
+
+
+FUNCTIONAL = {
+    "conditional conv generator": lambda: nets.generator("conv", 8, num_classes=10),
+    "conditional conv discriminator (projection, classifier, spectral norm)": lambda: nets.discriminator(
+        "conv", num_classes=10, spectral_norm=True, aux_classifier=True, projection=True
+    ),
+}
+
+
+@pytest.mark.parametrize("name", FUNCTIONAL)
+@pytest.mark.parametrize("training", [True, False])
+def test_forward_walks_a_functional_network_as_keras_does(name, training):
+    network = FUNCTIONAL[name]()
+    first = (16, 8) if "generator" in name else (16, 28, 28, 1)
+    inputs = [torch.rand(first, generator=torch.Generator().manual_seed(0)), torch.arange(16, dtype=torch.int32) % 10]
+    assert torch_backend._direct(network, inputs)
+    weights = [v.value for v in network.trainable_variables]
+    before = _states(network)
+    results = []
+    for fast in (False, True):
+        for variable, value in zip(network.non_trainable_weights, before):
+            variable.assign(value)
+        out = backend.forward(network, inputs, training=training) if fast else network(inputs, training=training)
+        grads = torch.autograd.grad((out * out).sum(), weights, allow_unused=True)
+        results.append((out, grads, _states(network)))
+    (want, want_grads, want_states), (got, got_grads, got_states) = results
+    # the generator's batch norm and transposed convolutions: equal to rounding (see ROUNDED)
+    _assert_same(got, want, "conv generator (batch norm)")
+    for g, w in zip(got_grads, want_grads):
+        if w is None:
+            assert g is None
+        else:
+            _assert_same(g, w, "conv generator (batch norm)")
+    for g, w in zip(got_states, want_states):
+        _assert_same(g, w, "conv generator (batch norm)")
 
 
 def test_forward_inherits_training_from_an_enclosing_call():

@@ -54,12 +54,18 @@ import math
 
 import keras
 import torch
-from keras.src import activations
 from keras.src.backend.common import global_state
 from keras.src.backend.common.stateless_scope import in_stateless_scope
 from keras.src.backend.common.symbolic_scope import in_symbolic_scope
 from keras.src.backend.torch import nn as torch_nn
 from keras.src.backend.torch.optimizers.torch_adam import Adam as TorchAdam
+
+try:  # the class of functional models, whose graph `forward` walks (see `_graph`)
+    from keras.src.models.functional import Functional
+except ImportError:  # pragma: no cover - a Keras without it: functional models take Keras's call
+    Functional = None
+
+from torch.optim.adam import adam as torch_adam  # torch's public functional Adam; fused=True: torch._fused_adam_
 
 from kgen.backend import common
 from kgen.backend.common import DATA_PARALLEL, process_index  # noqa: F401
@@ -72,11 +78,13 @@ FUSED_LSTM_KERAS = ("3.15",)
 
 
 def forward(network, inputs, training=None):
-    """`network(inputs, training=training)`, straight through the layers of a plain `Sequential`.
+    """`network(inputs, training=training)`, straight through the layers of a plain network.
 
-    Takes the direct path when `network` is a built `keras.Sequential` whose
-    layers compute in float32 with no masks or activity regularizers, and
-    `inputs` is a float32 tensor; anything else goes through
+    Takes the direct path when `network` is a built `keras.Sequential` (or a
+    functional `keras.Model`, such as a conditional GAN's networks, whose
+    graph is walked as Keras walks it, see `_graph`) whose layers compute in
+    float32 with no masks or activity regularizers, and `inputs` are tensors,
+    the float ones float32; anything else goes through
     `network(inputs, training=training)`. `training=None` means what it means
     to Keras: the enclosing call's value, else each layer's default.
     """
@@ -85,19 +93,50 @@ def forward(network, inputs, training=None):
     if training is None:
         context = global_state.get_global_attribute("current_call_ctx")
         training = context.training if context is not None else None
+    if type(network) is not keras.Sequential:
+        return _graph(network, inputs, training)
     x = inputs
     for layer in network.layers:
-        if type(layer) is keras.layers.Dense and layer.quantization_mode is None and not layer.lora_enabled:
-            x = _dense(layer, x)
-        elif _plain_batch_norm(layer):
-            x = _batch_norm(layer, x, training)
-        elif _plain_conv(layer, x):
-            x = _conv(layer, x)
-        elif layer._call_has_training_arg:
-            x = layer.call(x, training=training)
-        else:
-            x = layer.call(x)
+        x = _call(layer, x, training)
     return x
+
+
+def _call(layer, x, training):
+    """`layer(x, training=training)` through the layer's own `call` (or kgen's same torch operations)."""
+    if isinstance(x, torch.Tensor):
+        if type(layer) is keras.layers.Dense and layer.quantization_mode is None and not layer.lora_enabled:
+            return _dense(layer, x)
+        if _plain_batch_norm(layer):
+            return _batch_norm(layer, x, training)
+        if _plain_conv(layer, x):
+            return _conv(layer, x)
+    if layer._call_has_training_arg:
+        return layer.call(x, training=training)
+    return layer.call(x)
+
+
+def _graph(network, inputs, training):
+    """A functional model's outputs, its graph walked by Keras's own walk with each layer's `call`.
+
+    `Functional.call` is `_run_through_graph` (Keras's walk over the graph's
+    nodes by depth) with each layer's `__call__`; here the same walk calls
+    `_call`. `_run_through_graph` is private Keras API: `_direct` takes this
+    path only for a `Functional` that has it, on the Keras versions it was
+    checked with (`GRAPH_KERAS`); any other model is called as Keras calls it.
+    """
+    return network._run_through_graph(inputs, operation_fn=lambda layer: _node(layer, training))
+
+
+def _node(layer, training):
+    """The call of `layer` at one node of a graph: `_call` on its input (the node's `mask=None` dropped)."""
+
+    def call(x, **kwargs):
+        recorded = kwargs.pop("training", None)  # as Keras's walk: the call's value, else the node's own
+        if kwargs.pop("mask", None) is not None or kwargs:
+            return layer(x, **kwargs)  # not a case of kgen's networks
+        return _call(layer, x, training if training is not None else recorded)
+
+    return call
 
 
 def _dense(layer, x):
@@ -258,19 +297,53 @@ def _plain_mean(metric, value):
 
 def _direct(network, inputs):
     """Whether `forward` may skip `Layer.__call__` for `network` on `inputs`."""
-    if type(network) is not keras.Sequential or not network.built:
+    if not network.built:
         return False
-    if not isinstance(inputs, torch.Tensor) or inputs.dtype != torch.float32 or hasattr(inputs, "_keras_mask"):
+    if type(network) is keras.Sequential:
+        tensors = [inputs]
+    elif _functional(network):
+        tensors = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        if len(tensors) != len(network.inputs):
+            return False
+    else:
         return False
+    for x in tensors:
+        if not isinstance(x, torch.Tensor) or hasattr(x, "_keras_mask"):
+            return False
+        if x.is_floating_point() and x.dtype != torch.float32:
+            return False
     if in_symbolic_scope() or in_stateless_scope() or torch.compiler.is_compiling():
         return False  # under `jit_compile=True`, torch.compile traces Keras's own calls
     return all(
         layer.built
         and layer.dtype_policy.name == "float32"
         and layer.activity_regularizer is None
-        and type(layer).compute_mask is keras.layers.Layer.compute_mask
+        and _maskless(layer)
         for layer in network.layers
     )
+
+
+# Keras versions whose functional models `_graph` was checked against (`_run_through_graph`)
+GRAPH_KERAS = ("3.15",)
+
+
+def _functional(network):
+    """Whether `network` is a functional `keras.Model` whose graph `_graph` can walk."""
+    return (
+        Functional is not None
+        and type(network) is Functional
+        and keras.version().rsplit(".", 1)[0] in GRAPH_KERAS
+        and hasattr(network, "_run_through_graph")
+    )
+
+
+def _maskless(layer):
+    """Whether `layer` makes no mask of its own (inputs without masks then have none downstream)."""
+    if type(layer).compute_mask is keras.layers.Layer.compute_mask:
+        return True
+    if type(layer) is keras.layers.Embedding:
+        return not layer.mask_zero
+    return type(layer) in (keras.layers.Concatenate, keras.layers.Add, keras.layers.Dot)  # pass input masks only
 
 
 def gradient_step(loss_fn, variables, optimizer):
@@ -316,24 +389,29 @@ def _plain_adam(optimizer, variables, grads):
 def _apply_adam(optimizer, grads, variables):
     """Keras's Adam update of `variables` in one call of torch's fused CPU kernel.
 
-    Keras's Adam takes var -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)
-    ("epsilon hat" of the Adam paper); `torch._fused_adam_` takes
+    Through torch's public functional Adam, `torch.optim.adam.adam(...,
+    fused=True)`, which counts the steps and calls the fused kernel
+    (`torch._fused_adam_`). Keras's Adam takes
+    var -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)
+    ("epsilon hat" of the Adam paper); torch's takes
     var -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps'), the same
-    update when eps' = eps / sqrt(1 - b2^t). The moments are Keras's, updated
-    in place; only the rounding of the last bits can differ from
+    update when eps' = eps / sqrt(1 - b2^t). The moments are Keras's (private:
+    Adam's `_momentums`, `_velocities` and `_get_variable_index`), updated in
+    place; only the rounding of the last bits can differ from
     `optimizer.apply`.
     """
     step = int(optimizer.iterations.value) + 1  # t; reading it is free on a CPU
-    lr = float(optimizer._get_current_learning_rate())
+    lr = float(optimizer.learning_rate)  # the current value (of a schedule too)
     indices = [optimizer._get_variable_index(v) for v in variables]
-    steps = [torch.tensor(float(step))] * len(variables)
-    torch._fused_adam_(
+    steps = [torch.tensor(float(step - 1)) for _ in variables]  # torch adds 1 to each, then updates
+    torch_adam(
         [v.value for v in variables],
         [g.contiguous() for g in grads],
         [optimizer._momentums[i].value for i in indices],
         [optimizer._velocities[i].value for i in indices],
         [],
         steps,
+        fused=True,
         amsgrad=False,
         lr=lr,
         beta1=optimizer.beta_1,
@@ -342,7 +420,7 @@ def _apply_adam(optimizer, grads, variables):
         eps=optimizer.epsilon / math.sqrt(1 - optimizer.beta_2**step),
         maximize=False,
     )
-    optimizer._iterations.assign_add(1)
+    optimizer.iterations.assign_add(1)
 
 
 def train_step(fn):
@@ -444,8 +522,8 @@ def _fused_lstm_ok(layer, inputs, initial_state, training):
         or layer.use_cudnn is False
         or layer.activity_regularizer is not None
         or layer.dtype_policy.name != "float32"
-        or cell.activation is not activations.tanh
-        or cell.recurrent_activation is not activations.sigmoid
+        or cell.activation is not keras.activations.tanh
+        or cell.recurrent_activation is not keras.activations.sigmoid
         or not cell.use_bias
         or cell.recurrent_dropout
         or (cell.dropout and training is not False)  # None: maybe an enclosing training call
