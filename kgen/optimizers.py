@@ -10,6 +10,11 @@ to step, and `model.keras` holds both.
 The model applies each sub-optimizer to its own network
 (`model.optimizer.d_optimizer`, `model.optimizer.g_optimizer`); the pair itself
 applies nothing.
+
+Under `mixed_float16` each of the two is wrapped in its own
+`keras.optimizers.LossScaleOptimizer` (`GANOptimizer.scale_losses`,
+`loss_scaled`): two losses, two loss scales. Why this is not Keras's
+`keras.optimizers.MultiOptimizer`: see docs/keras.md.
 """
 
 import keras
@@ -166,8 +171,11 @@ def loss_scaled(optimizer):
 
     Example:
 
-    >>> loss_scaled("adam")
-    <LossScaleOptimizer name=loss_scale_optimizer, built=False>
+    >>> type(loss_scaled("adam")).__name__
+    'LossScaleOptimizer'
+    >>> pair = loss_scaled(GANOptimizer("adam", "adam"))
+    >>> type(pair.d_optimizer).__name__, type(pair.g_optimizer).__name__
+    ('LossScaleOptimizer', 'LossScaleOptimizer')
     """
     if isinstance(optimizer, GANOptimizer):
         optimizer.scale_losses()

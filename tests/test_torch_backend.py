@@ -404,3 +404,22 @@ def test_patch_lstm_trains_and_completes_through_the_fused_kernel(monkeypatch):
     calls.clear()
     model.complete(images, given=14)
     assert calls == [15, 15]  # the given patches in one pass (the steps after are fused cells)
+
+
+def test_fused_adam_counts_steps_as_keras_when_other_updates_come_between():
+    # torch's public functional Adam (fused=True) takes per-variable step counts, which kgen keeps
+    # between calls; an update by Keras's own apply in between must not put them out of step
+    fast, fast_opt = _compiled(keras.optimizers.Adam(1e-2))
+    slow, slow_opt = _compiled(keras.optimizers.Adam(1e-2))
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for i in range(12):
+            grads = [torch.randn(tuple(v.shape), generator=generator) for v in fast.trainable_variables]
+            if i % 3 == 2:  # e.g. a step where the fast path stepped aside
+                fast_opt.apply([g.clone() for g in grads], fast.trainable_variables)
+            else:
+                torch_backend._apply_adam(fast_opt, grads, fast.trainable_variables)
+            slow_opt.apply([g.clone() for g in grads], slow.trainable_variables)
+    assert int(fast_opt.iterations) == int(slow_opt.iterations) == 12
+    for a, b in zip(fast.trainable_variables, slow.trainable_variables):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6)

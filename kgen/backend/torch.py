@@ -51,6 +51,7 @@ same results:
 """
 
 import math
+import weakref
 
 import keras
 import torch
@@ -386,6 +387,26 @@ def _plain_adam(optimizer, variables, grads):
     )
 
 
+# per optimizer, {ids of its variables: the per-variable step counts torch's Adam takes}
+_STEP_COUNTS = weakref.WeakKeyDictionary()
+
+
+def _step_counts(optimizer, variables, step):
+    """The step counts (t - 1) torch's functional Adam takes, one tensor per variable.
+
+    torch adds 1 to each before its update, so the tensors of the last call
+    already hold t - 1 when no other update came between; they are kept
+    (making a dozen scalar tensors per step costs 60 us), and made anew
+    otherwise.
+    """
+    counts = _STEP_COUNTS.setdefault(optimizer, {})
+    key = tuple(id(v) for v in variables)
+    steps = counts.get(key)
+    if steps is None or float(steps[0]) != step - 1:
+        steps = counts[key] = [torch.tensor(float(step - 1)) for _ in variables]
+    return steps
+
+
 def _apply_adam(optimizer, grads, variables):
     """Keras's Adam update of `variables` in one call of torch's fused CPU kernel.
 
@@ -403,7 +424,7 @@ def _apply_adam(optimizer, grads, variables):
     step = int(optimizer.iterations.value) + 1  # t; reading it is free on a CPU
     lr = float(optimizer.learning_rate)  # the current value (of a schedule too)
     indices = [optimizer._get_variable_index(v) for v in variables]
-    steps = [torch.tensor(float(step - 1)) for _ in variables]  # torch adds 1 to each, then updates
+    steps = _step_counts(optimizer, variables, step)
     torch_adam(
         [v.value for v in variables],
         [g.contiguous() for g in grads],
