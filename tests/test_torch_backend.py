@@ -423,3 +423,30 @@ def test_fused_adam_counts_steps_as_keras_when_other_updates_come_between():
     assert int(fast_opt.iterations) == int(slow_opt.iterations) == 12
     for a, b in zip(fast.trainable_variables, slow.trainable_variables):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_fast_paths_step_aside_with_a_warning_on_an_untested_keras(run_on_backend):
+    # the private API behind the fast paths is guarded: on a Keras version not tested (or where its
+    # modules moved) kgen warns once and trains through Keras's public calls
+    out = run_on_backend("torch", """
+        import warnings
+        from unittest import mock
+        import keras, numpy as np, torch
+        keras.__version__ = "3.99.0"
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            from kgen.backend import torch as torch_backend
+        from kgen.models import VAE
+        print("FAST", torch_backend.FAST_PATHS)
+        print("WARNED", any("fast paths are off" in str(w.message) and "Received: keras==3.99.0" in str(w.message)
+                            for w in caught))
+        model = VAE(seed=0)
+        model.compile(optimizer="adam")
+        x = np.random.default_rng(0).uniform(size=(8, 28, 28, 1)).astype("float32")
+        with mock.patch.object(torch, "_fused_adam_", side_effect=AssertionError("fused Adam")), \\
+                mock.patch.object(torch_backend, "_dense", side_effect=AssertionError("direct Dense")):
+            logs = model.train_on_batch(x, return_dict=True)
+        print("LOSS", float(logs["loss"]))
+    """)
+    assert "FAST False" in out and "WARNED True" in out
+    assert np.isfinite(float(out.split("LOSS ")[1].split()[0]))

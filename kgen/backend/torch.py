@@ -51,15 +51,37 @@ same results:
 """
 
 import math
+import warnings
 import weakref
 
 import keras
 import torch
-from keras.src.backend.common import global_state
-from keras.src.backend.common.stateless_scope import in_stateless_scope
-from keras.src.backend.common.symbolic_scope import in_symbolic_scope
-from keras.src.backend.torch import nn as torch_nn
-from keras.src.backend.torch.optimizers.torch_adam import Adam as TorchAdam
+
+# The fast paths use Keras's private API: the modules imported below and attributes of Keras's
+# layers and optimizers (`layer._kernel`, `layer._reduction_axes`, `layer._call_has_training_arg`,
+# Adam's `_momentums`, `_velocities`, `_get_variable_index`), as they are in the Keras versions
+# tested. Guarded: on another Keras minor version, or where one of these modules has moved, every
+# fast path is off, a warning says so, and kgen runs Keras's public calls (`network(x)`,
+# `optimizer.apply`, `layer(x)`): the same results at Keras's speed.
+TESTED_KERAS = ("3.15",)
+try:
+    if ".".join(keras.__version__.split(".")[:2]) not in TESTED_KERAS:
+        raise ImportError(f"they were checked on Keras {', '.join(TESTED_KERAS)} only")
+    from keras.src.backend.common import global_state
+    from keras.src.backend.common.stateless_scope import in_stateless_scope
+    from keras.src.backend.common.symbolic_scope import in_symbolic_scope
+    from keras.src.backend.torch import nn as torch_nn
+    from keras.src.backend.torch.optimizers.torch_adam import Adam as TorchAdam
+
+    FAST_PATHS = True
+except (ImportError, AttributeError) as error:  # a Keras that changed: its public calls
+    warnings.warn(
+        f"kgen's torch fast paths are off ({error}); kgen runs Keras's own calls instead, slower. "
+        f"Received: keras=={keras.__version__}",
+        stacklevel=2,
+    )
+    FAST_PATHS = False
+    global_state = in_stateless_scope = in_symbolic_scope = torch_nn = TorchAdam = None
 
 try:  # the class of functional models, whose graph `forward` walks (see `_graph`)
     from keras.src.models.functional import Functional
@@ -298,6 +320,8 @@ def _plain_mean(metric, value):
 
 def _direct(network, inputs):
     """Whether `forward` may skip `Layer.__call__` for `network` on `inputs`."""
+    if not FAST_PATHS:
+        return False
     if not network.built:
         return False
     if type(network) is keras.Sequential:
@@ -371,7 +395,8 @@ def gradient_step(loss_fn, variables, optimizer):
 def _plain_adam(optimizer, variables, grads):
     """Whether `optimizer` is a built Keras Adam on CPU with nothing to do but the update."""
     return (
-        type(optimizer) is TorchAdam
+        FAST_PATHS
+        and type(optimizer) is TorchAdam
         and not torch.compiler.is_compiling()  # torch.compile cannot trace the fused kernel's in-place update
         and optimizer.built
         and not optimizer.amsgrad
@@ -533,7 +558,7 @@ def _fused_lstm_ok(layer, inputs, initial_state, training):
     """Whether `lstm` may run `layer` on `inputs` through the fused kernel."""
     if type(layer) is not keras.layers.LSTM or not layer.built or type(layer.cell) is not keras.layers.LSTMCell:
         return False
-    if ".".join(keras.__version__.split(".")[:2]) not in FUSED_LSTM_KERAS:
+    if not FAST_PATHS or ".".join(keras.__version__.split(".")[:2]) not in FUSED_LSTM_KERAS:
         return False
     cell = layer.cell
     if (
