@@ -14,12 +14,13 @@ optimizers must expose both through that one `optimizer` (see
 `kgen.optimizers`), or the second optimizer's state is lost between steps.
 """
 
+import contextlib
 import functools
+import threading
 
 import jax
 import keras
 from keras import StatelessScope
-from keras.src.backend.common.stateless_scope import get_stateless_scope
 
 from kgen.backend.common import forward, lstm, lstm_step, no_grad, update_metrics  # noqa: F401
 
@@ -39,7 +40,7 @@ def gradient_step(loss_fn, variables, optimizer):
     `LossScaleOptimizer`, what `compile` wraps the optimizer in under
     `mixed_float16`), and `optimizer.apply` unscales the gradients.
     """
-    outer = get_stateless_scope()
+    outer = _training_scope()
     ids = [id(v) for v in variables]
     values = [_current(outer, v) for v in variables]
 
@@ -66,6 +67,36 @@ def gradient_step(loss_fn, variables, optimizer):
     return out
 
 
+# the StatelessScopes that `train_step` opened, innermost last (per thread). kgen keeps its own
+# record, public API only, rather than asking Keras for the current scope (its
+# `get_stateless_scope` is private, in keras.src.backend.common.stateless_scope)
+_scopes = threading.local()
+
+
+@contextlib.contextmanager
+def _scope(mapping):
+    """A `StatelessScope` over `mapping`, recorded as the training scope while it is open."""
+    stack = _scopes.__dict__.setdefault("stack", [])
+    with StatelessScope(state_mapping=mapping) as scope:
+        stack.append(scope)
+        try:
+            yield scope
+        finally:
+            stack.pop()
+
+
+def _training_scope():
+    """The innermost scope `train_step` opened: where the variables' current values are."""
+    stack = getattr(_scopes, "stack", None)
+    if not stack:
+        raise RuntimeError(
+            "On jax, gradient_step runs inside a model's train_step decorated with "
+            "kgen.backend.train_step (it takes the variables' values from that step's scope). "
+            "Received: no training scope"
+        )
+    return stack[-1]
+
+
 def _current(scope, variable):
     value = scope.get_current_value(variable)
     return variable.value if value is None else value
@@ -85,7 +116,7 @@ def train_step(fn):
         mapping = [
             (v, value) for vs, values in zip(groups, state) for v, value in zip(vs, values)
         ]
-        with StatelessScope(state_mapping=mapping) as scope:
+        with _scope(mapping) as scope:
             logs = fn(self, data)
         new_state = tuple(
             [_current(scope, v) for v in vs] for vs in groups
