@@ -34,6 +34,11 @@ import sys
 
 import numpy as np
 
+# keras.Model.compile's arguments, in order (Keras 3.15)
+COMPILE_ARGUMENTS = (
+    "optimizer", "loss", "loss_weights", "metrics", "weighted_metrics", "run_eagerly", "steps_per_execution",
+    "jit_compile", "auto_scale_loss",
+)
 TOLERANCE = 1e-3  # values this far outside [0, 1] are rounding, not a different scale
 
 
@@ -54,10 +59,9 @@ class CheckedInputs:
         """
         from kgen import optimizers
 
-        scale = check_precision(self) and kwargs.pop("auto_scale_loss", True)
-        if args:  # keras.Model.compile(optimizer="rmsprop", loss=None, ...)
-            kwargs.update(zip(("optimizer", "loss", "loss_weights", "metrics"), args))
-        if scale:
+        kwargs.update(zip(COMPILE_ARGUMENTS, args))
+        scale = check_precision(self) and kwargs.get("auto_scale_loss", True)
+        if scale and kwargs.get("optimizer", "rmsprop") is not None:
             kwargs["optimizer"] = optimizers.loss_scaled(kwargs.get("optimizer", "rmsprop"))
         kwargs["auto_scale_loss"] = False  # done above, the pair's way for a GAN
         return super().compile(**kwargs)

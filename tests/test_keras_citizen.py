@@ -673,3 +673,38 @@ def test_gan_optimizer_uses_public_optimizer_api(tiny_images):
     kernel = model.discriminator.trainable_variables[0]
     average = d_opt._model_variables_moving_average[0]  # noqa: SLF001 - what Keras's EMA keeps
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(kernel), keras.ops.convert_to_numpy(average))
+
+
+def test_loss_scaling_follows_the_networks_and_compile_arguments():
+    # loss scaling wherever a layer computes in float16 (also your own networks in a float32 model),
+    # with compile's arguments given by position or by name, and auto_scale_loss=False honoured
+    import keras
+    from keras import layers
+
+    from kgen.models import AutoEncoder
+
+    def ae(policy, own_policy=None):
+        keras.config.set_dtype_policy(own_policy or policy)
+        try:
+            encoder = keras.Sequential([keras.Input((28, 28, 1)), layers.Flatten(), layers.Dense(2)])
+            decoder = keras.Sequential([keras.Input((2,)), layers.Dense(784), layers.Reshape((28, 28, 1))])
+            keras.config.set_dtype_policy(policy)
+            return AutoEncoder(encoder=encoder, decoder=decoder)
+        finally:
+            keras.config.set_dtype_policy("float32")
+
+    def scaled(model):
+        return type(model.optimizer).__name__ == "LossScaleOptimizer"
+
+    model = ae("mixed_float16")
+    model.compile("adam", None, None, None, None, None, 1, False)  # by position, as keras.Model.compile takes them
+    assert scaled(model) and type(model.optimizer.inner_optimizer).__name__ == "Adam"
+    model = ae("float32", own_policy="mixed_float16")  # your float16 networks in a float32 model
+    model.compile(optimizer="adam")
+    assert scaled(model)
+    model = ae("mixed_float16")
+    model.compile(optimizer="adam", auto_scale_loss=False)
+    assert not scaled(model)
+    model = ae("mixed_bfloat16")  # bfloat16 has float32's range: no scaling
+    model.compile(optimizer="adam")
+    assert not scaled(model)
