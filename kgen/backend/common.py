@@ -32,16 +32,19 @@ def float32(outputs):
     >>> float32(keras.ops.ones((2,), dtype="float16")).dtype  # float32 on every backend
     """
 
-    def cast(x):
-        dtype = getattr(x, "dtype", None)
-        if dtype is None:
-            return x
-        dtype = keras.backend.standardize_dtype(dtype)
-        if dtype == "float32" or not keras.backend.is_float_dtype(dtype):
-            return x
-        return keras.ops.cast(x, "float32")
+    if isinstance(outputs, (list, tuple, dict)):
+        return keras.tree.map_structure(_cast_float32, outputs)
+    return _cast_float32(outputs)  # one tensor: no walk over a structure
 
-    return keras.tree.map_structure(cast, outputs)
+
+def _cast_float32(x):
+    dtype = getattr(x, "dtype", None)
+    if dtype is None:
+        return x
+    dtype = keras.backend.standardize_dtype(dtype)
+    if dtype == "float32" or not keras.backend.is_float_dtype(dtype):
+        return x
+    return keras.ops.cast(x, "float32")
 
 
 def no_grad():
