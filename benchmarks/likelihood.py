@@ -8,7 +8,9 @@ PatchLSTM's likelihood is exact (a product of its next-patch Bernoullis).
 The mean is printed with its standard error over the digits, beside
 published numbers.
 
-`--images N` measures the first N test digits only, when k = 5,000 on all
+`--images N` measures the first N test digits only (`--start S`: from the
+S-th on, so that parts can run side by side and combine; each part's
+per-digit NLL is saved as `likelihood-S-E.npy`), when k = 5,000 on all
 10,000 costs more CPU time than there is (about 0.1 s per digit on one CPU
 core for the MLP VAE); the result says how many were used.
 
@@ -46,12 +48,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run")
     parser.add_argument("--k", type=int, default=5000, help="VAE: importance samples per digit")
-    parser.add_argument("--images", type=int, default=10000, help="the first N test digits")
+    parser.add_argument("--images", type=int, default=10000, help="the first N test digits (from --start)")
+    parser.add_argument("--start", type=int, default=0, help="skip the first S test digits (to measure in parts)")
     parser.add_argument("--batch-size", type=int, default=50, help="VAE: digits per batch")
     args = parser.parse_args(argv)
 
     model = runs.load_model(args.run)
-    x = binarized(to_float(data.load_bundled("test")[0]))[: args.images]
+    x = binarized(to_float(data.load_bundled("test")[0]))[args.start : args.start + args.images]
     start = time.time()
     if hasattr(model, "log_likelihood"):
         nll = np.concatenate(
@@ -68,12 +71,14 @@ def main(argv=None):
         "standard_error": float(nll.std(ddof=1) / np.sqrt(len(nll))),
         "method": method,
         "test_images": len(x),
-        "test_set": f"the first {len(x)} official MNIST test digits, binarized once (seed {BINARIZE_SEED})",
+        "test_set": f"official MNIST test digits {args.start} to {args.start + len(x) - 1}, binarized once (seed {BINARIZE_SEED})",
         "backend": keras.config.backend(),
         "seconds": round(time.time() - start, 1),
     }
-    with open(os.path.join(args.run, "likelihood.json"), "w", encoding="utf-8") as f:
+    part = "" if (args.start, len(x)) == (0, 10000) else f"-{args.start}-{args.start + len(x)}"
+    with open(os.path.join(args.run, f"likelihood{part}.json"), "w", encoding="utf-8") as f:
         json.dump(out, f, indent=2)
+    np.save(os.path.join(args.run, f"likelihood{part}.npy"), nll)  # per digit: parts combine exactly
     print(f"{out['model_class']}: test NLL {out['test_nll']:.2f} ± {out['standard_error']:.2f} nats "
           f"({method}, {len(x)} digits, {out['seconds']:.0f} s)")
     for name, value in PUBLISHED.items():
