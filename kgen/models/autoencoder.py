@@ -4,13 +4,14 @@ import keras
 from keras import ops
 
 from kgen import capabilities as caps
-from kgen import backend, nets, optimizers
+from kgen import backend, nets
 from kgen.inputs import CheckedInputs
 from kgen.models import own_networks as own
+from kgen.models.common import PortableCompileConfig
 
 
 @keras.saving.register_keras_serializable(package="kgen")
-class AutoEncoder(CheckedInputs, keras.Model):
+class AutoEncoder(PortableCompileConfig, CheckedInputs, own.OwnNetworks, keras.Model):
     """Autoencoder of images (28x28 digits by default) with a small latent code (2 by default).
 
     Trained on reconstruction MSE. It also keeps a running mean and standard
@@ -41,8 +42,7 @@ class AutoEncoder(CheckedInputs, keras.Model):
     """
 
     capabilities = frozenset({caps.LATENT, caps.ENCODES, caps.RECONSTRUCTS})  # what it can do (kgen.capabilities)
-
-    default_batch_size = 32  # what `kgen train` uses unless told otherwise
+    network_names = ("encoder", "decoder")  # your own networks, saved in model.keras (own_networks.OwnNetworks)
 
     def __init__(self, latent_dim=2, arch="mlp", seed=None, encoder=None, decoder=None, image_shape=None, **kwargs):
         super().__init__(**kwargs)
@@ -128,12 +128,6 @@ class AutoEncoder(CheckedInputs, keras.Model):
             z = self.code_mean + self.code_std * eps
         return ops.convert_to_numpy(self.decode(z))
 
-    def get_compile_config(self):
-        config = super().get_compile_config()
-        if config:  # the optimizer must load under any backend
-            config["optimizer"] = optimizers.portable(config["optimizer"])
-        return config
-
     def get_config(self):
         return {
             **super().get_config(),
@@ -141,9 +135,5 @@ class AutoEncoder(CheckedInputs, keras.Model):
             "arch": self.arch,
             "seed": self.seed,
             "image_shape": list(self.image_shape),
-            **own.serialize_networks(self, ("encoder", "decoder")),
+            **own.serialize_networks(self, self.network_names),
         }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**own.deserialize_networks(config, ("encoder", "decoder")))

@@ -79,7 +79,7 @@ def check_count(n):
 
 
 @keras.saving.register_keras_serializable(package="kgen")
-class GAN(CheckedInputs, keras.Model):
+class GAN(CheckedInputs, own.OwnNetworks, keras.Model):
     """Generative adversarial network of 28x28 images in [0, 1].
 
     Each `train_step` takes two optimizer steps: the discriminator learns to
@@ -147,6 +147,7 @@ class GAN(CheckedInputs, keras.Model):
     """
 
     capabilities = frozenset({caps.LATENT, caps.ADVERSARIAL})  # what it can do (kgen.capabilities)
+    network_names = ("generator", "discriminator")  # your own networks, saved in model.keras (own_networks.OwnNetworks)
 
     def __init__(
         self,
@@ -399,9 +400,5 @@ class GAN(CheckedInputs, keras.Model):
             "diffaugment": self.diffaugment,
             "seed": self.seed,
             "image_shape": list(self.image_shape),
-            **own.serialize_networks(self, ("generator", "discriminator")),
+            **own.serialize_networks(self, self.network_names),
         }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**own.deserialize_networks(config, ("generator", "discriminator")))

@@ -110,3 +110,18 @@ def deserialize_networks(config, names):
         if config.get(name) is not None:
             config[name] = keras.saving.deserialize_keras_object(config[name])
     return config
+
+
+class OwnNetworks:
+    """Mixin of kgen's models: your own sub-networks, named in `network_names`, travel in `model.keras`.
+
+    `get_config` adds them with `serialize_networks(self, self.network_names)`
+    (nothing when the model uses kgen's networks); `from_config` turns them
+    back into networks before calling the constructor.
+    """
+
+    network_names = ()  # the constructor arguments that take your own networks
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**deserialize_networks(config, cls.network_names))

@@ -5,18 +5,19 @@ import numpy as np
 from keras import ops
 
 from kgen import capabilities as caps
-from kgen import backend, optimizers
+from kgen import backend
 from kgen.data.patches import NUM_PATCHES, PATCH_DIM, from_patches, to_patches
 from kgen.nets import IMAGE_SHAPE
 from kgen.inputs import CheckedInputs
 from kgen.models import own_networks as own
+from kgen.models.common import PortableCompileConfig
 
 RECON_LOSSES = ("bce", "mse")
 SAMPLINGS = ("bernoulli", "mean")
 
 
 @keras.saving.register_keras_serializable(package="kgen")
-class PatchLSTM(CheckedInputs, keras.Model):
+class PatchLSTM(PortableCompileConfig, CheckedInputs, own.OwnNetworks, keras.Model):
     """Stacked LSTM over the 16 patches of a digit, predicting the next patch.
 
     An image is a sequence of 16 patches of 7x7 (a 4x4 grid read row-major,
@@ -67,8 +68,7 @@ class PatchLSTM(CheckedInputs, keras.Model):
     """
 
     capabilities = frozenset({caps.COMPLETES})  # what it can do (kgen.capabilities)
-
-    default_batch_size = 64  # what `kgen train` uses unless told otherwise
+    network_names = ("recurrent", "head")  # your own networks, saved in model.keras (own_networks.OwnNetworks)
 
     def __init__(
         self,
@@ -318,12 +318,6 @@ class PatchLSTM(CheckedInputs, keras.Model):
             logits, states = self.step(ops.concatenate([fed, pos], axis=-1), states)  # one step, states carried
         return ops.convert_to_numpy(ops.stack(written, axis=1))  # (b, 16 - given, 49)
 
-    def get_compile_config(self):
-        config = super().get_compile_config()
-        if config:  # the optimizer must load under any backend
-            config["optimizer"] = optimizers.portable(config["optimizer"])
-        return config
-
     def get_config(self):
         return {
             **super().get_config(),
@@ -333,9 +327,5 @@ class PatchLSTM(CheckedInputs, keras.Model):
             "recon_loss": self.recon_loss,
             "binarize": self.binarize,
             "seed": self.seed,
-            **own.serialize_networks(self, ("recurrent", "head")),
+            **own.serialize_networks(self, self.network_names),
         }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**own.deserialize_networks(config, ("recurrent", "head")))

@@ -7,15 +7,16 @@ import numpy as np
 from keras import ops
 
 from kgen import capabilities as caps
-from kgen import backend, nets, optimizers
+from kgen import backend, nets
 from kgen.inputs import CheckedInputs
 from kgen.models import own_networks as own
+from kgen.models.common import PortableCompileConfig
 
 RECON_LOSSES = ("bce", "mse")
 
 
 @keras.saving.register_keras_serializable(package="kgen")
-class VAE(CheckedInputs, keras.Model):
+class VAE(PortableCompileConfig, CheckedInputs, own.OwnNetworks, keras.Model):
     """Variational autoencoder of 28x28 images.
 
     The encoder gives the mean and log-variance of q(z|x); a code is drawn
@@ -63,8 +64,7 @@ class VAE(CheckedInputs, keras.Model):
     """
 
     capabilities = frozenset({caps.LATENT, caps.ENCODES, caps.RECONSTRUCTS, caps.LIKELIHOOD})  # what it can do (kgen.capabilities)
-
-    default_batch_size = 32  # what `kgen train` uses unless told otherwise
+    network_names = ("encoder", "decoder")  # your own networks, saved in model.keras (own_networks.OwnNetworks)
 
     def __init__(
         self,
@@ -253,12 +253,6 @@ class VAE(CheckedInputs, keras.Model):
         top = log_w.max(axis=0)
         return top + np.log(np.mean(np.exp(log_w - top), axis=0))
 
-    def get_compile_config(self):
-        config = super().get_compile_config()
-        if config:  # the optimizer must load under any backend
-            config["optimizer"] = optimizers.portable(config["optimizer"])
-        return config
-
     def get_config(self):
         return {
             **super().get_config(),
@@ -270,9 +264,5 @@ class VAE(CheckedInputs, keras.Model):
             "iwae_k": self.iwae_k,
             "seed": self.seed,
             "image_shape": list(self.image_shape),
-            **own.serialize_networks(self, ("encoder", "decoder")),
+            **own.serialize_networks(self, self.network_names),
         }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**own.deserialize_networks(config, ("encoder", "decoder")))
