@@ -25,7 +25,7 @@ import time
 ROWS = {  # name: options added to the defaults
     "defaults": [],
     "no EMA": ["--ema", "0"],
-    "no spectral norm": ["--no-spectral-norm"],
+    "spectral norm on": ["--spectral-norm"],
     "DiffAugment on": ["--diffaugment", "translation,cutout"],
     "BCE instead of hinge": ["--loss", "bce"],
     "projection added": ["--projection"],
