@@ -40,6 +40,21 @@ def _states(network):
     return [np.array(v.numpy()) for v in network.non_trainable_weights]
 
 
+def _keras_then_fast(network, inputs, training, with_input_grads=False):
+    """`(outputs, gradients of sum(out**2), statistics after)` by Keras's call, then by `backend.forward`, from the same state."""
+    weights = [v.value for v in network.trainable_variables]
+    before = _states(network)
+    results = []
+    for fast in (False, True):
+        for variable, value in zip(network.non_trainable_weights, before):
+            variable.assign(value)
+        x = inputs.clone().requires_grad_(True) if with_input_grads else inputs
+        out = backend.forward(network, x, training=training) if fast else network(x, training=training)
+        grads = torch.autograd.grad((out * out).sum(), weights + ([x] if with_input_grads else []), allow_unused=True)
+        results.append((out, grads, _states(network)))
+    return results
+
+
 # forward
 
 
@@ -73,16 +88,7 @@ def test_forward_gives_the_networks_gradients_through_convolutions(name):
     assert any(torch_backend._plain_conv(layer, torch.zeros(1, 1, 1, 1)) for layer in network.layers)
     x = torch.rand(shape, generator=torch.Generator().manual_seed(0))
     assert torch_backend._direct(network, x)
-    weights = [v.value for v in network.trainable_variables]
-    before = _states(network)
-    results = []
-    for fast in (False, True):
-        for variable, value in zip(network.non_trainable_weights, before):
-            variable.assign(value)
-        inputs = x.clone().requires_grad_(True)
-        out = backend.forward(network, inputs, training=True) if fast else network(inputs, training=True)
-        results.append((out, torch.autograd.grad((out * out).sum(), weights + [inputs])))
-    (want, want_grads), (got, got_grads) = results
+    (want, want_grads, _), (got, got_grads, _) = _keras_then_fast(network, x, True, with_input_grads=True)
     _assert_same(got, want, name)
     for g, w in zip(got_grads, want_grads):  # weights and inputs: the same bits backwards too (or to rounding)
         _assert_same(g, w, name)
@@ -133,16 +139,7 @@ def test_forward_walks_a_functional_network_as_keras_does(name, training):
     first = (16, 8) if "generator" in name else (16, 28, 28, 1)
     inputs = [torch.rand(first, generator=torch.Generator().manual_seed(0)), torch.arange(16, dtype=torch.int32) % 10]
     assert torch_backend._direct(network, inputs)
-    weights = [v.value for v in network.trainable_variables]
-    before = _states(network)
-    results = []
-    for fast in (False, True):
-        for variable, value in zip(network.non_trainable_weights, before):
-            variable.assign(value)
-        out = backend.forward(network, inputs, training=training) if fast else network(inputs, training=training)
-        grads = torch.autograd.grad((out * out).sum(), weights, allow_unused=True)
-        results.append((out, grads, _states(network)))
-    (want, want_grads, want_states), (got, got_grads, got_states) = results
+    (want, want_grads, want_states), (got, got_grads, got_states) = _keras_then_fast(network, inputs, training)
     # the generator's batch norm and transposed convolutions: equal to rounding (see ROUNDED)
     _assert_same(got, want, "conv generator (batch norm)")
     for g, w in zip(got_grads, want_grads):
