@@ -233,7 +233,7 @@ def tiny_state_change():
     x, y = (images[:16, :, :, None] / 255.0).astype("float32"), labels[:16]
     result = {"backend": keras.config.backend()}
     for name in ("gan", "cgan"):
-        model = MODELS[name](arch="mlp", latent_dim=8, seed=0, diffaugment="translation,cutout")
+        model = MODELS[name](arch="mlp", latent_dim=8, seed=0, spectral_norm=True, diffaugment="translation,cutout")
         model.compile(d_optimizer=keras.optimizers.Adam(1e-3), g_optimizer=keras.optimizers.Adam(1e-3))
         groups = {
             "ema": model.ema_generator.weights,
