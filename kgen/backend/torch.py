@@ -72,6 +72,7 @@ try:
     from keras.src.backend.common.symbolic_scope import in_symbolic_scope
     from keras.src.backend.torch import nn as torch_nn
     from keras.src.backend.torch.optimizers.torch_adam import Adam as TorchAdam
+    from keras.src.models.functional import Functional  # functional models, whose graph `_graph` walks
 
     FAST_PATHS = True
 except (ImportError, AttributeError) as error:  # a Keras that changed: its public calls
@@ -81,12 +82,7 @@ except (ImportError, AttributeError) as error:  # a Keras that changed: its publ
         stacklevel=2,
     )
     FAST_PATHS = False
-    global_state = in_stateless_scope = in_symbolic_scope = torch_nn = TorchAdam = None
-
-try:  # the class of functional models, whose graph `forward` walks (see `_graph`)
-    from keras.src.models.functional import Functional
-except ImportError:  # pragma: no cover - a Keras without it: functional models take Keras's call
-    Functional = None
+    global_state = in_stateless_scope = in_symbolic_scope = torch_nn = TorchAdam = Functional = None
 
 from torch.optim.adam import adam as torch_adam  # torch's public functional Adam; fused=True: torch._fused_adam_
 
@@ -144,8 +140,9 @@ def _graph(network, inputs, training):
     `Functional.call` is `_run_through_graph` (Keras's walk over the graph's
     nodes by depth) with each layer's `__call__`; here the same walk calls
     `_call`. `_run_through_graph` is private Keras API: `_direct` takes this
-    path only for a `Functional` that has it, on the Keras versions it was
-    checked with (`GRAPH_KERAS`); any other model is called as Keras calls it.
+    path only for a `Functional` that has it, with the fast paths on (a Keras
+    version they were checked with, `TESTED_KERAS`); any other model is
+    called as Keras calls it.
     """
     return network._run_through_graph(inputs, operation_fn=lambda layer: _node(layer, training))
 
@@ -156,7 +153,9 @@ def _node(layer, training):
     def call(x, **kwargs):
         recorded = kwargs.pop("training", None)  # as Keras's walk: the call's value, else the node's own
         if kwargs.pop("mask", None) is not None or kwargs:
-            return layer(x, **kwargs)  # not a case of kgen's networks
+            if layer._call_has_training_arg:  # not a case of kgen's networks: Keras's own call
+                kwargs["training"] = training if training is not None else recorded
+            return layer(x, **kwargs)
         return _call(layer, x, training if training is not None else recorded)
 
     return call
@@ -348,16 +347,10 @@ def _direct(network, inputs):
     )
 
 
-# Keras versions whose functional models `_graph` was checked against (`_run_through_graph`)
-GRAPH_KERAS = ("3.15",)
-
-
 def _functional(network):
     """Whether `network` is a functional `keras.Model` whose graph `_graph` can walk."""
     return (
-        Functional is not None
-        and type(network) is Functional
-        and keras.version().rsplit(".", 1)[0] in GRAPH_KERAS
+        type(network) is Functional  # FAST_PATHS: a Keras version it was checked with
         and hasattr(network, "_run_through_graph")
     )
 
