@@ -124,7 +124,8 @@ def networks(name, reps=5, calls=10):
         (net,) = step.modules
         patches = reference.to_patches(x)
         pairs["lstm stack"] = (
-            lambda: model.run_layers(model.sequence_inputs(patches), training=True)[0], lambda: net(patches), model, net
+            lambda: model.head_logits(model.run_layers(model.sequence_inputs(patches), training=True)[0]),
+            lambda: net(patches), model, net
         )
     fns = {}
     for net_name, (kf, tf, kn, tn) in pairs.items():

@@ -73,6 +73,8 @@ OPTIONS = {
     "num_layers": Option("stacked LSTM layers.", int, low=1),
     "units": Option("units per LSTM layer.", int, low=1),
     "dropout": Option("dropout after each LSTM layer.", float, low=0, high=1, high_open=True),
+    "patch_head": Option("dense: a patch's 49 pixels independent; made: each given the pixels before it.", str,
+                         choices=("dense", "made")),
 }
 
 # the CLI flags whose names differ from the option's (--layers for num_layers)
@@ -166,7 +168,8 @@ SPECS = {
         ),
         ModelSpec(
             "lstm", "PatchLSTM", 64,
-            {"num_layers": 2, "units": 256, "dropout": 0.0, "recon_loss": "bce", "binarize": False},
+            {"num_layers": 2, "units": 256, "dropout": 0.0, "recon_loss": "bce", "binarize": False,
+             "patch_head": "dense"},
             {"": {"learning_rate": 1e-3}},
         ),
     )

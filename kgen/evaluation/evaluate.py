@@ -299,7 +299,8 @@ def lstm_nll(model, x):
 def lstm_nll_per_image(model, x, batch_size=500):
     """-log p(x) of each image (n,) under a PatchLSTM, from its teacher-forced logits.
 
-    The model's likelihood is the product of its next-patch Bernoullis, so
+    The model's likelihood is the product of its next-patch Bernoullis
+    (with a `"made"` head, each pixel's given the pixels before it), so
     the sum of the per-pixel cross-entropies is exact; computed from the
     logits (softplus(l) - x l), without rounding probabilities.
     """
@@ -310,8 +311,8 @@ def lstm_nll_per_image(model, x, batch_size=500):
     out = []
     for i in range(0, len(x), batch_size):
         patches = ops.convert_to_tensor(np.asarray(to_patches(x[i : i + batch_size]), np.float32))  # (b, 16, 49)
-        logits, _ = model.run_layers(model.sequence_inputs(patches))
-        nll = ops.sum(model.pixel_loss(patches, logits), axis=(1, 2))  # softplus(l) - x l
+        h, _ = model.run_layers(model.sequence_inputs(patches))
+        nll = ops.sum(model.pixel_loss(patches, model.head_logits(h, patches)), axis=(1, 2))  # softplus(l) - x l
         out.append(np.asarray(ops.convert_to_numpy(nll), np.float64))
     return np.concatenate(out)
 

@@ -14,6 +14,81 @@ from kgen.models.common import PortableCompileConfig
 
 RECON_LOSSES = ("bce", "mse")
 SAMPLINGS = ("bernoulli", "mean")
+PATCH_HEADS = ("dense", "made")
+
+
+@keras.saving.register_keras_serializable(package="kgen")
+class PatchMADE(keras.layers.Layer):
+    """Logits of a patch's 49 pixels, each given the LSTM's output and the pixels before it in the patch.
+
+    A MADE (Germain et al., 2015) conditioned on the recurrent context: with
+    `h` the LSTM output (batch, ..., context) and `x` the patch (batch, ...,
+    49) in row-major pixel order,
+
+        logit_i = A h + D_<i x + V relu(B h + W_<i x)
+
+    where the masks keep pixel i's logit a function of `h` and of pixels
+    0..i-1 only (`D` strictly lower-triangular; hidden unit k sees pixels up
+    to its degree m_k, which pixel i reads only if i > m_k). The patch's
+    likelihood is then the exact product of 49 Bernoullis, each conditioned
+    on the pixels before it, where the `"dense"` head of the PatchLSTM draws
+    the 49 pixels independently given `h`. One pass gives all 49 logits of a
+    known patch (teacher forcing); writing a patch takes 49 passes.
+
+    Args:
+        units: hidden units of the masked layer.
+
+    Example:
+
+    >>> made = PatchMADE(64)
+    >>> made(keras.ops.zeros((2, 256)), keras.ops.zeros((2, 49))).shape
+    (2, 49)
+    """
+
+    def __init__(self, units=256, **kwargs):
+        super().__init__(**kwargs)
+        if int(units) < 1:
+            raise ValueError(f"units must be at least 1. Received: units={units}")
+        self.units = int(units)
+        degrees = np.arange(self.units) % (PATCH_DIM - 1) + 1  # m_k in 1..48
+        pixel = np.arange(PATCH_DIM)  # pixel i sees pixels j < i
+        self.in_mask = (pixel[:, None] < degrees[None, :]).astype("float32")  # (49, units): pixel j -> unit k if j < m_k
+        self.out_mask = (degrees[:, None] <= pixel[None, :]).astype("float32")  # (units, 49): unit k -> pixel i if m_k <= i
+        self.direct_mask = (pixel[:, None] < pixel[None, :]).astype("float32")  # (49, 49): j -> i if j < i
+
+    def build(self, context_shape, patch_shape=None):
+        context = context_shape[-1]
+        self.context_out = self.add_weight((context, PATCH_DIM), initializer="glorot_uniform", name="context_out")
+        self.bias_out = self.add_weight((PATCH_DIM,), initializer="zeros", name="bias_out")
+        self.direct = self.add_weight((PATCH_DIM, PATCH_DIM), initializer="zeros", name="direct")
+        self.context_hidden = self.add_weight((context, self.units), initializer="glorot_uniform", name="context_hidden")
+        self.bias_hidden = self.add_weight((self.units,), initializer="zeros", name="bias_hidden")
+        self.pixels_hidden = self.add_weight((PATCH_DIM, self.units), initializer="glorot_uniform", name="pixels_hidden")
+        self.hidden_out = self.add_weight((self.units, PATCH_DIM), initializer="glorot_uniform", name="hidden_out")
+
+    def context_terms(self, h):
+        """The parts that depend on `h` only, computed once per patch: (out (..., 49), hidden (..., units))."""
+        return (
+            ops.matmul(h, self.context_out) + self.bias_out,
+            ops.matmul(h, self.context_hidden) + self.bias_hidden,
+        )
+
+    def pixel_logits(self, terms, x):
+        """Logits (..., 49) from `context_terms(h)` and the patch `x` (..., 49)."""
+        out, hidden = terms
+        x = ops.cast(x, self.compute_dtype)
+        hidden = ops.relu(hidden + ops.matmul(x, self.pixels_hidden * ops.cast(self.in_mask, self.compute_dtype)))
+        direct = ops.matmul(x, self.direct * ops.cast(self.direct_mask, self.compute_dtype))
+        return out + direct + ops.matmul(hidden, self.hidden_out * ops.cast(self.out_mask, self.compute_dtype))
+
+    def call(self, h, x):
+        return self.pixel_logits(self.context_terms(h), x)
+
+    def compute_output_shape(self, context_shape, patch_shape=None):
+        return (*context_shape[:-1], PATCH_DIM)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
 
 
 @keras.saving.register_keras_serializable(package="kgen")
@@ -27,6 +102,10 @@ class PatchLSTM(PortableCompileConfig, CheckedInputs, own.OwnNetworks, keras.Mod
     patches 1..t. Training is teacher forcing: the true previous patches are
     the inputs, and the loss is per-pixel binary cross-entropy (`"bce"`) or
     squared error (`"mse"`) of all 16 predicted patches, averaged over pixels.
+    With `patch_head="made"` the head is a `PatchMADE`: each pixel's logit
+    also depends on the pixels before it in its patch, so the 49 pixels of a
+    patch are no longer independent given the LSTM's state (the exact
+    likelihood drops from about 130 to under 90 nats, docs/likelihood.md).
 
     `complete` keeps the first K patches of an image and writes the rest one
     step at a time, each prediction fed back as the next input; `generate`
@@ -43,6 +122,10 @@ class PatchLSTM(PortableCompileConfig, CheckedInputs, own.OwnNetworks, keras.Mod
             binarized-MNIST likelihoods; the model then reads binary patches
             as it does when it writes them.
         seed: seed of the dropout masks and of the binarization.
+        patch_head: `"dense"` (49 independent pixel logits from the LSTM's
+            output) or `"made"` (a `PatchMADE` of `units` hidden units: each
+            pixel given the LSTM's output and the pixels before it; writing a
+            patch then takes 49 small passes instead of one).
         recurrent: your own recurrent stack, a list of Keras RNN layers
             (`LSTM`, `GRU`, `SimpleRNN`, or `RNN` of a cell), each with
             `return_sequences=True` and `return_state=True`, the first taking
@@ -51,7 +134,8 @@ class PatchLSTM(PortableCompileConfig, CheckedInputs, own.OwnNetworks, keras.Mod
             from the last layer's units to the 49 pixel logits of a patch).
             Replaces `num_layers` and `units`; `dropout` still applies after
             each layer. Default: kgen's stack of `LSTM` layers and a `Dense`
-            head. Saved inside `model.keras`.
+            head. Your head is a `"dense"` one (independent pixels). Saved
+            inside `model.keras`.
         head: see `recurrent`.
         image_shape: (28, 28, 1), the only shape the PatchLSTM takes (with
             kgen's networks or yours): it reads an image as 16 patches of 7x7
@@ -78,6 +162,7 @@ class PatchLSTM(PortableCompileConfig, CheckedInputs, own.OwnNetworks, keras.Mod
         recon_loss="bce",
         binarize=False,
         seed=None,
+        patch_head="dense",
         recurrent=None,
         head=None,
         image_shape=None,
@@ -95,6 +180,8 @@ class PatchLSTM(PortableCompileConfig, CheckedInputs, own.OwnNetworks, keras.Mod
                 f"recon_loss must be one of {', '.join(RECON_LOSSES)}. "
                 f"Received: recon_loss={recon_loss!r}"
             )
+        if patch_head not in PATCH_HEADS:
+            raise ValueError(f"patch_head must be one of {', '.join(PATCH_HEADS)}. Received: patch_head={patch_head!r}")
         if image_shape is not None and tuple(image_shape) != IMAGE_SHAPE:
             raise ValueError(
                 f"The PatchLSTM reads {IMAGE_SHAPE} images as {NUM_PATCHES} patches of 7x7, with kgen's networks "
@@ -103,6 +190,11 @@ class PatchLSTM(PortableCompileConfig, CheckedInputs, own.OwnNetworks, keras.Mod
         self.image_shape = IMAGE_SHAPE
         self.custom_networks = recurrent is not None or head is not None
         if self.custom_networks:
+            if patch_head != "dense":
+                raise ValueError(
+                    "Your own head gives the 49 pixel logits of a patch at once (a dense head); drop patch_head "
+                    f"or set it to 'dense'. Received: patch_head={patch_head!r}"
+                )
             own.check_given("recurrent", recurrent, "head", head)
             num_layers, units = own.check_recurrent(recurrent, head, NUM_PATCHES, PATCH_DIM + NUM_PATCHES, PATCH_DIM)
         self.num_layers = int(num_layers)
@@ -111,6 +203,7 @@ class PatchLSTM(PortableCompileConfig, CheckedInputs, own.OwnNetworks, keras.Mod
         self.recon_loss = recon_loss
         self.binarize = bool(binarize)
         self.seed = seed
+        self.patch_head = patch_head
         self.seed_generator = keras.random.SeedGenerator(seed)
         if self.custom_networks:
             self.lstms, self.head = list(recurrent), head
@@ -119,7 +212,8 @@ class PatchLSTM(PortableCompileConfig, CheckedInputs, own.OwnNetworks, keras.Mod
                 keras.layers.LSTM(self.units, return_sequences=True, return_state=True, name=f"lstm_{i}")
                 for i in range(self.num_layers)
             ]
-            self.head = keras.layers.Dense(PATCH_DIM, name="head")
+            head_class = PatchMADE if patch_head == "made" else keras.layers.Dense
+            self.head = head_class(self.units if patch_head == "made" else PATCH_DIM, name="head")
         self.drops = [
             keras.layers.Dropout(self.dropout, seed=None if seed is None else seed + i, name=f"dropout_{i}")
             for i in range(self.num_layers)
@@ -144,8 +238,14 @@ class PatchLSTM(PortableCompileConfig, CheckedInputs, own.OwnNetworks, keras.Mod
         """The recurrent stack: the list of RNN layers (kgen's LSTMs, or yours)."""
         return self.lstms
 
-    def head_logits(self, h):
-        """The head on the recurrent outputs h (..., units): float32 patch logits (..., 49)."""
+    def head_logits(self, h, patches=None):
+        """The head on the recurrent outputs h (..., units): float32 logits (..., 49) of `patches` (..., 49).
+
+        A dense head's logits depend on `h` only; a `PatchMADE`'s also on the
+        pixels before each in `patches`, the patches being scored.
+        """
+        if self.patch_head == "made":
+            return backend.float32(self.head(h, patches))
         if not self.custom_networks:  # kgen's Dense takes (batch, steps, units) as it is
             return backend.float32(self.head(h))
         shape = ops.shape(h)
@@ -166,7 +266,8 @@ class PatchLSTM(PortableCompileConfig, CheckedInputs, own.OwnNetworks, keras.Mod
     def run_layers(self, inputs, states=None, training=False):
         """Runs the LSTM stack over a sequence (batch, steps, 65).
 
-        Returns the logits (batch, steps, 49) and the final `[h, c]` of each layer.
+        Returns the last layer's outputs (batch, steps, units), the input of
+        `head_logits`, and the final `[h, c]` of each layer.
         """
         h, final = inputs, []
         for i, (lstm, drop) in enumerate(zip(self.lstms, self.drops)):
@@ -174,21 +275,25 @@ class PatchLSTM(PortableCompileConfig, CheckedInputs, own.OwnNetworks, keras.Mod
             h, *state = backend.lstm(lstm, h, None if states is None else states[i], training=training)
             h = drop(h, training=training)  # (batch, steps, units)
             final.append(list(state))  # [h, c] of an LSTM, [h] of a GRU
-        return self.head_logits(h), final
+        return h, final
 
     def step(self, inputs, states):
-        """One step of the stack: inputs (batch, 65) and states to logits (batch, 49) and new states."""
+        """One step of the stack: inputs (batch, 65) and states to outputs (batch, units) and new states."""
         h, new_states = inputs, []
         for lstm, state in zip(self.lstms, states):
             h, state = backend.lstm_step(lstm, h, state)  # lstm.cell(h, state): (batch, units), [h, c]
             new_states.append(state)
-        return self.head_logits(h), new_states
+        return h, new_states
 
     def call(self, images, training=False):
-        """Teacher-forced next-patch probabilities (batch, 16, 49) of images (batch, 28, 28, 1)."""
+        """Teacher-forced next-patch probabilities (batch, 16, 49) of images (batch, 28, 28, 1).
+
+        With a `"made"` head each pixel's probability is given the image's
+        own pixels before it in its patch.
+        """
         patches = to_patches(images)
-        logits, _ = self.run_layers(self.sequence_inputs(patches), training=training)
-        return ops.sigmoid(logits)
+        h, _ = self.run_layers(self.sequence_inputs(patches), training=training)
+        return ops.sigmoid(self.head_logits(h, patches))
 
     def pixel_loss(self, target, logits):
         """Per-pixel loss of `target` patches under the predicted `logits`."""
@@ -200,7 +305,8 @@ class PatchLSTM(PortableCompileConfig, CheckedInputs, own.OwnNetworks, keras.Mod
     def patch_losses(self, images, training=False):
         """Mean per-pixel training loss and next-patch MSE of a batch, teacher-forced."""
         patches = ops.cast(to_patches(images), "float32")  # (batch, 16, 49), the float32 target
-        logits, _ = self.run_layers(self.sequence_inputs(patches), training=training)
+        h, _ = self.run_layers(self.sequence_inputs(patches), training=training)  # (batch, 16, units)
+        logits = self.head_logits(h, patches)  # (batch, 16, 49)
         loss = ops.mean(self.pixel_loss(patches, logits))
         mse = ops.mean(ops.square(patches - ops.sigmoid(logits)))
         return {"loss": loss, "mse": mse}
@@ -301,22 +407,40 @@ class PatchLSTM(PortableCompileConfig, CheckedInputs, own.OwnNetworks, keras.Mod
         position = np.eye(NUM_PATCHES, dtype=np.float32)
         # read the given patches in one pass: its last step predicts patch `given`
         inputs = self.sequence_inputs(patches)[:, : given + 1]  # (b, given + 1, 65)
-        logits, states = self.run_layers(inputs)
-        logits = logits[:, -1]  # (b, 49)
+        h, states = self.run_layers(inputs)
+        h = h[:, -1]  # (b, units)
         written = []
         for t in range(given, NUM_PATCHES):
-            # predict patch t, then feed it (or a draw from it) back with the next position
-            probs = ops.sigmoid(logits)
-            written.append(probs)
+            # write patch t, then feed it (or a draw from it) back with the next position
+            u = keras.random.uniform((b, PATCH_DIM), seed=seed_generator) if sampling == "bernoulli" else None
+            shown, fed = self._write_patch(h, u)
+            written.append(shown)
             if t == NUM_PATCHES - 1:
                 break
-            fed = probs
-            if sampling == "bernoulli":
-                u = keras.random.uniform(ops.shape(probs), seed=seed_generator)
-                fed = ops.cast(u < probs, probs.dtype)
             pos = ops.convert_to_tensor(np.broadcast_to(position[t + 1], (b, NUM_PATCHES)))
-            logits, states = self.step(ops.concatenate([fed, pos], axis=-1), states)  # one step, states carried
+            h, states = self.step(ops.concatenate([fed, pos], axis=-1), states)  # one step, states carried
         return ops.convert_to_numpy(ops.stack(written, axis=1))  # (b, 16 - given, 49)
+
+    def _write_patch(self, h, u=None):
+        """One patch from the outputs h (b, units): its probabilities (b, 49) and what is fed back (b, 49).
+
+        With uniforms `u` (b, 49) each pixel is drawn (u < p) and the draw fed
+        back; without, the probabilities themselves. A dense head gives all
+        49 probabilities at once; a `"made"` head one pixel per pass, each
+        given the pixels written before it.
+        """
+        if self.patch_head != "made":
+            probs = ops.sigmoid(self.head_logits(h))
+            return probs, probs if u is None else ops.cast(u < probs, probs.dtype)
+        terms = self.head.context_terms(h)  # the parts that depend on h, once
+        eye = ops.eye(PATCH_DIM, dtype="float32")
+        probs = fed = ops.zeros((ops.shape(h)[0], PATCH_DIM), "float32")
+        for i in range(PATCH_DIM):
+            p = ops.sigmoid(backend.float32(self.head.pixel_logits(terms, fed))[:, i : i + 1])  # (b, 1)
+            value = p if u is None else ops.cast(u[:, i : i + 1] < p, p.dtype)
+            probs = probs + p * eye[i]
+            fed = fed + value * eye[i]
+        return probs, fed
 
     def get_config(self):
         return {
@@ -327,5 +451,6 @@ class PatchLSTM(PortableCompileConfig, CheckedInputs, own.OwnNetworks, keras.Mod
             "recon_loss": self.recon_loss,
             "binarize": self.binarize,
             "seed": self.seed,
+            "patch_head": self.patch_head,
             **own.serialize_networks(self, self.network_names),
         }
