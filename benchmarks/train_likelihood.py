@@ -1,12 +1,17 @@
-"""Trains the VAE (or the IWAE) for the likelihood table, with a decaying learning rate.
+"""Trains the VAE (or the IWAE, or the PatchLSTM) for the likelihood table, with a decaying learning rate.
 
-`kgen train vae` keeps Adam's step size constant. The runs of the
+`kgen train` keeps Adam's step size constant. The runs of the
 likelihood table in docs/likelihood.md also decay it: constant for the
 first half of the epochs, then a cosine down to `--final-lr` at the last
 epoch, through Keras's own `keras.callbacks.LearningRateScheduler` passed to
 `kgen.training.train` (the run, its checkpoint and `kgen evaluate` are the
 usual ones). The protocol: the 60,000 official training digits, dynamically
-binarized, latent 50, MLP 512-256, batch 100.
+binarized; the VAE with latent 50, MLP 512-256, batch 100; the PatchLSTM
+(`--model lstm`) with 2 layers of 256 units and the within-patch MADE head
+(`patch_head="made"`), batch 128. `--resume RUN` continues a run (one of
+this script's, or a `kgen train` run with the same options and learning
+rate, whose first half ran at that constant rate) up to `--epochs` on the
+same schedule.
 
 Example:
 
@@ -14,6 +19,8 @@ Example:
         --data-dir ../shared/data/mnist --epochs 150
     OMP_NUM_THREADS=1 KERAS_BACKEND=jax python benchmarks/train_likelihood.py \\
         --data-dir ../shared/data/mnist --epochs 60 --iwae-k 5
+    OMP_NUM_THREADS=1 KERAS_BACKEND=jax python benchmarks/train_likelihood.py \\
+        --data-dir ../shared/data/mnist --model lstm --epochs 8 --lr 2e-3
 
 then measure with `benchmarks/likelihood.py RUN --k 5000`.
 """
@@ -26,7 +33,7 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 
 import keras  # noqa: E402
 
-from kgen.training import TrainConfig, train  # noqa: E402
+from kgen.training import TrainConfig, resume, train  # noqa: E402
 
 
 def schedule(epochs, lr, final_lr):
@@ -44,7 +51,9 @@ def schedule(epochs, lr, final_lr):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", required=True, help="the full MNIST's IDX files")
+    parser.add_argument("--data-dir", help="the full MNIST's IDX files (not with --resume)")
+    parser.add_argument("--model", choices=("vae", "lstm"), default="vae")
+    parser.add_argument("--resume", help="a run to continue up to --epochs on the same schedule")
     parser.add_argument("--epochs", type=int, default=150)
     parser.add_argument("--iwae-k", type=int, default=1, help="importance samples in the training bound (1: VAE)")
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -53,20 +62,32 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
+    rate = schedule(args.epochs, args.lr, args.final_lr)
+    callbacks = [keras.callbacks.LearningRateScheduler(rate)]
+    if args.resume:
+        print(resume(args.resume, epochs=args.epochs, verbose=2, callbacks=callbacks))
+        return
+    if not args.data_dir:
+        parser.error("--data-dir is required (the full MNIST's IDX files)")
+    if args.model == "vae":
+        options = {"latent_dim": 50, "arch": "mlp", "binarize": True, "iwae_k": args.iwae_k}
+        batch_size, name = 100, f"likelihood-k{args.iwae_k}"
+    else:
+        options = {"num_layers": 2, "units": 256, "binarize": True, "patch_head": "made"}
+        batch_size, name = 128, "likelihood-lstm-made"
     config = TrainConfig(
-        model="vae",
+        model=args.model,
         epochs=args.epochs,
-        batch_size=100,
+        batch_size=batch_size,
         learning_rate=args.lr,
         data_dir=args.data_dir,
         offline=True,
         seed=args.seed,
         out=args.out,
-        name=f"likelihood-k{args.iwae_k}",
-        model_options={"latent_dim": 50, "arch": "mlp", "binarize": True, "iwae_k": args.iwae_k},
+        name=name,
+        model_options=options,
     )
-    rate = schedule(args.epochs, args.lr, args.final_lr)
-    run = train(config, verbose=2, callbacks=[keras.callbacks.LearningRateScheduler(rate)])
+    run = train(config, verbose=2, callbacks=callbacks)
     print(run)
 
 
