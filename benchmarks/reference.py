@@ -249,6 +249,8 @@ def make_lstm(model, device):
     """A reference training step of a `kgen.models.PatchLSTM` (no dropout)."""
     if model.dropout:
         raise ValueError(f"the reference PatchLSTM has no dropout. Received: dropout={model.dropout}")
+    if model.patch_head != "dense":
+        raise ValueError(f"the reference PatchLSTM has a dense head. Received: patch_head={model.patch_head!r}")
     net = PatchLSTMNet(model.num_layers, model.units).to(device)
     with torch.no_grad():
         for i, layer in enumerate(model.lstms):

@@ -169,7 +169,7 @@ SPECS = {
         ModelSpec(
             "lstm", "PatchLSTM", 64,
             {"num_layers": 2, "units": 256, "dropout": 0.0, "recon_loss": "bce", "binarize": False,
-             "patch_head": "dense"},
+             "patch_head": "made"},
             {"": {"learning_rate": 1e-3}},
         ),
     )

@@ -15,8 +15,9 @@ from kgen.models import AutoEncoder, PatchLSTM
 from kgen.models.patch_lstm import PatchMADE
 
 
-def small_model(**kwargs):
-    model = PatchLSTM(num_layers=2, units=16, seed=0, **kwargs)
+def small_model(patch_head="dense", **kwargs):
+    """A small PatchLSTM; the dense head unless told (the MADE head, the default, has its own tests below)."""
+    model = PatchLSTM(num_layers=2, units=16, seed=0, patch_head=patch_head, **kwargs)
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
     return model
 
@@ -260,8 +261,12 @@ def test_made_complete_and_generate_write_pixel_by_pixel(real_digits, given):
     assert min(np.abs(a[i] - a[j]).mean() for i in range(4) for j in range(i + 1, 4)) > 1e-3
 
 
-def test_made_saves_and_loads(real_digits, tmp_path):
-    model = PatchLSTM(num_layers=1, units=16, seed=0, patch_head="made")
+def test_made_is_the_default_and_your_own_head_replaces_it(real_digits, tmp_path):
+    own = PatchLSTM(recurrent=[keras.layers.LSTM(8, return_sequences=True, return_state=True)],
+                    head=keras.layers.Dense(49))
+    assert own.patch_head == "dense"  # your head scores a patch's pixels at once
+    model = PatchLSTM(num_layers=1, units=16, seed=0)
+    assert model.patch_head == "made" and isinstance(model.head, PatchMADE)
     path = str(tmp_path / "made.keras")
     model.save(path)
     loaded = keras.saving.load_model(path)
@@ -273,9 +278,7 @@ def test_made_saves_and_loads(real_digits, tmp_path):
 def test_constructor_rejects_bad_options():
     for kwargs, name in [({"num_layers": 0}, "num_layers"), ({"units": 0}, "units"),
                          ({"dropout": 1.0}, "dropout"), ({"recon_loss": "l1"}, "recon_loss"),
-                         ({"patch_head": "pixelcnn"}, "patch_head"),
-                         ({"patch_head": "made", "recurrent": [keras.layers.LSTM(8, return_sequences=True,
-                           return_state=True)], "head": keras.layers.Dense(49)}, "patch_head")]:
+                         ({"patch_head": "pixelcnn"}, "patch_head")]:
         with pytest.raises(ValueError, match=f"Received: {name}="):
             PatchLSTM(**kwargs)
 

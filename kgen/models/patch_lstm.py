@@ -66,20 +66,25 @@ class PatchMADE(keras.layers.Layer):
         self.pixels_hidden = self.add_weight((PATCH_DIM, self.units), initializer="glorot_uniform", name="pixels_hidden")
         self.hidden_out = self.add_weight((self.units, PATCH_DIM), initializer="glorot_uniform", name="hidden_out")
 
+    def weight(self, variable):
+        """A weight in the compute dtype (called outside `__call__` too, where Keras does not autocast)."""
+        return ops.cast(variable, self.compute_dtype)
+
     def context_terms(self, h):
         """The parts that depend on `h` only, computed once per patch: (out (..., 49), hidden (..., units))."""
+        h = ops.cast(h, self.compute_dtype)
         return (
-            ops.matmul(h, self.context_out) + self.bias_out,
-            ops.matmul(h, self.context_hidden) + self.bias_hidden,
+            ops.matmul(h, self.weight(self.context_out)) + self.weight(self.bias_out),
+            ops.matmul(h, self.weight(self.context_hidden)) + self.weight(self.bias_hidden),
         )
 
     def pixel_logits(self, terms, x):
         """Logits (..., 49) from `context_terms(h)` and the patch `x` (..., 49)."""
         out, hidden = terms
         x = ops.cast(x, self.compute_dtype)
-        hidden = ops.relu(hidden + ops.matmul(x, self.pixels_hidden * ops.cast(self.in_mask, self.compute_dtype)))
-        direct = ops.matmul(x, self.direct * ops.cast(self.direct_mask, self.compute_dtype))
-        return out + direct + ops.matmul(hidden, self.hidden_out * ops.cast(self.out_mask, self.compute_dtype))
+        hidden = ops.relu(hidden + ops.matmul(x, self.weight(self.pixels_hidden) * self.weight(self.in_mask)))
+        direct = ops.matmul(x, self.weight(self.direct) * self.weight(self.direct_mask))
+        return out + direct + ops.matmul(hidden, self.weight(self.hidden_out) * self.weight(self.out_mask))
 
     def call(self, h, x):
         return self.pixel_logits(self.context_terms(h), x)
@@ -102,10 +107,11 @@ class PatchLSTM(PortableCompileConfig, CheckedInputs, own.OwnNetworks, keras.Mod
     patches 1..t. Training is teacher forcing: the true previous patches are
     the inputs, and the loss is per-pixel binary cross-entropy (`"bce"`) or
     squared error (`"mse"`) of all 16 predicted patches, averaged over pixels.
-    With `patch_head="made"` the head is a `PatchMADE`: each pixel's logit
-    also depends on the pixels before it in its patch, so the 49 pixels of a
-    patch are no longer independent given the LSTM's state (the exact
-    likelihood drops from about 130 to under 90 nats, docs/likelihood.md).
+    With `patch_head="made"` (the default) the head is a `PatchMADE`: each
+    pixel's logit also depends on the pixels before it in its patch, so the
+    49 pixels of a patch are not independent given the LSTM's state (on the
+    full binarized MNIST the exact likelihood went from 129.8 nats with the
+    dense head to 84.4, docs/likelihood.md).
 
     `complete` keeps the first K patches of an image and writes the rest one
     step at a time, each prediction fed back as the next input; `generate`
@@ -122,10 +128,11 @@ class PatchLSTM(PortableCompileConfig, CheckedInputs, own.OwnNetworks, keras.Mod
             binarized-MNIST likelihoods; the model then reads binary patches
             as it does when it writes them.
         seed: seed of the dropout masks and of the binarization.
-        patch_head: `"dense"` (49 independent pixel logits from the LSTM's
-            output) or `"made"` (a `PatchMADE` of `units` hidden units: each
+        patch_head: `"made"` (a `PatchMADE` of `units` hidden units: each
             pixel given the LSTM's output and the pixels before it; writing a
-            patch then takes 49 small passes instead of one).
+            patch takes 49 small passes) or `"dense"` (49 independent pixel
+            logits from the LSTM's output in one pass, the model before
+            the MADE head). Your own `head` replaces it (`"dense"`).
         recurrent: your own recurrent stack, a list of Keras RNN layers
             (`LSTM`, `GRU`, `SimpleRNN`, or `RNN` of a cell), each with
             `return_sequences=True` and `return_state=True`, the first taking
@@ -133,9 +140,10 @@ class PatchLSTM(PortableCompileConfig, CheckedInputs, own.OwnNetworks, keras.Mod
             one-hot of the 16 positions); with `head` (a Keras layer or model
             from the last layer's units to the 49 pixel logits of a patch).
             Replaces `num_layers` and `units`; `dropout` still applies after
-            each layer. Default: kgen's stack of `LSTM` layers and a `Dense`
-            head. Your head is a `"dense"` one (independent pixels). Saved
-            inside `model.keras`.
+            each layer. Default: kgen's stack of `LSTM` layers and its
+            `patch_head`. Your head scores the 49 pixels of a patch
+            independently, as the `"dense"` head does. Saved inside
+            `model.keras`.
         head: see `recurrent`.
         image_shape: (28, 28, 1), the only shape the PatchLSTM takes (with
             kgen's networks or yours): it reads an image as 16 patches of 7x7
@@ -162,7 +170,7 @@ class PatchLSTM(PortableCompileConfig, CheckedInputs, own.OwnNetworks, keras.Mod
         recon_loss="bce",
         binarize=False,
         seed=None,
-        patch_head="dense",
+        patch_head="made",
         recurrent=None,
         head=None,
         image_shape=None,
@@ -190,11 +198,7 @@ class PatchLSTM(PortableCompileConfig, CheckedInputs, own.OwnNetworks, keras.Mod
         self.image_shape = IMAGE_SHAPE
         self.custom_networks = recurrent is not None or head is not None
         if self.custom_networks:
-            if patch_head != "dense":
-                raise ValueError(
-                    "Your own head gives the 49 pixel logits of a patch at once (a dense head); drop patch_head "
-                    f"or set it to 'dense'. Received: patch_head={patch_head!r}"
-                )
+            patch_head = "dense"  # your head gives the 49 logits of a patch at once
             own.check_given("recurrent", recurrent, "head", head)
             num_layers, units = own.check_recurrent(recurrent, head, NUM_PATCHES, PATCH_DIM + NUM_PATCHES, PATCH_DIM)
         self.num_layers = int(num_layers)
