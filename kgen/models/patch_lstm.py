@@ -28,8 +28,8 @@ class PatchMADE(keras.layers.Layer):
         logit_i = A h + D_<i x + V relu(B h + W_<i x)
 
     where the masks keep pixel i's logit a function of `h` and of pixels
-    0..i-1 only (`D` strictly lower-triangular; hidden unit k sees pixels up
-    to its degree m_k, which pixel i reads only if i > m_k). The patch's
+    0..i-1 only (`D` strictly lower-triangular; hidden unit k, of degree m_k
+    in 1..48, reads pixels j < m_k and feeds pixels i >= m_k). The patch's
     likelihood is then the exact product of 49 Bernoullis, each conditioned
     on the pixels before it, where the `"dense"` head of the PatchLSTM draws
     the 49 pixels independently given `h`. One pass gives all 49 logits of a
