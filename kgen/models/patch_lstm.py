@@ -71,20 +71,26 @@ class PatchMADE(keras.layers.Layer):
         return ops.cast(variable, self.compute_dtype)
 
     def context_terms(self, h):
-        """The parts that depend on `h` only, computed once per patch: (out (..., 49), hidden (..., units))."""
+        """What does not change while a patch is written, computed once per patch.
+
+        The parts of the logits that depend on `h` only, (..., 49) and
+        (..., units), and the three masked weights.
+        """
         h = ops.cast(h, self.compute_dtype)
         return (
             ops.matmul(h, self.weight(self.context_out)) + self.weight(self.bias_out),
             ops.matmul(h, self.weight(self.context_hidden)) + self.weight(self.bias_hidden),
+            self.weight(self.pixels_hidden) * self.weight(self.in_mask),  # (49, units)
+            self.weight(self.direct) * self.weight(self.direct_mask),  # (49, 49)
+            self.weight(self.hidden_out) * self.weight(self.out_mask),  # (units, 49)
         )
 
     def pixel_logits(self, terms, x):
         """Logits (..., 49) from `context_terms(h)` and the patch `x` (..., 49)."""
-        out, hidden = terms
+        out, hidden, pixels_hidden, direct, hidden_out = terms
         x = ops.cast(x, self.compute_dtype)
-        hidden = ops.relu(hidden + ops.matmul(x, self.weight(self.pixels_hidden) * self.weight(self.in_mask)))
-        direct = ops.matmul(x, self.weight(self.direct) * self.weight(self.direct_mask))
-        return out + direct + ops.matmul(hidden, self.weight(self.hidden_out) * self.weight(self.out_mask))
+        hidden = ops.relu(hidden + ops.matmul(x, pixels_hidden))
+        return out + ops.matmul(x, direct) + ops.matmul(hidden, hidden_out)
 
     def call(self, h, x):
         return self.pixel_logits(self.context_terms(h), x)
@@ -436,7 +442,7 @@ class PatchLSTM(PortableCompileConfig, CheckedInputs, own.OwnNetworks, keras.Mod
         if self.patch_head != "made":
             probs = ops.sigmoid(self.head_logits(h))
             return probs, probs if u is None else ops.cast(u < probs, probs.dtype)
-        terms = self.head.context_terms(h)  # the parts that depend on h, once
+        terms = self.head.context_terms(h)  # the parts that depend on h, and the masked weights: once
         eye = ops.eye(PATCH_DIM, dtype="float32")
         probs = fed = ops.zeros((ops.shape(h)[0], PATCH_DIM), "float32")
         for i in range(PATCH_DIM):
