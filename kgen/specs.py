@@ -161,9 +161,9 @@ SPECS = {
             {"latent_dim": 2, "arch": "mlp", "kl_weight": 1.0, "recon_loss": "bce", "binarize": False, "iwae_k": 1},
             {"": {"learning_rate": 1e-3}},
         ),
-        ModelSpec("gan", "GAN", 128, GAN_OPTIONS, {"d": GAN_ADAM, "g": GAN_ADAM}),
+        ModelSpec("gan", "GAN", 64, GAN_OPTIONS, {"d": GAN_ADAM, "g": GAN_ADAM}),
         ModelSpec(
-            "cgan", "ConditionalGAN", 128, {**GAN_OPTIONS, "aux_weight": 1.0, "projection": False},
+            "cgan", "ConditionalGAN", 64, {**GAN_OPTIONS, "aux_weight": 1.0, "projection": False},
             {"d": GAN_ADAM, "g": GAN_ADAM},
         ),
         ModelSpec(

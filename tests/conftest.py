@@ -67,5 +67,22 @@ def run_on_backend():
     return run
 
 
+def pytest_collection_modifyitems(items):
+    """Marks the jax and tensorflow halves of the backend matrix `backends`.
+
+    They are the tests parametrized with `backend` "jax" or "tensorflow"
+    (except `test_backends.py`, one short train-save-load smoke test per
+    backend that the default run keeps) and those of the two-device jax
+    subprocess (`jax_results`). Each starts a subprocess that compiles its
+    models for that backend: together they are half the suite's time, so the
+    default run leaves them out and CI (`-m "not slow"`) runs them.
+    """
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        other = callspec is not None and callspec.params.get("backend") in ("jax", "tensorflow")
+        if (other and item.path.name != "test_backends.py") or "jax_results" in item.fixturenames:
+            item.add_marker(pytest.mark.backends)
+
+
 def assert_finite(values):
     assert np.all(np.isfinite(np.asarray(values, dtype=np.float64)))

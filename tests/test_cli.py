@@ -536,7 +536,7 @@ def test_training_defaults_come_from_the_spec(tmp_path):
 
     config = specs.TrainConfig(model="gan", model_options={"arch": "mlp"}, gan_optimizers={"d": {"learning_rate": 1e-4}})
     config.validate()
-    assert config.batch_size == 128 and config.learning_rate is None
+    assert config.batch_size == 64 and config.learning_rate is None
     assert config.model_options == {**specs.SPECS["gan"].options, "arch": "mlp"}
     assert config.gan_optimizers == {"d": {**specs.GAN_ADAM, "learning_rate": 1e-4}, "g": specs.GAN_ADAM}
     config = specs.TrainConfig(model="lstm")

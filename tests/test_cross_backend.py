@@ -10,6 +10,8 @@ import json
 
 import pytest
 
+pytestmark = pytest.mark.backends  # jax and tensorflow subprocesses: left out of the default run (conftest.py)
+
 MODEL_SCRIPT = """
 import json, os, keras, numpy as np
 from kgen.training import TrainConfig, build_model

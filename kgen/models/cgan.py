@@ -50,7 +50,7 @@ class ConditionalGAN(GAN):
     ...     d_optimizer=keras.optimizers.Adam(4e-4, beta_1=0.0, beta_2=0.9),
     ...     g_optimizer=keras.optimizers.Adam(4e-4, beta_1=0.0, beta_2=0.9),
     ... )
-    >>> cgan.fit(x_train, y_train, epochs=5, batch_size=128)
+    >>> cgan.fit(x_train, y_train, epochs=5, batch_size=64)
     >>> cgan.generate(8, labels=7).shape  # eight sevens
     (8, 28, 28, 1)
     """

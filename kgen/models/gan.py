@@ -143,7 +143,7 @@ class GAN(CheckedInputs, own.OwnNetworks, keras.Model):
     ...     d_optimizer=keras.optimizers.Adam(4e-4, beta_1=0.0, beta_2=0.9),
     ...     g_optimizer=keras.optimizers.Adam(4e-4, beta_1=0.0, beta_2=0.9),
     ... )
-    >>> gan.fit(x_train, epochs=5, batch_size=128)  # (N, 28, 28, 1) in [0, 1]
+    >>> gan.fit(x_train, epochs=5, batch_size=64)  # (N, 28, 28, 1) in [0, 1]
     >>> gan.generate(16).shape
     (16, 28, 28, 1)
     """
