@@ -161,7 +161,9 @@ SPECS = {
             {"latent_dim": 2, "arch": "mlp", "kl_weight": 1.0, "recon_loss": "bce", "binarize": False, "iwae_k": 1},
             {"": {"learning_rate": 1e-3}},
         ),
-        ModelSpec("gan", "GAN", 64, GAN_OPTIONS, {"d": GAN_ADAM, "g": GAN_ADAM}),
+        # the unconditional GAN's discriminator at twice the rate: on 6 full-MNIST epochs FID 13.4
+        # against 16.6, precision 0.51 against 0.47, every class 7.9-12.5 % (docs/gan.md)
+        ModelSpec("gan", "GAN", 64, GAN_OPTIONS, {"d": {**GAN_ADAM, "learning_rate": 8e-4}, "g": GAN_ADAM}),
         ModelSpec(
             "cgan", "ConditionalGAN", 64, {**GAN_OPTIONS, "aux_weight": 1.0, "projection": False},
             {"d": GAN_ADAM, "g": GAN_ADAM},

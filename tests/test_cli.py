@@ -539,6 +539,12 @@ def test_training_defaults_come_from_the_spec(tmp_path):
     assert config.batch_size == 64 and config.learning_rate is None
     assert config.model_options == {**specs.SPECS["gan"].options, "arch": "mlp"}
     assert config.gan_optimizers == {"d": {**specs.GAN_ADAM, "learning_rate": 1e-4}, "g": specs.GAN_ADAM}
+    config = specs.TrainConfig(model="gan")
+    config.validate()
+    assert config.gan_optimizers["d"]["learning_rate"] == 8e-4 and config.gan_optimizers["g"] == specs.GAN_ADAM
+    config = specs.TrainConfig(model="cgan")
+    config.validate()
+    assert config.gan_optimizers == {"d": specs.GAN_ADAM, "g": specs.GAN_ADAM}
     config = specs.TrainConfig(model="lstm")
     config.validate()
     assert (config.batch_size, config.learning_rate, config.model_options["units"]) == (64, 1e-3, 256)

@@ -385,7 +385,8 @@ def test_cli_gan_defaults_and_a_bad_policy(artifacts):
     assert result.exit_code == 1 and "Received: diffaugment='flip'" in result.output, result.output
     assert not os.listdir(artifacts)
     help_text = " ".join(CliRunner().invoke(main, ["train", "--help"]).output.split())
-    for shown in ("[default: hinge]", "[default: 0.999;", "[default: no-spectral-norm]", "[default: 0.0004;"):
+    for shown in ("[default: hinge]", "[default: 0.999;", "[default: no-spectral-norm]", "[default: 0.0004;",
+                  "[default: (gan: 0.0008; cgan: 0.0004); x>0]"):
         assert shown in help_text
 
 
