@@ -65,7 +65,7 @@ MODELS = {
     "gan-conv": ("gan", {"arch": "conv", "loss": "bce", "spectral_norm": False, "ema": 0.0, "diffaugment": ""}),
     "vae": ("vae", {}),
     # the dense head: the hand-written twin has a Linear head (the default MADE head is not timed here)
-    "lstm": ("lstm", {"patch_head": "dense"}),
+    "lstm": ("lstm", {"patch_head": "dense", "binarize": False}),
 }
 
 

@@ -170,7 +170,9 @@ SPECS = {
         ),
         ModelSpec(
             "lstm", "PatchLSTM", 64,
-            {"num_layers": 2, "units": 256, "dropout": 0.0, "recon_loss": "bce", "binarize": False,
+            # binarized: the MADE head's samples are Bernoulli draws fed back, so it trains on binary
+            # patches; on grey ones its offline samples were speckled fragments (docs/patch_lstm.md)
+            {"num_layers": 2, "units": 256, "dropout": 0.0, "recon_loss": "bce", "binarize": True,
              "patch_head": "made"},
             {"": {"learning_rate": 1e-3}},
         ),

@@ -132,7 +132,8 @@ class PatchLSTM(PortableCompileConfig, CheckedInputs, own.OwnNetworks, keras.Mod
         binarize: train on dynamically binarized images (each pixel drawn as
             Bernoulli of its grey level at every step), the protocol of the
             binarized-MNIST likelihoods; the model then reads binary patches
-            as it does when it writes them.
+            as it does when it writes them (default; `False` trains on the
+            grey levels, on which the MADE head's samples were speckled).
         seed: seed of the dropout masks and of the binarization.
         patch_head: `"made"` (a `PatchMADE` of `units` hidden units: each
             pixel given the LSTM's output and the pixels before it; writing a
@@ -174,7 +175,7 @@ class PatchLSTM(PortableCompileConfig, CheckedInputs, own.OwnNetworks, keras.Mod
         units=256,
         dropout=0.0,
         recon_loss="bce",
-        binarize=False,
+        binarize=True,
         seed=None,
         patch_head="made",
         recurrent=None,
