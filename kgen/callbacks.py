@@ -75,6 +75,39 @@ def nonfinite_loss(logs):
     return None
 
 
+class LinearDecay(keras.callbacks.Callback):
+    """Lowers every optimizer's learning rate linearly over the run, epoch by epoch.
+
+    In epoch e (0-based) of E, each optimizer steps at base × (E − e) / E:
+    the base in the first epoch, base / E in the last. The rate is computed
+    from the epoch alone, not from the optimizer's current one, so a run
+    resumed from a checkpoint (mid-epoch included) steps at the same rates as
+    one never stopped. Keras's `LearningRateScheduler` passes every optimizer
+    the same schedule; a GAN's two optimizers have two bases.
+
+    Args:
+        epochs: E, the run's epochs in all.
+        rates: the base rate of each optimizer, by name: `{"": 1e-3}` for a
+            model with one (`model.optimizer`), `{"d": 4e-4, "g": 4e-4}` for
+            a GAN's `d_optimizer` and `g_optimizer`.
+
+    Example:
+
+    >>> model.fit(x, epochs=10, callbacks=[LinearDecay(10, {"": 1e-3})])
+    """
+
+    def __init__(self, epochs, rates):
+        super().__init__()
+        self.epochs = epochs
+        self.rates = dict(rates)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        factor = max(self.epochs - epoch, 1) / self.epochs
+        for name, base in self.rates.items():
+            optimizer = getattr(self.model.optimizer, f"{name}_optimizer") if name else self.model.optimizer
+            optimizer.learning_rate = base * factor
+
+
 class TerminateOnNonFinite(keras.callbacks.Callback):
     """Stops `fit` as soon as any tracked loss is NaN or infinite.
 

@@ -216,6 +216,7 @@ class TrainConfig:
     data_dir: str = None  # folder of IDX files or an .npz, before any download
     offline: bool = False  # skip the network: data_dir or the bundled sample
     limit: int = None  # train on the first N training images only
+    lr_decay: bool = False  # lower every learning rate linearly over the epochs (kgen.callbacks.LinearDecay)
     val_images: int = 1000  # test images evaluated after every epoch (val_* in history.csv; at most `limit`); 0: none
     seed: int = 0  # seeds Keras, NumPy and the model's own generator
     out: str = "artifacts"  # root of the run directories

@@ -176,6 +176,8 @@ def _fit(model, run, arrays, test_set, config, verbose, state=None, history=(), 
                 os.path.join(run, runs.PLOTS, "completion_error.png"), x_test[:1000], x_train.mean(axis=0)
             )
         )
+    if config.lr_decay:
+        per_epoch.insert(0, callbacks.LinearDecay(config.epochs, base_rates(config)))
     user, tensorboard = extra
     per_epoch += user
     if tensorboard:
@@ -343,6 +345,13 @@ def _resume(run, config, state, verbose, extra=([], False)):
     return run
 
 
+def base_rates(config):
+    """Each optimizer's learning rate before any decay, by name: `{"": 1e-3}` or `{"d": ..., "g": ...}`."""
+    if config.gan_optimizers:
+        return {net: arguments["learning_rate"] for net, arguments in config.gan_optimizers.items()}
+    return {"": config.learning_rate}
+
+
 def saved_config(run):
     """The `TrainConfig` of a run, from its `config.json`, checked.
 
@@ -354,6 +363,7 @@ def saved_config(run):
     train = dict(saved["train"])
     train.setdefault("val_images", 0)  # runs made before held-out evaluation keep none
     train.setdefault("devices", 1)  # runs made before several devices had one
+    train.setdefault("lr_decay", False)  # runs made before the decay had a constant rate
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(k for k in train if k not in fields)
     if unknown:
@@ -378,7 +388,7 @@ _SAVED_TYPES = {
     "model": (str,), "epochs": (int,), "batch_size": (int,), "learning_rate": (float, int, type(None)),
     "dataset": (str,), "data_dir": (str, type(None)), "offline": (bool,), "limit": (int, type(None)),
     "seed": (int,), "out": (str,), "name": (str, type(None)), "model_options": (dict,), "gan_optimizers": (dict,),
-    "val_images": (int,), "devices": (int,),
+    "val_images": (int,), "devices": (int,), "lr_decay": (bool,),
 }
 
 

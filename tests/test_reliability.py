@@ -463,3 +463,51 @@ def test_sigint_in_an_epochs_last_step_checkpoints_the_whole_epoch(model, refere
     monkeypatch.undo()
     training.resume(run, verbose=0)
     assert_same_run(reference[model], run)
+
+
+# learning-rate decay
+
+
+def rates(run):
+    optimizer = keras.saving.load_model(os.path.join(run, "model.keras")).optimizer
+    return [float(keras.ops.convert_to_numpy(o.learning_rate)) for o in (optimizer.d_optimizer, optimizer.g_optimizer)]
+
+
+def test_lr_decay_steps_each_gan_optimizer_down_from_its_own_rate_and_resumes_exactly(reference, artifacts, monkeypatch):
+    seen = []
+    record = lambda self, epoch, logs=None: seen.append(  # noqa: E731
+        [float(keras.ops.convert_to_numpy(o.learning_rate)) for o in self.model.optimizer.optimizers]
+    )
+    monkeypatch.setattr(callbacks.HistoryCSV, "on_epoch_begin", record, raising=False)
+    decayed = training.train(config(artifacts / "whole", "gan", lr_decay=True), verbose=0)
+    d, g = 8e-4, 4e-4  # the GAN's defaults
+    np.testing.assert_allclose(seen, [[d, g], [d * 2 / 3, g * 2 / 3], [d / 3, g / 3]], rtol=1e-6)
+    np.testing.assert_allclose(rates(decayed), [d / 3, g / 3], rtol=1e-6)
+    assert runs.load_run(decayed)["train"]["lr_decay"] is True
+    assert open(os.path.join(decayed, "history.csv")).read() != open(os.path.join(reference["gan"], "history.csv")).read()
+
+    def interrupt(self, batch, logs=None):
+        if self.model.optimizer.iterations == 6:  # during epoch 2, step 3
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(callbacks.HistoryCSV, "on_train_batch_end", interrupt, raising=False)
+    with pytest.raises(Interrupted):
+        training.train(config(artifacts / "stopped", "gan", lr_decay=True), verbose=0)
+    monkeypatch.undo()
+    run = runs.list_runs(str(artifacts / "stopped"))[0]["path"]
+    training.resume(run, verbose=0)
+    assert_same_run(decayed, run)
+
+
+def test_lr_decay_on_the_cli_and_in_an_older_config(artifacts):
+    result = CliRunner().invoke(main, ["train", "ae", "--epochs", "2", "--limit", "64", "--offline", "--lr-decay",
+                                       "--val-images", "0", "--out", str(artifacts), "--verbose", "0"])
+    assert result.exit_code == 0, result.output
+    run = result.output.strip().splitlines()[-1]
+    assert runs.load_run(run)["train"]["lr_decay"] is True
+    rate = keras.saving.load_model(os.path.join(run, "model.keras")).optimizer.learning_rate
+    np.testing.assert_allclose(float(keras.ops.convert_to_numpy(rate)), 1e-3 / 2, rtol=1e-6)
+    saved = json.load(open(os.path.join(run, "config.json")))
+    del saved["train"]["lr_decay"]  # a run made before the option
+    json.dump(saved, open(os.path.join(run, "config.json"), "w"))
+    assert training.saved_config(run).lr_decay is False
