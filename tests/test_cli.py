@@ -544,7 +544,7 @@ def test_training_defaults_come_from_the_spec(tmp_path):
     assert config.gan_optimizers["d"]["learning_rate"] == 8e-4 and config.gan_optimizers["g"] == specs.GAN_ADAM
     config = specs.TrainConfig(model="cgan")
     config.validate()
-    assert config.gan_optimizers == {"d": specs.GAN_ADAM, "g": specs.GAN_ADAM}
+    assert config.gan_optimizers == {"d": specs.GAN_D_ADAM, "g": specs.GAN_ADAM}
     config = specs.TrainConfig(model="lstm")
     config.validate()
     assert (config.batch_size, config.learning_rate, config.model_options["units"]) == (64, 1e-3, 256)
