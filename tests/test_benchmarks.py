@@ -98,3 +98,26 @@ def test_other_backends_and_evaluate_run(tmp_path):
     assert row["backend"] == "jax" and row["wall"] > 0
     timing = speed.time_evaluate(100, str(tmp_path))
     assert timing["command_s"] > 0
+
+
+def test_top_half_bound_cuts_after_the_given_patches_and_trains(tmp_path, capsys):
+    import top_half_bound
+
+    from kgen.data import load_dataset
+
+    images = np.random.default_rng(0).uniform(0.1, 1.0, size=(3, 28, 28, 1)).astype("float32")
+    cut = top_half_bound.given_only(images, 8)
+    np.testing.assert_array_equal(cut[:, :14], images[:, :14])  # patches 1-8: the top 14 rows, kept
+    assert not cut[:, 14:].any()
+    np.testing.assert_array_equal(top_half_bound.given_only(images, 1)[:, :7, :7], images[:, :7, :7])
+    assert not top_half_bound.given_only(images, 1)[:, :, 7:].any()
+
+    train, test = load_dataset("mnist", "train", offline=True), load_dataset("mnist", "test", offline=True)
+    path = tmp_path / "digits.npz"
+    np.savez(path, x_train=train.images[:256], y_train=train.labels[:256], x_test=test.images[:128], y_test=test.labels[:128])
+    top_half_bound.main(["--data-dir", str(path), "--given", "4", "16", "--epochs", "2", "--batch-size", "64"])
+    out = capsys.readouterr().out
+    results = __import__("json").loads(out[out.index("{"):])
+    assert results["test_digits"] == 128 and set(results["given"]) == {"4", "16"}
+    # the whole digit (16 patches) is read better than its top quarter (4)
+    assert results["given"]["16"]["test_accuracy"] > results["given"]["4"]["test_accuracy"]
