@@ -114,10 +114,10 @@ def test_top_half_bound_cuts_after_the_given_patches_and_trains(tmp_path, capsys
 
     train, test = load_dataset("mnist", "train", offline=True), load_dataset("mnist", "test", offline=True)
     path = tmp_path / "digits.npz"
-    np.savez(path, x_train=train.images[:256], y_train=train.labels[:256], x_test=test.images[:128], y_test=test.labels[:128])
-    top_half_bound.main(["--data-dir", str(path), "--given", "4", "16", "--epochs", "2", "--batch-size", "64"])
+    np.savez(path, x_train=train.images[:1024], y_train=train.labels[:1024], x_test=test.images[:200], y_test=test.labels[:200])
+    top_half_bound.main(["--data-dir", str(path), "--given", "4", "16", "--epochs", "3", "--batch-size", "64"])
     out = capsys.readouterr().out
     results = __import__("json").loads(out[out.index("{"):])
-    assert results["test_digits"] == 128 and set(results["given"]) == {"4", "16"}
-    # the whole digit (16 patches) is read better than its top quarter (4)
-    assert results["given"]["16"]["test_accuracy"] > results["given"]["4"]["test_accuracy"]
+    assert results["test_digits"] == 200 and set(results["given"]) == {"4", "16"}
+    # the whole digit (16 patches) is read far better than its top quarter (4): 0.74 against 0.27-0.35 here
+    assert results["given"]["16"]["test_accuracy"] > results["given"]["4"]["test_accuracy"] + 0.2
