@@ -22,7 +22,8 @@ class SampleGrid(keras.callbacks.Callback):
     The model's `generate(n, seed=seed)` is called with the same seed each
     epoch, so the grids show the same noise decoded as training goes on. For a
     conditional model (one with `num_classes`), the grid has one row per
-    label instead: row k holds ten samples of label k.
+    label instead: row k holds ten samples of label k; for a GAN with an
+    InfoGAN code, one row per code value.
 
     Args:
         folder: where `epoch_001.png`, ... go (the run's `samples/`).
@@ -42,6 +43,10 @@ class SampleGrid(keras.callbacks.Callback):
             labels = np.repeat(np.arange(self.model.num_classes), 10)
             images = self.model.generate(len(labels), labels=labels, seed=self.seed)
             plots.save_grid(path, images, ncol=10)
+            return
+        if getattr(self.model, "codes", 0):  # an InfoGAN: row k holds ten samples of code k
+            codes = np.repeat(np.arange(self.model.codes), 10)
+            plots.save_grid(path, self.model.generate(len(codes), codes=codes, seed=self.seed), ncol=10)
             return
         images = self.model.generate(self.n, seed=self.seed)
         plots.save_grid(path, images)

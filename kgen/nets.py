@@ -135,7 +135,7 @@ def generator(arch, latent_dim, num_classes=None, name="generator"):
 
 
 def discriminator(arch, num_classes=None, dropout=0.0, seed=None, spectral_norm=False, aux_classifier=False,
-                  projection=True, name="discriminator"):
+                  projection=True, label_input=True, name="discriminator"):
     """A GAN's discriminator: images (batch, 28, 28, 1) to one logit each (batch, 1).
 
     Args:
@@ -167,6 +167,10 @@ def discriminator(arch, num_classes=None, dropout=0.0, seed=None, spectral_norm=
             + embed(label).h, the second term scoring how well the image fits
             its label. Off, the logit is w.h + b and the label is used by the
             classifier head only.
+        label_input: with `num_classes`, whether the network takes the
+            labels at all; `False` (no `projection` then) gives images to
+            (batch, 1 + num_classes) with `aux_classifier`: the head of an
+            InfoGAN, which reads the generator's code back from the image.
         name: name of the network.
 
     Example:
@@ -204,6 +208,8 @@ def discriminator(arch, num_classes=None, dropout=0.0, seed=None, spectral_norm=
         ]
     if num_classes is None:
         return keras.Sequential([keras.Input(IMAGE_SHAPE), *features, sn(layers.Dense(1))], name=name)
+    if projection and not label_input:
+        raise ValueError("A projection discriminator takes labels. Received: projection=True, label_input=False")
     image = keras.Input(IMAGE_SHAPE, name="image")
     label = keras.Input((), dtype="int32", name="label")
     h = image
@@ -215,4 +221,4 @@ def discriminator(arch, num_classes=None, dropout=0.0, seed=None, spectral_norm=
         logit = layers.Add()([logit, layers.Dot(axes=1)([embedded, h])])  # (batch, 1)
     if aux_classifier:
         logit = layers.Concatenate()([logit, layers.Dense(num_classes)(h)])  # (batch, 1 + num_classes)
-    return keras.Model([image, label], logit, name=name)
+    return keras.Model([image, label] if label_input else image, logit, name=name)

@@ -192,6 +192,63 @@ def test_generate_shapes_range_and_seed():
         model.generate(0)
 
 
+# the InfoGAN code
+
+
+def test_codes_make_an_infogan_whose_discriminator_reads_the_code_back(tiny_images):
+    model = compiled(arch="conv", latent_dim=8, codes=4, diffaugment="")
+    assert model.generator.input_shape == [(None, 8), (None,)]  # [noise, code]
+    assert model.discriminator.output_shape == (None, 5)  # realness logit, then 4 code logits
+    # the discriminator's step: its loss plus the code head's cross-entropy on the generated half
+    real = keras.ops.convert_to_tensor(tiny_images)
+    n = len(tiny_images)
+    state = model.seed_generator.state.numpy().copy()
+    codes = model.fake_labels(None, n)  # drawn first, then the noise
+    fake = model.generator([model.sample_noise(n), codes], training=True)
+    real_out, fake_out = model.discriminator(real, training=True), model.discriminator(fake, training=True)
+    model.seed_generator.state.assign(state)
+    out = {k: keras.ops.convert_to_numpy(v) for k, v in model.discriminator_step(real).items()}
+    code_ce = keras.ops.mean(keras.ops.sparse_categorical_crossentropy(codes, fake_out[:, 1:], from_logits=True))
+    expected = discriminator_loss("bce", real_out[:, :1], fake_out[:, :1]) + code_ce
+    expected, code_ce = (keras.ops.convert_to_numpy(t) for t in (expected, code_ce))  # no autograd graph
+    np.testing.assert_allclose(float(out["loss"]), float(expected), rtol=1e-5)
+    assert float(code_ce) > 0.1  # an untrained head: the term is there
+    # the code head is trained by both steps: its kernel moves in the discriminator's step
+    head = [v for v in model.discriminator.trainable_variables if v.shape == (6272, 4)]
+    assert len(head) == 1
+
+
+def test_codes_in_generate(tiny_images):
+    model = compiled(arch="conv", latent_dim=8, codes=4)
+    model.train_on_batch(tiny_images)
+    images = model.generate(6, seed=1)
+    np.testing.assert_array_equal(images, model.generate(6, seed=1))  # noise and codes from the seed
+    z = np.repeat(np.random.default_rng(0).normal(size=(1, 8)).astype("float32"), 4, axis=0)
+    by_code = model.generate(4, z=z, codes=[0, 1, 2, 3])
+    assert all(not np.array_equal(by_code[0], by_code[i]) for i in (1, 2, 3))  # the code changes the image
+    same = model.generate(4, z=z, seed=2)  # noise given: one code for every image
+    assert all(np.array_equal(same[0], same[i]) for i in (1, 2, 3))
+    np.testing.assert_allclose(model.generate(2, z=z[:2], codes=3), by_code[[3, 3]], atol=1e-6)
+    with pytest.raises(ValueError, match="Received: code=4"):
+        model.generate(2, codes=[0, 4])
+    with pytest.raises(ValueError, match="has no codes"):
+        GAN(latent_dim=8).generate(2, codes=1)
+
+
+@pytest.mark.parametrize("codes", [1, -2, 2.5, True])
+def test_bad_codes(codes):
+    with pytest.raises(ValueError, match="Received: codes="):
+        GAN(codes=codes)
+
+
+def test_a_conditional_gan_takes_no_codes():
+    from kgen.models import ConditionalGAN
+
+    with pytest.raises(ValueError, match="not InfoGAN codes. Received: codes=3"):
+        ConditionalGAN(codes=3)
+    assert ConditionalGAN(latent_dim=8).get_config()["codes"] == 0
+
+
 # the generator's moving average and spectral normalization
 
 
@@ -278,7 +335,8 @@ def train_save_load(name, arch, path, resume=False):
     x, y = (images[:24, :, :, None] / 255.0).astype("float32"), labels[:24]
     args = (x, y) if name == "cgan" else (x,)
     # bce: with the hinge loss the last bias has no gradient while every logit is inside the margin
-    model = MODELS[name](arch=arch, latent_dim=16, seed=0, loss="bce")
+    codes = {"codes": 4} if name == "infogan" else {}  # the unconditional GAN with an InfoGAN code
+    model = MODELS["gan" if name == "infogan" else name](arch=arch, latent_dim=16, seed=0, loss="bce", **codes)
     model.compile(
         d_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5),
         g_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5),
@@ -320,7 +378,8 @@ CHECK = """
 import json, sys
 from tests.test_gan import train_save_load
 print(json.dumps([train_save_load("gan", "conv", sys.argv[1] + "/g.keras"),
-                  train_save_load("cgan", "conv", sys.argv[1] + "/c.keras")]))
+                  train_save_load("cgan", "conv", sys.argv[1] + "/c.keras"),
+                  train_save_load("infogan", "conv", sys.argv[1] + "/i.keras")]))
 """
 
 
@@ -330,6 +389,7 @@ def test_both_optimizers_step_and_save_on_every_backend(backend, run_on_backend,
         results = [
             train_save_load("gan", "conv", str(tmp_path / "g.keras"), resume=True),
             train_save_load("cgan", "conv", str(tmp_path / "c.keras"), resume=True),
+            train_save_load("infogan", "conv", str(tmp_path / "i.keras"), resume=True),
         ]
     else:
         code = f"import sys; sys.argv = ['-', {str(tmp_path)!r}]\n" + CHECK
@@ -380,6 +440,25 @@ def test_cli_trains_a_gan_and_refuses_a_label(artifacts):
     assert "Traceback" not in result.output
 
 
+def test_cli_trains_an_infogan_with_a_row_per_code(artifacts):
+    import matplotlib.image
+
+    result = CliRunner().invoke(
+        main,
+        ["train", "gan", "--arch", "mlp", "--codes", "4", "--epochs", "1", "--limit", "64", "--batch-size", "32",
+         "--offline", "--out", str(artifacts)],
+    )
+    assert result.exit_code == 0, result.output
+    run = result.output.strip().splitlines()[-1]
+    assert json.load(open(os.path.join(run, "config.json")))["model_config"]["codes"] == 4
+    # the epoch grid: four rows (one per code) of ten, each cell 28 + 2 pixels, drawn at 2x
+    grid = matplotlib.image.imread(os.path.join(run, "samples", "epoch_001.png"))
+    assert grid.shape[:2] == (2 * (4 * 30 + 2), 2 * (10 * 30 + 2))
+    result = CliRunner().invoke(main, ["train", "gan", "--codes", "1", "--offline", "--out", str(artifacts / "x")])
+    assert result.exit_code == 1 and "Received: codes=1" in result.output and "Traceback" not in result.output
+    assert not os.path.exists(artifacts / "x")
+
+
 def test_cli_gan_defaults_and_a_bad_policy(artifacts):
     result = CliRunner().invoke(main, ["train", "gan", "--diffaugment", "flip", "--offline", "--out", str(artifacts)])
     assert result.exit_code == 1 and "Received: diffaugment='flip'" in result.output, result.output
@@ -405,6 +484,8 @@ def test_cli_gan_defaults_and_a_bad_policy(artifacts):
         (["train", "gan", "--aux-weight", "1"], "--aux-weight applies to cgan only"),
         (["train", "gan", "--projection"], "--projection applies to cgan only"),
         (["train", "gan", "--ema", "1"], "--ema"),
+        (["train", "cgan", "--codes", "10"], "--codes applies to gan only"),
+        (["train", "gan", "--codes", "-1"], "--codes"),
     ],
 )
 def test_cli_rejects_misplaced_gan_options(args, message, artifacts):

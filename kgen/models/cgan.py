@@ -6,7 +6,7 @@ from keras import ops
 
 from kgen import capabilities as caps
 from kgen import nets
-from kgen.models.gan import GAN, check_count
+from kgen.models.gan import GAN, check_count, check_labels
 
 
 @keras.saving.register_keras_serializable(package="kgen")
@@ -70,6 +70,8 @@ class ConditionalGAN(GAN):
         self.num_classes = int(num_classes)
         self.aux_weight = float(aux_weight)
         self.projection = bool(projection)
+        if kwargs.get("codes"):
+            raise ValueError(f"A ConditionalGAN takes labels, not InfoGAN codes. Received: codes={kwargs['codes']}")
         super().__init__(*args, **kwargs)
 
     # the hooks: labels in every batch, and into both networks
@@ -101,6 +103,9 @@ class ConditionalGAN(GAN):
             labels = ops.argmax(labels, axis=-1)
         return real, ops.cast(ops.reshape(labels, (-1,)), "int32")  # (batch,)
 
+    def fake_labels(self, labels, n):
+        return labels  # the generator draws the batch's labels
+
     def generator_inputs(self, z, labels):
         return [z, labels]
 
@@ -120,17 +125,7 @@ class ConditionalGAN(GAN):
         """`labels` (None, one int, or n ints) as an int32 array (n,); raises on bad ones."""
         if labels is None:
             return np.arange(n, dtype="int32") % self.num_classes
-        array = np.asarray(labels)
-        if array.ndim == 0:
-            array = np.full(n, array)
-        if array.shape != (n,) or array.dtype.kind not in "iuf" or np.any(array != np.round(array)):
-            raise ValueError(f"labels must be one integer or {n} integers. Received: labels={labels!r}")
-        bad = array[(array < 0) | (array >= self.num_classes)]
-        if len(bad):
-            raise ValueError(
-                f"labels must be in 0..{self.num_classes - 1}. Received: label={bad[0]:g}"
-            )
-        return array.astype("int32")
+        return check_labels(labels, n, self.num_classes)
 
     def generate(self, n, labels=None, seed=None, z=None):
         """Generates `n` images of the given labels from noise drawn from N(0, I).

@@ -60,8 +60,10 @@ def step_values(d_out, g_out):
     }
 
 
-def check_options(latent_dim, arch, loss, d_dropout, ema=0.0):
+def check_options(latent_dim, arch, loss, d_dropout, ema=0.0, codes=0):
     nets.check_arch(arch)
+    if isinstance(codes, bool) or not isinstance(codes, (int, np.integer)) or codes < 0 or codes == 1:
+        raise ValueError(f"codes must be 0 (none) or an integer of at least 2. Received: codes={codes!r}")
     if not 0 <= d_dropout < 1:
         raise ValueError(f"d_dropout must be in [0, 1). Received: d_dropout={d_dropout}")
     if int(latent_dim) < 1:
@@ -70,6 +72,19 @@ def check_options(latent_dim, arch, loss, d_dropout, ema=0.0):
         raise ValueError(f"loss must be one of {', '.join(LOSSES)}. Received: loss={loss!r}")
     if not 0 <= ema < 1:
         raise ValueError(f"ema must be in [0, 1) (0: no moving average). Received: ema={ema}")
+
+
+def check_labels(labels, n, num_classes, name="labels"):
+    """`labels` (one int, or n ints, in 0..num_classes-1) as an int32 array (n,); raises on bad ones."""
+    array = np.asarray(labels)
+    if array.ndim == 0:
+        array = np.full(n, array)
+    if array.shape != (n,) or array.dtype.kind not in "iuf" or np.any(array != np.round(array)):
+        raise ValueError(f"{name} must be one integer or {n} integers. Received: {name}={labels!r}")
+    bad = array[(array < 0) | (array >= num_classes)]
+    if len(bad):
+        raise ValueError(f"{name} must be in 0..{num_classes - 1}. Received: {name[:-1]}={bad[0]:g}")
+    return array.astype("int32")
 
 
 def check_count(n):
@@ -92,7 +107,16 @@ class GAN(CheckedInputs, own.OwnNetworks, keras.Model):
 
     `ConditionalGAN` is this model with labels: it overrides the hooks
     `unpack` (what a batch holds), `generator_inputs` and
-    `discriminator_inputs` (what the networks take) and `class_loss`.
+    `discriminator_inputs` (what the networks take), `fake_labels` (what
+    the generated images are drawn for) and `class_loss`.
+
+    With `codes`, it is an InfoGAN (Chen et al., 2016): the generator also
+    takes a categorical code, drawn uniformly, and the discriminator has a
+    second head that reads the code back from generated images; both
+    networks minimize that head's cross-entropy (a bound on the mutual
+    information between code and image). No labels are used: the code
+    learns by itself to separate the digits, so the generator draws ten
+    separate families instead of one continuum with shapes between digits.
 
     Logged per epoch: `d_loss`, `g_loss`, the discriminator's accuracy on
     the real images (`d_acc_real`) and on the generated ones (`d_acc_fake`),
@@ -124,12 +148,14 @@ class GAN(CheckedInputs, own.OwnNetworks, keras.Model):
         diffaugment: DiffAugment policy, a comma-separated list of
             `translation`, `cutout` applied to every image the discriminator
             sees, real and generated ("" for none; see `kgen.augment`).
+        codes: number of values of the InfoGAN code (0: none; see above).
         seed: seed of the model's random generator (noise, augmentations).
         generator: your own generator (a built Keras model: noise
-            (batch, latent_dim) to images in [0, 1]; for the cGAN, inputs
-            `[noise, labels]`), with `discriminator` (images to logits
-            (batch, 1); for the cGAN `[images, labels]` to (batch, 1) or, with
-            `aux_weight`, (batch, 1 + num_classes)). Default: kgen's `arch`
+            (batch, latent_dim) to images in [0, 1]; for the cGAN and with
+            `codes`, inputs `[noise, labels]`), with `discriminator` (images
+            to logits (batch, 1); with `codes`, (batch, 1 + codes); for the
+            cGAN `[images, labels]` to (batch, 1) or, with `aux_weight`,
+            (batch, 1 + num_classes)). Default: kgen's `arch`
             networks. Saved inside `model.keras`.
         discriminator: see `generator`.
         image_shape: (height, width, channels) of the images; with your own
@@ -160,6 +186,7 @@ class GAN(CheckedInputs, own.OwnNetworks, keras.Model):
         ema=0.999,
         spectral_norm=False,
         diffaugment="",
+        codes=0,
         seed=None,
         generator=None,
         discriminator=None,
@@ -167,7 +194,7 @@ class GAN(CheckedInputs, own.OwnNetworks, keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        check_options(latent_dim, arch, loss, d_dropout, ema)
+        check_options(latent_dim, arch, loss, d_dropout, ema, codes)
         self.latent_dim = int(latent_dim)
         self.arch = arch
         self.loss_name = loss
@@ -175,6 +202,7 @@ class GAN(CheckedInputs, own.OwnNetworks, keras.Model):
         self.ema = float(ema)
         self.spectral_norm = bool(spectral_norm)
         self.diffaugment = ",".join(augment.parse_policy(diffaugment))
+        self.codes = int(codes)
         self.seed = seed
         self.custom_networks = generator is not None or discriminator is not None
         if self.custom_networks:
@@ -207,26 +235,39 @@ class GAN(CheckedInputs, own.OwnNetworks, keras.Model):
     # the networks and what they take: the hooks a conditional GAN overrides
 
     def build_generator(self):
-        return nets.generator(self.arch, self.latent_dim)
+        return nets.generator(self.arch, self.latent_dim, num_classes=self.codes or None)
 
     def build_discriminator(self):
         return nets.discriminator(
-            self.arch, dropout=self.d_dropout, seed=self.seed, spectral_norm=self.spectral_norm
+            self.arch, dropout=self.d_dropout, seed=self.seed, spectral_norm=self.spectral_norm,
+            num_classes=self.codes or None, aux_classifier=bool(self.codes), projection=False, label_input=False,
         )
 
     def unpack(self, data):
         """A batch as `(images, labels)`; an unconditional GAN has no labels (None)."""
         return keras.utils.unpack_x_y_sample_weight(data)[0], None
 
+    def fake_labels(self, labels, n):
+        """What `n` generated images are drawn for: random codes (`codes`), else None; the cGAN's: `labels`."""
+        if not self.codes:
+            return None
+        return keras.random.randint((n,), 0, self.codes, dtype="int32", seed=self.seed_generator)  # (n,)
+
     def generator_inputs(self, z, labels):
-        return z
+        return z if labels is None else [z, labels]
 
     def discriminator_inputs(self, images, labels):
         return images
 
     def class_loss(self, outputs, labels):
-        """An extra loss on the discriminator's outputs for the given labels (none here)."""
+        """An extra loss on the discriminator's outputs for real images' labels (none here)."""
         return 0.0
+
+    def code_loss(self, outputs, codes):
+        """The InfoGAN term: cross-entropy of the code head on generated images' codes (0 without codes)."""
+        if not self.codes:
+            return 0.0
+        return ops.mean(ops.sparse_categorical_crossentropy(codes, outputs[:, 1:], from_logits=True))
 
     @property
     def sampler(self):
@@ -285,8 +326,9 @@ class GAN(CheckedInputs, own.OwnNetworks, keras.Model):
     def discriminator_step(self, real, labels=None):
         """One optimizer step of the discriminator on `real` (with `labels`) and as many generated images."""
         n = ops.shape(real)[0]
+        fake_labels = self.fake_labels(labels, n)  # (batch,) or None
         with backend.no_grad():  # the generator is frozen: no graph for it
-            fake = backend.forward(self.generator, self.generator_inputs(self.sample_noise(n), labels), training=True)
+            fake = backend.forward(self.generator, self.generator_inputs(self.sample_noise(n), fake_labels), training=True)
         images = self.augment(ops.concatenate([real, fake]))  # (2 * batch, 28, 28, 1)
         both_labels = None if labels is None else ops.concatenate([labels, labels])
 
@@ -295,7 +337,8 @@ class GAN(CheckedInputs, own.OwnNetworks, keras.Model):
             outputs = backend.forward(self.discriminator, self.discriminator_inputs(images, both_labels), training=True)
             real_logits, fake_logits = outputs[:n, :1], outputs[n:, :1]  # (batch, 1) each
             acc_real, acc_fake = accuracies(real_logits, fake_logits)
-            loss = discriminator_loss(self.loss_name, real_logits, fake_logits) + self.class_loss(outputs[:n], labels)
+            loss = discriminator_loss(self.loss_name, real_logits, fake_logits)
+            loss = loss + self.class_loss(outputs[:n], labels) + self.code_loss(outputs[n:], fake_labels)
             return {"loss": loss, "d_acc_real": acc_real, "d_acc_fake": acc_fake}
 
         variables = self.discriminator.trainable_variables
@@ -304,11 +347,13 @@ class GAN(CheckedInputs, own.OwnNetworks, keras.Model):
     def generator_step(self, batch_size, labels=None):
         """One optimizer step of the generator against the current discriminator."""
         z = self.sample_noise(batch_size)
+        fake_labels = self.fake_labels(labels, batch_size)  # (batch,) or None
 
         def loss_fn():
-            fake = self.augment(backend.forward(self.generator, self.generator_inputs(z, labels), training=True))
+            fake = self.augment(backend.forward(self.generator, self.generator_inputs(z, fake_labels), training=True))
             outputs = backend.forward(self.discriminator, self.discriminator_inputs(fake, labels), training=True)
-            return {"loss": generator_loss(self.loss_name, outputs[:, :1]) + self.class_loss(outputs, labels)}
+            loss = generator_loss(self.loss_name, outputs[:, :1])
+            return {"loss": loss + self.class_loss(outputs, labels) + self.code_loss(outputs, fake_labels)}
 
         variables = self.generator.trainable_variables
         return backend.gradient_step(loss_fn, variables, self.optimizer.g_optimizer)
@@ -351,29 +396,45 @@ class GAN(CheckedInputs, own.OwnNetworks, keras.Model):
         """
         real, labels = self.unpack(data)  # (batch, 28, 28, 1)[, (batch,)]
         n = ops.shape(real)[0]
-        fake = self.generator(self.generator_inputs(self.sample_noise(n), labels), training=False)
+        fake_labels = self.fake_labels(labels, n)
+        fake = self.generator(self.generator_inputs(self.sample_noise(n), fake_labels), training=False)
         # float32 logits, also under a mixed-precision policy
         real_outputs = backend.float32(self.discriminator(self.discriminator_inputs(real, labels), training=False))
         fake_outputs = backend.float32(self.discriminator(self.discriminator_inputs(fake, labels), training=False))
         real_logits, fake_logits = real_outputs[:, :1], fake_outputs[:, :1]
         acc_real, acc_fake = accuracies(real_logits, fake_logits)
+        code_loss = self.code_loss(fake_outputs, fake_labels)
         d_loss = discriminator_loss(self.loss_name, real_logits, fake_logits) + self.class_loss(real_outputs, labels)
         g_loss = generator_loss(self.loss_name, fake_logits) + self.class_loss(fake_outputs, labels)
+        d_loss, g_loss = d_loss + code_loss, g_loss + code_loss
         d_out = {"loss": d_loss, "d_acc_real": acc_real, "d_acc_fake": acc_fake}
         return backend.update_metrics(self.metrics, step_values(d_out, {"loss": g_loss}))
 
-    def generate(self, n, seed=None, z=None):
+    def generate(self, n, seed=None, z=None, codes=None):
         """Generates `n` images from noise drawn from N(0, I).
 
         Args:
             n: number of images.
             seed: integer seed of the noise (default: the global generator).
             z: optional noise (n, latent_dim) to use instead.
+            codes: with `codes` set on the model, the InfoGAN code of each
+                image: one integer for all or `n` integers. Default: drawn
+                uniformly with `seed`, one for all images when `z` is given
+                (so that a path through the noise keeps its code).
 
         Returns:
             A NumPy array (n, 28, 28, 1) in [0, 1].
         """
-        return self.draw(check_count(n), None, seed, z)
+        n = check_count(n)
+        if not self.codes:
+            if codes is not None:
+                raise ValueError(f"This GAN has no codes (codes=0). Received: codes={codes!r}")
+            return self.draw(n, None, seed, z)
+        if codes is None:
+            # a stream of its own: seed + 1, away from the noise's
+            codes = np.random.default_rng(None if seed is None else seed + 1).integers(self.codes, size=1 if z is not None else n)
+            codes = np.resize(codes, n)
+        return self.draw(n, check_labels(codes, n, self.codes, "codes"), seed, z)
 
     def draw(self, n, labels, seed, z):
         """Images from the sampler for noise `z` (drawn if None) and `labels`, 1,000 at a time."""
@@ -400,6 +461,7 @@ class GAN(CheckedInputs, own.OwnNetworks, keras.Model):
             "ema": self.ema,
             "spectral_norm": self.spectral_norm,
             "diffaugment": self.diffaugment,
+            "codes": self.codes,
             "seed": self.seed,
             "image_shape": list(self.image_shape),
             **own.serialize_networks(self, self.network_names),
