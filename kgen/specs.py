@@ -64,6 +64,7 @@ OPTIONS = {
     "diffaugment": Option("DiffAugment policy, e.g. translation,cutout (empty: off).", str),
     "codes": Option("values of an InfoGAN code the generator takes and the discriminator reads back (0: none).",
                     int, low=0),
+    "code_weight": Option("weight of the InfoGAN code's cross-entropy in both losses.", float, low=0, low_open=True),
     "aux_weight": Option("weight of the discriminator's auxiliary classifier (0: none).", float, low=0),
     "projection": Option("add the label-projection term to the discriminator's logit.", bool),
     "d_learning_rate": Option("discriminator's Adam step size.", float, low=0, low_open=True, alias="--d-lr"),
@@ -166,7 +167,7 @@ SPECS = {
             {"latent_dim": 2, "arch": "mlp", "kl_weight": 1.0, "recon_loss": "bce", "binarize": False, "iwae_k": 1},
             {"": {"learning_rate": 1e-3}},
         ),
-        ModelSpec("gan", "GAN", 64, {**GAN_OPTIONS, "codes": 0}, {"d": GAN_D_ADAM, "g": GAN_ADAM}),
+        ModelSpec("gan", "GAN", 64, {**GAN_OPTIONS, "codes": 0, "code_weight": 1.0}, {"d": GAN_D_ADAM, "g": GAN_ADAM}),
         ModelSpec(
             "cgan", "ConditionalGAN", 64, {**GAN_OPTIONS, "aux_weight": 1.0, "projection": False},
             {"d": GAN_D_ADAM, "g": GAN_ADAM},

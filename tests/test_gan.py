@@ -196,10 +196,10 @@ def test_generate_shapes_range_and_seed():
 
 
 def test_codes_make_an_infogan_whose_discriminator_reads_the_code_back(tiny_images):
-    model = compiled(arch="conv", latent_dim=8, codes=4, diffaugment="")
+    model = compiled(arch="conv", latent_dim=8, codes=4, code_weight=2.0, diffaugment="")
     assert model.generator.input_shape == [(None, 8), (None,)]  # [noise, code]
     assert model.discriminator.output_shape == (None, 5)  # realness logit, then 4 code logits
-    # the discriminator's step: its loss plus the code head's cross-entropy on the generated half
+    # the discriminator's step: its loss plus twice (code_weight) the code head's cross-entropy on the generated half
     real = keras.ops.convert_to_tensor(tiny_images)
     n = len(tiny_images)
     state = model.seed_generator.state.numpy().copy()
@@ -209,7 +209,7 @@ def test_codes_make_an_infogan_whose_discriminator_reads_the_code_back(tiny_imag
     model.seed_generator.state.assign(state)
     out = {k: keras.ops.convert_to_numpy(v) for k, v in model.discriminator_step(real).items()}
     code_ce = keras.ops.mean(keras.ops.sparse_categorical_crossentropy(codes, fake_out[:, 1:], from_logits=True))
-    expected = discriminator_loss("bce", real_out[:, :1], fake_out[:, :1]) + code_ce
+    expected = discriminator_loss("bce", real_out[:, :1], fake_out[:, :1]) + 2.0 * code_ce
     expected, code_ce = (keras.ops.convert_to_numpy(t) for t in (expected, code_ce))  # no autograd graph
     np.testing.assert_allclose(float(out["loss"]), float(expected), rtol=1e-5)
     assert float(code_ce) > 0.1  # an untrained head: the term is there
@@ -239,6 +239,12 @@ def test_codes_in_generate(tiny_images):
 def test_bad_codes(codes):
     with pytest.raises(ValueError, match="Received: codes="):
         GAN(codes=codes)
+
+
+@pytest.mark.parametrize("weight", [0, -1.0])
+def test_bad_code_weight(weight):
+    with pytest.raises(ValueError, match=f"Received: code_weight={weight}"):
+        GAN(codes=10, code_weight=weight)
 
 
 def test_a_conditional_gan_takes_no_codes():

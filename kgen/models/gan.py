@@ -149,6 +149,8 @@ class GAN(CheckedInputs, own.OwnNetworks, keras.Model):
             `translation`, `cutout` applied to every image the discriminator
             sees, real and generated ("" for none; see `kgen.augment`).
         codes: number of values of the InfoGAN code (0: none; see above).
+        code_weight: weight of the code head's cross-entropy in both
+            players' losses (with `codes`).
         seed: seed of the model's random generator (noise, augmentations).
         generator: your own generator (a built Keras model: noise
             (batch, latent_dim) to images in [0, 1]; for the cGAN and with
@@ -187,6 +189,7 @@ class GAN(CheckedInputs, own.OwnNetworks, keras.Model):
         spectral_norm=False,
         diffaugment="",
         codes=0,
+        code_weight=1.0,
         seed=None,
         generator=None,
         discriminator=None,
@@ -203,6 +206,9 @@ class GAN(CheckedInputs, own.OwnNetworks, keras.Model):
         self.spectral_norm = bool(spectral_norm)
         self.diffaugment = ",".join(augment.parse_policy(diffaugment))
         self.codes = int(codes)
+        if not code_weight > 0:
+            raise ValueError(f"code_weight must be above 0. Received: code_weight={code_weight}")
+        self.code_weight = float(code_weight)
         self.seed = seed
         self.custom_networks = generator is not None or discriminator is not None
         if self.custom_networks:
@@ -267,7 +273,7 @@ class GAN(CheckedInputs, own.OwnNetworks, keras.Model):
         """The InfoGAN term: cross-entropy of the code head on generated images' codes (0 without codes)."""
         if not self.codes:
             return 0.0
-        return ops.mean(ops.sparse_categorical_crossentropy(codes, outputs[:, 1:], from_logits=True))
+        return self.code_weight * ops.mean(ops.sparse_categorical_crossentropy(codes, outputs[:, 1:], from_logits=True))
 
     @property
     def sampler(self):
@@ -462,6 +468,7 @@ class GAN(CheckedInputs, own.OwnNetworks, keras.Model):
             "spectral_norm": self.spectral_norm,
             "diffaugment": self.diffaugment,
             "codes": self.codes,
+            "code_weight": self.code_weight,
             "seed": self.seed,
             "image_shape": list(self.image_shape),
             **own.serialize_networks(self, self.network_names),
