@@ -60,10 +60,12 @@ def step_values(d_out, g_out):
     }
 
 
-def check_options(latent_dim, arch, loss, d_dropout, ema=0.0, codes=0):
+def check_options(latent_dim, arch, loss, d_dropout, ema=0.0, codes=0, code_weight=1.0):
     nets.check_arch(arch)
     if isinstance(codes, bool) or not isinstance(codes, (int, np.integer)) or codes < 0 or codes == 1:
         raise ValueError(f"codes must be 0 (none) or an integer of at least 2. Received: codes={codes!r}")
+    if not code_weight > 0:
+        raise ValueError(f"code_weight must be above 0. Received: code_weight={code_weight}")
     if not 0 <= d_dropout < 1:
         raise ValueError(f"d_dropout must be in [0, 1). Received: d_dropout={d_dropout}")
     if int(latent_dim) < 1:
@@ -197,7 +199,7 @@ class GAN(CheckedInputs, own.OwnNetworks, keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        check_options(latent_dim, arch, loss, d_dropout, ema, codes)
+        check_options(latent_dim, arch, loss, d_dropout, ema, codes, code_weight)
         self.latent_dim = int(latent_dim)
         self.arch = arch
         self.loss_name = loss
@@ -206,8 +208,6 @@ class GAN(CheckedInputs, own.OwnNetworks, keras.Model):
         self.spectral_norm = bool(spectral_norm)
         self.diffaugment = ",".join(augment.parse_policy(diffaugment))
         self.codes = int(codes)
-        if not code_weight > 0:
-            raise ValueError(f"code_weight must be above 0. Received: code_weight={code_weight}")
         self.code_weight = float(code_weight)
         self.seed = seed
         self.custom_networks = generator is not None or discriminator is not None
@@ -436,10 +436,9 @@ class GAN(CheckedInputs, own.OwnNetworks, keras.Model):
             if codes is not None:
                 raise ValueError(f"This GAN has no codes (codes=0). Received: codes={codes!r}")
             return self.draw(n, None, seed, z)
-        if codes is None:
-            # a stream of its own: seed + 1, away from the noise's
-            codes = np.random.default_rng(None if seed is None else seed + 1).integers(self.codes, size=1 if z is not None else n)
-            codes = np.resize(codes, n)
+        if codes is None:  # from a stream of its own (seed + 1, away from the noise's); one code for a given z
+            rng = np.random.default_rng(None if seed is None else seed + 1)
+            codes = rng.integers(self.codes) if z is not None else rng.integers(self.codes, size=n)
         return self.draw(n, check_labels(codes, n, self.codes, "codes"), seed, z)
 
     def draw(self, n, labels, seed, z):
