@@ -370,14 +370,17 @@ CHUNK = 1000  # images generated at a time into an .npy
 @click.option("--seed", type=int, help="Seed of the noise (default: random).")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False), help="PNG grid, .npy array (n, 28, 28, 1) in [0, 1], or .npz of 'images' (and a cgan's 'labels') to write [default: RUN/samples/sample.png].")
 @click.option("--label", type=int, help="cgan: draw only this digit (default: column k holds digit k).")
+@click.option("--code", type=int, help="gan trained with --codes: draw only this code (default: column k holds code k).")
 @backend_option
-def sample(run, num, seed, out_file, label):
+def sample(run, num, seed, out_file, label, code):
     """Draw samples from a trained run: a grid PNG, or the images as an array.
 
     --out FILE.npy writes the images as one float32 array (n, 28, 28, 1) in
     [0, 1]; --out FILE.npz writes them as 'images', with a cgan run's
-    'labels' beside them.
+    'labels' (a gan's 'codes', when it has them) beside them.
     """
+    import numpy as np
+
     from kgen import capabilities as caps
     from kgen import plots, runs
 
@@ -387,6 +390,11 @@ def sample(run, num, seed, out_file, label):
         raise click.UsageError(f"--label applies to conditional (cgan) runs only; {run} is a {type(model).__name__} run.")
     if label is not None and not 0 <= label < model.num_classes:
         raise click.BadParameter(f"this run draws labels 0 to {model.num_classes - 1}. Received: {label}", param_hint="--label")
+    codes = 0 if conditional else getattr(model, "codes", 0)  # an InfoGAN code's values (gan --codes K)
+    if code is not None and not codes:
+        raise click.UsageError(f"--code applies to gan runs trained with --codes only; {run} has no codes.")
+    if code is not None and not 0 <= code < codes:
+        raise click.BadParameter(f"this run draws codes 0 to {codes - 1}. Received: {code}", param_hint="--code")
     out_file = out_file or os.path.join(run, runs.SAMPLES, "sample.png")
     suffix = os.path.splitext(out_file)[1].lower()
     if suffix not in (".png", ".npy", ".npz"):
@@ -399,15 +407,15 @@ def sample(run, num, seed, out_file, label):
             param_hint="-n",
         )
     _check_writable(out_file)
+    # what a conditional run or a run with codes draws: the one asked for, else 0, 1, ..., K-1 in turn
+    classes, key, fixed = (model.num_classes, "labels", label) if conditional else (codes, "codes", code)
+    drawn = None if not classes else np.full(num, fixed) if fixed is not None else np.arange(num) % classes
     if suffix in (".npy", ".npz"):
-        _write_samples(out_file, model, num, seed, label if conditional else None, conditional)
+        _write_samples(out_file, model, num, seed, key, drawn)
         click.echo(out_file)
         return
-    if conditional:
-        images = model.generate(num, labels=label, seed=seed)
-        plots.save_grid(out_file, images, ncol=None if label is not None else model.num_classes)
-    else:
-        plots.save_grid(out_file, model.generate(num, seed=seed))
+    images = model.generate(num, seed=seed, **({key: drawn} if classes else {}))
+    plots.save_grid(out_file, images, ncol=classes if classes and fixed is None else None)
     click.echo(out_file)
 
 
@@ -531,8 +539,11 @@ def list_runs(root):
         )
 
 
-def _write_samples(path, model, num, seed, label, conditional):
-    """Generates `num` images CHUNK at a time into an .npy (or an .npz), written atomically; the disk is the limit."""
+def _write_samples(path, model, num, seed, key, drawn):
+    """Generates `num` images CHUNK at a time into an .npy (or an .npz), written atomically; the disk is the limit.
+
+    `drawn`: the labels (key "labels") or InfoGAN codes (key "codes") of the images, or None.
+    """
     import shutil
 
     import numpy as np
@@ -554,13 +565,12 @@ def _write_samples(path, model, num, seed, label, conditional):
             out = np.empty((num, 28, 28, 1), np.float32)
         else:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(num, 28, 28, 1))
-        labels = np.full(num, label) if label is not None else None
-        for start, images in generate_chunks(model, num, seed, labels, CHUNK):
+        for start, images in generate_chunks(model, num, seed, drawn, CHUNK, key=key):
             out[start : start + len(images)] = images
         if npz:
             arrays = {"images": out}
-            if conditional:  # the labels drawn: --label, else 0, 1, ..., 9 in turn (each chunk a multiple of 10)
-                arrays["labels"] = np.full(num, label) if label is not None else np.arange(num) % model.num_classes
+            if drawn is not None:
+                arrays[key] = drawn
             with open(tmp, "wb") as f:  # a file object: np.savez adds no second .npz
                 np.savez(f, **arrays)
         else:

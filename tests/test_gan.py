@@ -444,6 +444,8 @@ def test_cli_trains_a_gan_and_refuses_a_label(artifacts):
     assert result.exit_code != 0
     assert "--label applies to conditional (cgan) runs only" in result.output
     assert "Traceback" not in result.output
+    result = runner.invoke(main, ["sample", run, "--code", "0"])
+    assert result.exit_code == 2 and "--code applies to gan runs trained with --codes only" in result.output
 
 
 def test_cli_trains_an_infogan_with_a_row_per_code(artifacts):
@@ -460,6 +462,19 @@ def test_cli_trains_an_infogan_with_a_row_per_code(artifacts):
     # the epoch grid: four rows (one per code) of ten, each cell 28 + 2 pixels, drawn at 2x
     grid = matplotlib.image.imread(os.path.join(run, "samples", "epoch_001.png"))
     assert grid.shape[:2] == (2 * (4 * 30 + 2), 2 * (10 * 30 + 2))
+    # kgen sample: column k holds code k, or only the code asked for; an .npz keeps the codes
+    result = CliRunner().invoke(main, ["sample", run, "-n", "8", "--seed", "3", "--out", str(artifacts / "c.npz")])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(main, ["sample", run, "-n", "3", "--code", "2", "--out", str(artifacts / "two.npz")])
+    assert result.exit_code == 0, result.output
+    with np.load(artifacts / "c.npz") as f, np.load(artifacts / "two.npz") as g:
+        assert list(f["codes"]) == [0, 1, 2, 3, 0, 1, 2, 3] and list(g["codes"]) == [2, 2, 2]
+        assert f["images"].shape == (8, 28, 28, 1)
+    result = CliRunner().invoke(main, ["sample", run, "-n", "8", "--out", str(artifacts / "c.png")])
+    assert result.exit_code == 0 and matplotlib.image.imread(artifacts / "c.png").shape[:2] == (2 * (2 * 30 + 2), 2 * (4 * 30 + 2))
+    for code, message in ((4, "this run draws codes 0 to 3. Received: 4"), (-1, "Received: -1")):
+        result = CliRunner().invoke(main, ["sample", run, "--code", str(code)])
+        assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
     result = CliRunner().invoke(main, ["train", "gan", "--codes", "1", "--offline", "--out", str(artifacts / "x")])
     assert result.exit_code == 1 and "Received: codes=1" in result.output and "Traceback" not in result.output
     assert not os.path.exists(artifacts / "x")

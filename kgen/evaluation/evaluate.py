@@ -144,18 +144,19 @@ def generate(model, n, seed, labels=None, batch_size=1000):
     return np.concatenate([images for _, images in generate_chunks(model, n, seed, labels, batch_size)])
 
 
-def generate_chunks(model, n, seed=None, labels=None, batch_size=1000):
+def generate_chunks(model, n, seed=None, labels=None, batch_size=1000, key="labels"):
     """Yields `(start, images)`: `n` samples of `model`, `batch_size` at a time, float32.
 
     Chunk i is drawn with seed `seed + i` (random when `seed` is None); a
     conditional model draws `labels[start:start + size]`, or its own default
-    labels when `labels` is None.
+    labels when `labels` is None. `key`: the argument of `model.generate`
+    that takes them ("codes" for a GAN's InfoGAN codes).
     """
     for i, start in enumerate(range(0, n, batch_size)):
         size = min(batch_size, n - start)
         kwargs = {"seed": None if seed is None else seed + i}
         if labels is not None:
-            kwargs["labels"] = labels[start : start + size]
+            kwargs[key] = labels[start : start + size]
         yield start, np.asarray(model.generate(size, **kwargs), np.float32)
 
 
