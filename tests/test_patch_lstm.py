@@ -245,6 +245,29 @@ def test_made_lstm_learns_a_lower_exact_nll_than_the_dense_head(real_digits):
     assert nll["made"] < nll["dense"] - 20, nll
 
 
+def test_best_of_candidates_keeps_the_likeliest_draw(trained, real_digits):
+    x, given, n = real_digits[0][:3], 8, 5
+    out = trained.complete(x, given=given, sampling="best", candidates=n, seed=4)
+    assert np.array_equal(to_patches(out)[:, :given], to_patches(x)[:, :given])
+    np.testing.assert_array_equal(out, trained.complete(x, given=given, sampling="best", candidates=n, seed=4))
+    # the reference: the same n draws per digit, each scored by the teacher-forced NLL of its written patches
+    tiled = np.repeat(to_patches(x), n, axis=0)
+    shown, drawn = trained._rollout_batch(tiled, given, "bernoulli", keras.random.SeedGenerator(4))
+    tiled[:, given:] = drawn
+    probs = np.clip(keras.ops.convert_to_numpy(trained(from_patches(tiled))), 1e-7, 1 - 1e-7)
+    nll = -(tiled * np.log(probs) + (1 - tiled) * np.log1p(-probs))[:, given:].sum(axis=(1, 2)).reshape(3, n)
+    assert len(set(nll.argmin(1))) > 1 or nll.std() > 0  # the draws differ
+    expected = shown.reshape(3, n, 16 - given, 49)[np.arange(3), nll.argmin(1)]
+    np.testing.assert_allclose(to_patches(out)[:, given:], expected, atol=1e-5)
+    # one candidate is a plain draw
+    np.testing.assert_allclose(
+        trained.complete(x, given=given, sampling="best", candidates=1, seed=4),
+        trained.complete(x, given=given, sampling="bernoulli", seed=4), atol=1e-6,
+    )
+    with pytest.raises(ValueError, match="Received: candidates=0"):
+        trained.complete(x, sampling="best", candidates=0)
+
+
 @pytest.mark.parametrize("given", [8, 15])
 def test_made_complete_and_generate_write_pixel_by_pixel(real_digits, given):
     keras.utils.set_random_seed(0)

@@ -13,7 +13,7 @@ from kgen.models import own_networks as own
 from kgen.models.common import PortableCompileConfig
 
 RECON_LOSSES = ("bce", "mse")
-SAMPLINGS = ("bernoulli", "mean")
+SAMPLINGS = ("bernoulli", "mean", "best")
 PATCH_HEADS = ("dense", "made")
 
 
@@ -341,7 +341,7 @@ class PatchLSTM(PortableCompileConfig, CheckedInputs, own.OwnNetworks, keras.Mod
         # the teacher-forced loss on held-out images, as in training, without dropout
         return backend.update_metrics(self.metrics, self.patch_losses(x, training=False))
 
-    def complete(self, images, given=8, sampling="mean", seed=None, batch_size=1000):
+    def complete(self, images, given=8, sampling="mean", seed=None, batch_size=1000, candidates=16):
         """Keeps the first `given` patches of each image and writes the rest.
 
         The given patches are read in one pass of the LSTM stack; then each
@@ -353,9 +353,13 @@ class PatchLSTM(PortableCompileConfig, CheckedInputs, own.OwnNetworks, keras.Mod
             given: how many leading patches to keep, 1 to 15 (8: the top half).
             sampling: `"mean"` (default) feeds back the predicted pixel means,
                 a deterministic completion; `"bernoulli"` feeds back a draw
-                (see `generate`).
-            seed: integer seed of the draws with `"bernoulli"`.
-            batch_size: images per pass.
+                (see `generate`); `"best"` draws `candidates` completions as
+                `"bernoulli"` does and keeps the one the model finds most
+                likely (the lowest NLL of the written patches given the kept
+                ones).
+            seed: integer seed of the draws with `"bernoulli"` and `"best"`.
+            batch_size: images per pass (with `"best"`, candidates included).
+            candidates: completions drawn per image with `"best"`.
 
         Returns:
             A NumPy float32 array (n, 28, 28, 1): the given patches, then the
@@ -366,8 +370,10 @@ class PatchLSTM(PortableCompileConfig, CheckedInputs, own.OwnNetworks, keras.Mod
         images = np.asarray(images, dtype=np.float32)
         if images.shape[1:] not in ((28, 28), (28, 28, 1)) or len(images) == 0:
             raise ValueError(f"complete needs images (n, 28, 28[, 1]). Received: shape={images.shape}")
+        if isinstance(candidates, bool) or not isinstance(candidates, (int, np.integer)) or candidates < 1:
+            raise ValueError(f"candidates must be a whole number from 1. Received: candidates={candidates!r}")
         patches = to_patches(images)  # (n, 16, 49), a new array
-        patches[:, given:] = self._rollout(patches, given, sampling, seed, batch_size)
+        patches[:, given:] = self._rollout(patches, given, sampling, seed, batch_size, candidates)
         return from_patches(patches)
 
     def generate(self, n, seed=None, sampling="bernoulli", batch_size=1000):
@@ -395,7 +401,7 @@ class PatchLSTM(PortableCompileConfig, CheckedInputs, own.OwnNetworks, keras.Mod
         blank = np.zeros((n, NUM_PATCHES, PATCH_DIM), np.float32)
         return from_patches(self._rollout(blank, 0, sampling, seed, batch_size))
 
-    def _rollout(self, patches, given, sampling, seed, batch_size):
+    def _rollout(self, patches, given, sampling, seed, batch_size, candidates=1):
         """Patches `given`..15 (NumPy, (n, 16 - given, 49)) written after the first `given` of `patches`."""
         if sampling not in SAMPLINGS:
             raise ValueError(f"sampling must be one of {', '.join(SAMPLINGS)}. Received: sampling={sampling!r}")
@@ -404,14 +410,33 @@ class PatchLSTM(PortableCompileConfig, CheckedInputs, own.OwnNetworks, keras.Mod
         for v in weights:  # no gradients needed: torch then records no graph (half the time)
             v.trainable = False
         try:
-            out = [
-                self._rollout_batch(patches[start : start + batch_size], given, sampling, seed_generator)
-                for start in range(0, len(patches), batch_size)
-            ]
+            if sampling == "best":
+                size = max(1, batch_size // candidates)
+                out = [
+                    self._best_of(patches[start : start + size], given, candidates, seed_generator)
+                    for start in range(0, len(patches), size)
+                ]
+            else:
+                out = [
+                    self._rollout_batch(patches[start : start + batch_size], given, sampling, seed_generator)[0]
+                    for start in range(0, len(patches), batch_size)
+                ]
         finally:
             for v in weights:
                 v.trainable = True
         return np.concatenate(out).astype(np.float32)
+
+    def _best_of(self, patches, given, candidates, seed_generator):
+        """Of `candidates` drawn completions of each of `patches` (b, 16, 49), the written patches of the likeliest."""
+        b = len(patches)
+        tiled = np.repeat(np.asarray(patches, np.float32), candidates, axis=0)  # (b * candidates, 16, 49)
+        shown, drawn = self._rollout_batch(tiled, given, "bernoulli", seed_generator)
+        tiled[:, given:] = drawn  # the binary draws: what the model scores
+        h, _ = self.run_layers(self.sequence_inputs(tiled))
+        losses = self.pixel_loss(ops.convert_to_tensor(tiled), self.head_logits(h, tiled))  # (b * candidates, 16, 49)
+        nll = ops.convert_to_numpy(ops.sum(losses[:, given:], axis=(1, 2))).reshape(b, candidates)
+        best = np.arange(b) * candidates + nll.argmin(axis=1)
+        return shown[best]  # (b, 16 - given, 49)
 
     def _rollout_batch(self, patches, given, sampling, seed_generator):
         b = len(patches)
@@ -420,17 +445,19 @@ class PatchLSTM(PortableCompileConfig, CheckedInputs, own.OwnNetworks, keras.Mod
         inputs = self.sequence_inputs(patches)[:, : given + 1]  # (b, given + 1, 65)
         h, states = self.run_layers(inputs)
         h = h[:, -1]  # (b, units)
-        written = []
+        written, fed_back = [], []
         for t in range(given, NUM_PATCHES):
             # write patch t, then feed it (or a draw from it) back with the next position
             u = keras.random.uniform((b, PATCH_DIM), seed=seed_generator) if sampling == "bernoulli" else None
             shown, fed = self._write_patch(h, u)
             written.append(shown)
+            fed_back.append(fed)
             if t == NUM_PATCHES - 1:
                 break
             pos = ops.convert_to_tensor(np.broadcast_to(position[t + 1], (b, NUM_PATCHES)))
             h, states = self.step(ops.concatenate([fed, pos], axis=-1), states)  # one step, states carried
-        return ops.convert_to_numpy(ops.stack(written, axis=1))  # (b, 16 - given, 49)
+        # what was shown (the probabilities) and what was fed back, each (b, 16 - given, 49)
+        return ops.convert_to_numpy(ops.stack(written, axis=1)), ops.convert_to_numpy(ops.stack(fed_back, axis=1))
 
     def _write_patch(self, h, u=None):
         """One patch from the outputs h (b, units): its probabilities (b, 49) and what is fed back (b, 49).
