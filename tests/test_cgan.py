@@ -154,7 +154,9 @@ def test_discriminator_step_scores_both_halves_as_two_separate_calls_would(arch,
     fake_logits = model.discriminator([fake, labels], training=True)
     model.seed_generator.state.assign(state)  # the step draws the same noise
     out = model.discriminator_step(real, labels)
-    np.testing.assert_allclose(float(out["loss"]), float(discriminator_loss("bce", real_logits, fake_logits)), rtol=1e-5)
+    np.testing.assert_allclose(
+        float(out["loss"]), keras.ops.convert_to_numpy(discriminator_loss("bce", real_logits, fake_logits)), rtol=1e-5
+    )
     assert float(out["d_acc_real"]) == float(keras.ops.mean(real_logits > 0))
     assert float(out["d_acc_fake"]) == float(keras.ops.mean(fake_logits < 0))
 
@@ -215,7 +217,7 @@ def test_auxiliary_classifier_head_and_its_loss(digits):
     outputs = model.discriminator([x, y])
     assert tuple(outputs.shape) == (8, 11)  # the logit, then ten class logits
     expected = 0.5 * keras.ops.mean(keras.ops.sparse_categorical_crossentropy(y, outputs[:, 1:], from_logits=True))
-    np.testing.assert_allclose(float(model.class_loss(outputs, y)), float(expected), rtol=1e-6)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model.class_loss(outputs, y)), keras.ops.convert_to_numpy(expected), rtol=1e-6)
     assert float(model.class_loss(outputs, y)) > 0
     assert tuple(compiled(arch="conv", aux_weight=0, projection=True).discriminator([x, y]).shape) == (8, 1)  # no head
     assert compiled(arch="conv", aux_weight=0, projection=True).class_loss(outputs, y) == 0.0
