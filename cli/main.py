@@ -425,9 +425,15 @@ def sample(run, num, seed, out_file, label, code):
 @click.option("-n", "--num", type=click.IntRange(min=1), default=16, show_default=True, help="Number of test digits (with --input: all its images).")
 @click.option("--input", "input_file", type=click.Path(exists=True, dir_okay=False), help="Your own 28x28 images: one PNG, or a .npy (n, 28, 28[, 1]).")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False), help="PNG to write [default: RUN/plots/complete.png].")
+@click.option("--sampling", type=click.Choice(["mean", "bernoulli", "best"]), default="mean", show_default=True,
+              help="mean: feed back the predicted pixel means (deterministic); bernoulli: feed back a draw; "
+                   "best: the likeliest of --candidates draws.")
+@click.option("--candidates", type=click.IntRange(min=1), default=16, show_default=True,
+              help="best: completions drawn per digit.")
+@click.option("--seed", type=int, help="Seed of the draws of bernoulli and best (default: random).")
 @backend_option
 @click.pass_context
-def complete(ctx, run, given, num, input_file, out_file):
+def complete(ctx, run, given, num, input_file, out_file, sampling, candidates, seed):
     """Finish partial digits with a trained lstm run.
 
     Each image is cut into 16 patches of 7x7 (a 4x4 grid, read row-major);
@@ -435,6 +441,8 @@ def complete(ctx, run, given, num, input_file, out_file):
     three: the original, the given part (the rest grey), the completion.
     Without --input the digits are the first N of the run's test set.
     """
+    if ctx.get_parameter_source("candidates").name != "DEFAULT" and sampling != "best":
+        raise click.UsageError(f"--candidates applies to --sampling best only. Received: --sampling {sampling}")
     from kgen import capabilities as caps
     from kgen import data, plots, runs
     from kgen.errors import RunError
@@ -453,7 +461,7 @@ def complete(ctx, run, given, num, input_file, out_file):
         images = to_float(test.images[:num])
     out_file = out_file or os.path.join(run, runs.PLOTS, "complete.png")
     _check_writable(out_file)
-    completed = model.complete(images, given=given)
+    completed = model.complete(images, given=given, sampling=sampling, seed=seed, candidates=candidates)
     plots.save_completions(out_file, images, data.fill_missing(images, 0.25, given), completed, ncol=min(len(images), 8))
     click.echo(out_file)
 

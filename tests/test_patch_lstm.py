@@ -360,6 +360,11 @@ def test_cli_complete_test_digits_and_own_images(lstm_run, tmp_path, real_digits
     Image.fromarray((real_digits[0][0, :, :, 0] * 255).astype(np.uint8)).save(tmp_path / "one.png")
     result = runner.invoke(main, ["complete", lstm_run, "--input", str(tmp_path / "one.png"), "--out", out])
     assert result.exit_code == 0, result.output
+    # the likeliest of 4 draws, seeded: the same PNG twice
+    for name in ("best1.png", "best2.png"):
+        args = ["--sampling", "best", "--candidates", "4", "--seed", "1", "-n", "3", "--out", str(tmp_path / name)]
+        assert runner.invoke(main, ["complete", lstm_run, *args]).exit_code == 0
+    assert (tmp_path / "best1.png").read_bytes() == (tmp_path / "best2.png").read_bytes()
 
 
 @pytest.mark.parametrize(
@@ -372,6 +377,8 @@ def test_cli_complete_test_digits_and_own_images(lstm_run, tmp_path, real_digits
         (lambda d: (d / "text.png").write_text("not a png"), ["--input", "{d}/text.png"], "Cannot read"),
         (lambda d: (d / "x.jpg").write_text(""), ["--input", "{d}/x.jpg"], "must be a .png or a .npy"),
         (lambda d: np.save(d / "neg.npy", -np.ones((1, 28, 28))), ["--input", "{d}/neg.npy"], "values in [0, 1]"),
+        (None, ["--candidates", "4"], "--candidates applies to --sampling best only"),
+        (None, ["--sampling", "best", "--candidates", "0"], "0 is not in the range x>=1"),
     ],
 )
 def test_cli_complete_bad_input(lstm_run, tmp_path, make, args, message):
