@@ -93,10 +93,14 @@ class ModelSpec:
         class_name: its class in `kgen.models`.
         batch_size: images per step unless told otherwise.
         options: its constructor arguments that `kgen train` sets, with their
-            defaults (the class's own; a test keeps them equal).
+            defaults (the class's own, a test keeps them equal, except those
+            named in `recipe`).
         optimizers: the Adam arguments of each optimizer, by network: `""`
             for a model with one (`compile(optimizer=)`), `"d"` and `"g"` for
             `compile(d_optimizer=, g_optimizer=)`.
+        recipe: options whose `kgen train` default is a measured recipe that
+            the class does not take by default (the gan's InfoGAN code: a
+            plain `GAN()` must work with your own generator of noise alone).
     """
 
     name: str
@@ -104,6 +108,7 @@ class ModelSpec:
     batch_size: int
     options: dict
     optimizers: dict
+    recipe: tuple = ()
 
     @property
     def model_class(self):
@@ -167,7 +172,11 @@ SPECS = {
             {"latent_dim": 2, "arch": "mlp", "kl_weight": 1.0, "recon_loss": "bce", "binarize": False, "iwae_k": 1},
             {"": {"learning_rate": 1e-3}},
         ),
-        ModelSpec("gan", "GAN", 64, {**GAN_OPTIONS, "codes": 0, "code_weight": 1.0}, {"d": GAN_D_ADAM, "g": GAN_ADAM}),
+        # an InfoGAN code of 10 values at weight 2: on 6 full-MNIST epochs FID 8.50 against 13.4 without,
+        # precision 0.61 against 0.51, recall 0.65 (docs/gan.md); the Python class GAN() stays plain (codes=0),
+        # so that your own generator of the noise alone works
+        ModelSpec("gan", "GAN", 64, {**GAN_OPTIONS, "codes": 10, "code_weight": 2.0}, {"d": GAN_D_ADAM, "g": GAN_ADAM},
+                  recipe=("codes", "code_weight")),
         ModelSpec(
             "cgan", "ConditionalGAN", 64, {**GAN_OPTIONS, "aux_weight": 1.0, "projection": False},
             {"d": GAN_D_ADAM, "g": GAN_ADAM},

@@ -523,7 +523,7 @@ def test_one_declaration_of_each_model_agrees_with_its_class_and_makes_the_cli_o
             if "__init__" in vars(klass):
                 signature.update(inspect.signature(klass.__init__).parameters)
         for option, default in spec.options.items():
-            assert signature[option].default == default, (name, option)
+            assert (signature[option].default == default) != (option in spec.recipe), (name, option)
     help_text = " ".join(invoke("train", "--help").output.split())
     for option in specs.OPTIONS:
         assert specs.flag(option) in help_text

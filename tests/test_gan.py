@@ -14,6 +14,7 @@ from kgen import nets
 from kgen.models import GAN
 from kgen.models.gan import discriminator_loss, generator_loss
 from kgen.optimizers import GANOptimizer
+from kgen.specs import SPECS
 
 
 @pytest.fixture(autouse=True)
@@ -424,7 +425,7 @@ def test_cli_trains_a_gan_and_refuses_a_label(artifacts):
         main,
         ["train", "gan", "--arch", "mlp", "--epochs", "1", "--limit", "64", "--batch-size", "32",
          "--loss", "hinge", "--d-lr", "1e-4", "--g-beta-1", "0.3", "--ema", "0", "--no-spectral-norm",
-         "--diffaugment", "translation", "--offline", "--out", str(artifacts)],
+         "--diffaugment", "translation", "--codes", "0", "--offline", "--out", str(artifacts)],
     )
     assert result.exit_code == 0, result.output
     run = result.output.strip().splitlines()[-1]
@@ -434,6 +435,7 @@ def test_cli_trains_a_gan_and_refuses_a_label(artifacts):
     assert config["model_config"]["loss"] == "hinge" and config["model_config"]["latent_dim"] == 64
     assert config["model_config"]["ema"] == 0 and config["model_config"]["spectral_norm"] is False
     assert config["model_config"]["diffaugment"] == "translation" and config["model_config"]["arch"] == "mlp"
+    assert config["model_config"]["codes"] == 0  # the plain GAN, asked for
     assert config["train"]["gan_optimizers"]["d"]["learning_rate"] == 1e-4
     assert config["train"]["gan_optimizers"]["g"]["beta_1"] == 0.3
 
@@ -486,8 +488,11 @@ def test_cli_gan_defaults_and_a_bad_policy(artifacts):
     assert not os.listdir(artifacts)
     help_text = " ".join(CliRunner().invoke(main, ["train", "--help"]).output.split())
     for shown in ("[default: hinge]", "[default: 0.999;", "[default: no-spectral-norm]", "[default: 0.0004;",
-                  "[default: 0.0008; x>0]"):
+                  "[default: 0.0008; x>0]", "[default: 10; x>=0]", "[default: 2.0; x>0]"):
         assert shown in help_text
+    # the gan's InfoGAN code is on by default on the command line; the Python class is a plain GAN
+    assert SPECS["gan"].options["codes"] == 10 and SPECS["gan"].options["code_weight"] == 2.0
+    assert GAN().codes == 0
 
 
 @pytest.mark.parametrize(
