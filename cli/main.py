@@ -368,7 +368,7 @@ CHUNK = 1000  # images generated at a time into an .npy
 @click.argument("run", type=click.Path(exists=True, file_okay=False))
 @click.option("-n", "--num", type=click.IntRange(min=1), default=64, show_default=True, help=f"Number of samples (a PNG grid: at most {MAX_GRID:,}; an .npy or .npz: as many as the disk holds).")
 @click.option("--seed", type=int, help="Seed of the noise (default: random).")
-@click.option("--out", "out_file", type=click.Path(dir_okay=False), help="PNG grid, .npy array (n, 28, 28, 1) in [0, 1], or .npz of 'images' (and a cgan's 'labels') to write [default: RUN/samples/sample.png].")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), help="PNG grid, .npy array (n, 28, 28, 1) in [0, 1], or .npz of 'images' (and a cgan's 'labels', a gan's 'codes') to write [default: RUN/samples/sample.png].")
 @click.option("--label", type=int, help="cgan: draw only this digit (default: column k holds digit k).")
 @click.option("--code", type=int, help="gan trained with --codes: draw only this code (default: column k holds code k).")
 @backend_option
