@@ -20,7 +20,7 @@ Example:
     OMP_NUM_THREADS=1 KERAS_BACKEND=jax python benchmarks/train_likelihood.py \\
         --data-dir ../shared/data/mnist --epochs 120 --iwae-k 10
     OMP_NUM_THREADS=1 KERAS_BACKEND=jax python benchmarks/train_likelihood.py \\
-        --data-dir ../shared/data/mnist --model lstm --epochs 10 --lr 2e-3
+        --data-dir ../shared/data/mnist --model lstm --epochs 16 --lr 2e-3
 
 then measure with `benchmarks/likelihood.py RUN --k 5000`.
 """
