@@ -30,8 +30,10 @@ ROWS = {  # name: options added to the defaults
     "BCE instead of hinge": ["--loss", "bce"],
     "projection added": ["--projection"],
     "projection instead of classifier": ["--projection", "--aux-weight", "0"],
+    "no InfoGAN code": ["--codes", "0"],
 }
 CONDITIONAL_ONLY = ("projection added", "projection instead of classifier")
+UNCONDITIONAL_ONLY = ("no InfoGAN code",)
 
 
 def kgen(*args):
@@ -89,8 +91,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     names = args.rows or list(ROWS)
-    if args.model == "gan":
-        names = [n for n in names if n not in CONDITIONAL_ONLY]
+    skip = CONDITIONAL_ONLY if args.model == "gan" else UNCONDITIONAL_ONLY
+    names = [n for n in names if n not in skip]
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
         rows = list(pool.map(lambda n: row(n, ROWS[n], args), names))
     text = table(rows)

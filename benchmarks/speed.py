@@ -59,10 +59,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # name: (kgen model, model options); batch sizes are the models' `kgen train` defaults
 MODELS = {
-    "gan-mlp": ("gan", {"arch": "mlp", "loss": "bce", "spectral_norm": False, "ema": 0.0, "diffaugment": ""}),  # the classic pair exactly
+    # the classic pair exactly
+    "gan-mlp": ("gan", {"arch": "mlp", "loss": "bce", "spectral_norm": False, "ema": 0.0, "diffaugment": "", "codes": 0}),
     # the DCGAN conv pair (7x7x256 -> 28x28x64 -> 1; 64 -> 128 channels), plain: BCE, no spectral
-    # norm, EMA or DiffAugment, so that the hand-written PyTorch twin is the same algorithm
-    "gan-conv": ("gan", {"arch": "conv", "loss": "bce", "spectral_norm": False, "ema": 0.0, "diffaugment": ""}),
+    # norm, EMA, DiffAugment or InfoGAN code, so that the hand-written PyTorch twin is the same algorithm
+    "gan-conv": ("gan", {"arch": "conv", "loss": "bce", "spectral_norm": False, "ema": 0.0, "diffaugment": "", "codes": 0}),
     "vae": ("vae", {}),
     # the dense head: the hand-written twin has a Linear head (the default MADE head is not timed here)
     "lstm": ("lstm", {"patch_head": "dense", "binarize": False}),
