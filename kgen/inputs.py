@@ -123,7 +123,9 @@ def _all_layers(layer):
 def check_data(model, x, y, x_name="x", y_name="y"):
     """Raises `ValueError` when `x` (and `y`, for a conditional model) is not what `model` takes."""
     image_shape = tuple(getattr(model, "image_shape", (28, 28, 1)))
-    num_classes = getattr(model, "num_classes", None)
+    from kgen import capabilities as caps
+
+    num_classes = getattr(model, "num_classes", None) if caps.has(model, caps.CONDITIONAL) else None  # labels taken
     x, y, whole = _first(x, y)
     if x is None:
         return

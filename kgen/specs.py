@@ -65,6 +65,8 @@ OPTIONS = {
     "codes": Option("values of an InfoGAN code the generator takes and the discriminator reads back (0: none).",
                     int, low=0),
     "code_weight": Option("weight of the InfoGAN code's cross-entropy in both losses.", float, low=0, low_open=True),
+    "clusters": Option("k-means clusters of the training images that the GAN conditions on (labels of its own).",
+                       int, low=2),
     "aux_weight": Option("weight of the discriminator's auxiliary classifier (0: none).", float, low=0),
     "projection": Option("add the label-projection term to the discriminator's logit.", bool),
     "d_learning_rate": Option("discriminator's Adam step size.", float, low=0, low_open=True, alias="--d-lr"),
@@ -179,6 +181,11 @@ SPECS = {
                   recipe=("codes", "code_weight")),
         ModelSpec(
             "cgan", "ConditionalGAN", 64, {**GAN_OPTIONS, "aux_weight": 1.0, "projection": False},
+            {"d": GAN_D_ADAM, "g": GAN_ADAM},
+        ),
+        # unconditional: the cGAN on k-means clusters of the training images instead of labels (docs/gan.md)
+        ModelSpec(
+            "scgan", "SelfConditionedGAN", 64, {**GAN_OPTIONS, "clusters": 20, "aux_weight": 1.0, "projection": False},
             {"d": GAN_D_ADAM, "g": GAN_ADAM},
         ),
         ModelSpec(

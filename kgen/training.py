@@ -102,6 +102,11 @@ def _train(config, verbose, extra=([], False)):
     with devices.scope(config.devices):  # built and fitted on config.devices devices
         model = build_model(config)
         arrays = _arrays(model, train_set, config)  # checks the labels before a run directory exists
+        if isinstance(model, models.SelfConditionedGAN):  # its labels: k-means clusters of the training images
+            try:
+                model.cluster(arrays[0])
+            except ValueError as error:  # fewer images than clusters
+                raise DataError(str(error)) from None
 
         guard = callbacks.TrainingGuard()
         guard.install()  # from the first file of the run: a stop there still ends in a checkpoint

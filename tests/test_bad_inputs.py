@@ -114,6 +114,8 @@ CASES = [
     ("latent size 0", lambda t, r: ("train", "vae", "--latent-dim", 0), "--latent-dim"),
     ("label outside 0-9", lambda t, r: ("sample", run_of(r, "cgan"), "--label", 10), "labels 0 to 9"),
     ("--label on an unconditional run", lambda t, r: ("sample", run_of(r, "vae"), "--label", 3), "conditional (cgan) runs only"),
+    ("fewer images than clusters", lambda t, r: ("train", "scgan", "--clusters", 50, "--limit", 20, "--epochs", 1, "--offline"),
+     "at least as many images as clusters (50)"),
     ("--code on a run without codes", lambda t, r: ("sample", run_of(r, "vae"), "--code", 3), "gan runs trained with --codes only"),
     ("complete on a non-LSTM run", lambda t, r: ("complete", run_of(r, "vae")), "complete needs an lstm run"),
     ("output path that cannot be written", lambda t, r: ("sample", run_of(r, "vae"), "--out", t / "no" / "x.png"), "Cannot write"),

@@ -528,7 +528,7 @@ def test_one_declaration_of_each_model_agrees_with_its_class_and_makes_the_cli_o
     for option in specs.OPTIONS:
         assert specs.flag(option) in help_text
         assert specs.takers(option), option  # every option belongs to a model
-    assert "[default: (ae, vae: 2; gan, cgan: 64)" in help_text  # --latent-dim, from the specs
+    assert "[default: (ae, vae: 2; gan, cgan, scgan: 64)" in help_text  # --latent-dim, from the specs
 
 
 def test_training_defaults_come_from_the_spec(tmp_path):

@@ -16,8 +16,8 @@ MODEL_SCRIPT = """
 import json, os, keras, numpy as np
 from kgen.training import TrainConfig, build_model
 
-NAMES = ("ae", "vae", "gan", "cgan", "lstm")
-OPTIONS = {"ae": {}, "vae": {}, "gan": {"arch": "conv"}, "cgan": {}, "lstm": {"units": 32}}
+NAMES = ("ae", "vae", "gan", "cgan", "scgan", "lstm")
+OPTIONS = {"ae": {}, "vae": {}, "gan": {"arch": "conv"}, "cgan": {}, "scgan": {}, "lstm": {"units": 32}}
 backend = keras.config.backend()
 report = {}
 

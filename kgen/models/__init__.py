@@ -4,8 +4,9 @@ from kgen.models.autoencoder import AutoEncoder
 from kgen.models.cgan import ConditionalGAN
 from kgen.models.gan import GAN
 from kgen.models.patch_lstm import PatchLSTM
+from kgen.models.scgan import SelfConditionedGAN
 from kgen.models.vae import VAE
 
-MODELS = {"ae": AutoEncoder, "vae": VAE, "gan": GAN, "cgan": ConditionalGAN, "lstm": PatchLSTM}
+MODELS = {"ae": AutoEncoder, "vae": VAE, "gan": GAN, "cgan": ConditionalGAN, "scgan": SelfConditionedGAN, "lstm": PatchLSTM}
 
-__all__ = ["AutoEncoder", "VAE", "GAN", "ConditionalGAN", "PatchLSTM", "MODELS"]
+__all__ = ["AutoEncoder", "VAE", "GAN", "ConditionalGAN", "SelfConditionedGAN", "PatchLSTM", "MODELS"]
