@@ -494,6 +494,7 @@ def test_models_declare_what_they_can_do():
         "vae": ["encodes", "latent", "likelihood", "reconstructs"],
         "gan": ["adversarial", "latent"],
         "cgan": ["adversarial", "conditional", "latent"],
+        "scgan": ["adversarial", "latent"],
         "lstm": ["completes"],
     }
     with pytest.raises(ValueError, match="Unknown capability"):
