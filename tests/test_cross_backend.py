@@ -1,6 +1,6 @@
 """Every model's `model.keras` saved under one backend loads under the others.
 
-The matrix: torch, jax and tensorflow each save the five models (with
+The matrix: torch, jax and tensorflow each save the six models (with
 optimizer state set to random values, so it is in the file) and load the
 files the other two saved: same weights and optimizer state bit for bit, the
 loading backend's own optimizer classes, finite samples in [0, 1].
@@ -82,8 +82,8 @@ def test_every_model_loads_on_every_backend(tmp_path, run_on_backend):
     report.update(run_matrix_part("tensorflow", run_on_backend, tmp_path, ["torch", "jax"], "tensorflow"))
     report.update(run_matrix_part("torch", run_on_backend, tmp_path, ["jax", "tensorflow"]))
     report.update(run_matrix_part("jax", run_on_backend, tmp_path, ["tensorflow"]))
-    # 3 savers x 2 loaders x 5 models
-    assert len(report) == 30
+    # 3 savers x 2 loaders x 6 models
+    assert len(report) == 36
     for key, r in report.items():
         assert r["same_state"], key  # weights and optimizer state, bit for bit
         assert r["shape"] == [4, 28, 28, 1] and r["finite_in_range"], key
