@@ -42,6 +42,23 @@ def artifacts(tmp_path):
     return path
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Runs a test's small steps on one torch thread: on two busy shared cores,
+    a second thread mostly waits for the first (steps measured ~10x slower).
+
+    Example:
+
+        pytestmark = pytest.mark.usefixtures("one_torch_thread")
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def run_on_backend():
     """Runs a Python snippet under another Keras backend; returns its stdout.

@@ -13,15 +13,7 @@ from kgen import nets
 from kgen.models import ConditionalGAN
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Runs these small steps on one torch thread (see tests/test_gan.py)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def compiled(**kwargs):

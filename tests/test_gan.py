@@ -17,16 +17,7 @@ from kgen.optimizers import GANOptimizer
 from kgen.specs import SPECS
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Runs these small steps on one torch thread: on two busy shared cores, a
-    second thread mostly waits for the first (steps measured ~10x slower)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def compiled(cls=GAN, **kwargs):
@@ -488,7 +479,7 @@ def test_cli_gan_defaults_and_a_bad_policy(artifacts):
     assert not os.listdir(artifacts)
     help_text = " ".join(CliRunner().invoke(main, ["train", "--help"]).output.split()).replace("- ", "-")  # click wraps at hyphens
     for shown in ("[default: hinge]", "[default: 0.999;", "[default: no-spectral-norm]", "[default: 0.0004;",
-                  "[default: 0.0008; x>0]", "[default: 10; x>=0]", "[default: 2.0; x>0]"):
+                  "[default: (gan, cgan: 0.0008; scgan: 0.0016); x>0]", "[default: 10; x>=0]", "[default: 2.0; x>0]"):
         assert shown in help_text
     # the gan's InfoGAN code is on by default on the command line; the Python class is a plain GAN
     assert SPECS["gan"].options["codes"] == 10 and SPECS["gan"].options["code_weight"] == 2.0
