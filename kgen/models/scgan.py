@@ -73,7 +73,7 @@ class SelfConditionedGAN(ConditionalGAN):
 
     capabilities = GAN.capabilities  # unconditional: no labels in, none asked for
 
-    def __init__(self, clusters=50, aux_weight=0.5, **kwargs):  # half weight: recall 0.55 against 0.52 (docs/gan.md)
+    def __init__(self, clusters=50, aux_weight=0.5, **kwargs):
         if isinstance(clusters, bool) or not isinstance(clusters, (int, np.integer)) or clusters < 2:
             raise ValueError(f"clusters must be an integer of at least 2. Received: clusters={clusters!r}")
         kwargs.pop("num_classes", None)  # it is `clusters`
