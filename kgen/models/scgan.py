@@ -59,12 +59,12 @@ class SelfConditionedGAN(ConditionalGAN):
             seed, generator, discriminator, image_shape: as for
             `kgen.models.GAN`.
         aux_weight, projection: as for `kgen.models.ConditionalGAN`, with the
-            clusters as its labels; `aux_weight` defaults to 0.5 here.
+            clusters as its labels; `aux_weight` defaults to 0.25 here.
 
     Example:
 
-    >>> gan = SelfConditionedGAN(clusters=50, aux_weight=0.5)
-    >>> gan.compile(d_optimizer=keras.optimizers.Adam(1.6e-3, beta_1=0.5),
+    >>> gan = SelfConditionedGAN(clusters=50, aux_weight=0.25)
+    >>> gan.compile(d_optimizer=keras.optimizers.Adam(2e-3, beta_1=0.5),
     ...             g_optimizer=keras.optimizers.Adam(4e-4, beta_1=0.5))
     >>> gan.fit(x_train, epochs=5, batch_size=64)  # clusters x_train first
     >>> gan.generate(16).shape
@@ -73,7 +73,7 @@ class SelfConditionedGAN(ConditionalGAN):
 
     capabilities = GAN.capabilities  # unconditional: no labels in, none asked for
 
-    def __init__(self, clusters=50, aux_weight=0.5, **kwargs):
+    def __init__(self, clusters=50, aux_weight=0.25, **kwargs):
         if isinstance(clusters, bool) or not isinstance(clusters, (int, np.integer)) or clusters < 2:
             raise ValueError(f"clusters must be an integer of at least 2. Received: clusters={clusters!r}")
         kwargs.pop("num_classes", None)  # it is `clusters`
