@@ -425,12 +425,12 @@ def sample(run, num, seed, out_file, label, code):
 @click.option("-n", "--num", type=click.IntRange(min=1), default=16, show_default=True, help="Number of test digits (with --input: all its images).")
 @click.option("--input", "input_file", type=click.Path(exists=True, dir_okay=False), help="Your own 28x28 images: one PNG, or a .npy (n, 28, 28[, 1]).")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False), help="PNG to write [default: RUN/plots/complete.png].")
-@click.option("--sampling", type=click.Choice(["mean", "bernoulli", "best"]), default="mean", show_default=True,
+@click.option("--sampling", type=click.Choice(["mean", "bernoulli", "best", "average"]), default="mean", show_default=True,
               help="mean: feed back the predicted pixel means (deterministic); bernoulli: feed back a draw; "
-                   "best: the likeliest of --candidates draws.")
+                   "best: the likeliest of --candidates draws; average: the mean of --candidates draws.")
 @click.option("--candidates", type=click.IntRange(min=1), default=16, show_default=True,
-              help="best: completions drawn per digit.")
-@click.option("--seed", type=int, help="Seed of the draws of bernoulli and best (default: random).")
+              help="best, average: completions drawn per digit.")
+@click.option("--seed", type=int, help="Seed of the draws of bernoulli, best and average (default: random).")
 @backend_option
 @click.pass_context
 def complete(ctx, run, given, num, input_file, out_file, sampling, candidates, seed):
@@ -441,8 +441,8 @@ def complete(ctx, run, given, num, input_file, out_file, sampling, candidates, s
     three: the original, the given part (the rest grey), the completion.
     Without --input the digits are the first N of the run's test set.
     """
-    if ctx.get_parameter_source("candidates").name != "DEFAULT" and sampling != "best":
-        raise click.UsageError(f"--candidates applies to --sampling best only. Received: --sampling {sampling}")
+    if ctx.get_parameter_source("candidates").name != "DEFAULT" and sampling not in ("best", "average"):
+        raise click.UsageError(f"--candidates applies to --sampling best or average only. Received: --sampling {sampling}")
     from kgen import capabilities as caps
     from kgen import data, plots, runs
     from kgen.errors import RunError
@@ -474,7 +474,7 @@ def complete(ctx, run, given, num, input_file, out_file, sampling, candidates, s
               help="vae: importance samples per test image of log p(x) (0: skip it).")
 @click.option("--given", "-k", type=click.IntRange(1, 15), default=8, show_default=True,
               help="lstm: patches kept, of 16, when completing test digits.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the generated samples.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the generated samples (and of an lstm's drawn completions).")
 @click.option("--figures/--no-figures", default=True, show_default=True, help="Also write figures into RUN/plots/.")
 @backend_option
 def evaluate(run, num_samples, ll_samples, given, seed, figures):
@@ -485,7 +485,8 @@ def evaluate(run, num_samples, ll_samples, given, seed, figures):
     beside the real-data floor (as many real training images, measured the
     same way). A cGAN also gets conditional accuracy; an AE or VAE test
     reconstruction errors (and a VAE its test ELBO and log-likelihood); an
-    lstm the evaluator's agreement with the true label on completed digits.
+    lstm the evaluator's agreement with the true label on completed digits
+    (the mean-field completion, and the average of 16 drawn completions).
     """
     from kgen.evaluation import evaluate as ev
 

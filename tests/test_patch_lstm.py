@@ -268,6 +268,24 @@ def test_best_of_candidates_keeps_the_likeliest_draw(trained, real_digits):
         trained.complete(x, sampling="best", candidates=0)
 
 
+def test_average_of_candidates_is_the_mean_of_the_same_draws(trained, real_digits):
+    x, given, n = real_digits[0][:3], 8, 5
+    out = trained.complete(x, given=given, sampling="average", candidates=n, seed=4)
+    assert np.array_equal(to_patches(out)[:, :given], to_patches(x)[:, :given])
+    np.testing.assert_array_equal(out, trained.complete(x, given=given, sampling="average", candidates=n, seed=4))
+    # the reference: the same n draws per digit as "best" makes, averaged pixel by pixel
+    tiled = np.repeat(to_patches(x), n, axis=0)
+    shown, _ = trained._rollout_batch(tiled, given, "bernoulli", keras.random.SeedGenerator(4))
+    shown = shown.reshape(3, n, 16 - given, 49)
+    assert np.abs(shown - shown[:, :1]).max() > 1e-3  # the draws differ, so the average is not one of them
+    np.testing.assert_allclose(to_patches(out)[:, given:], shown.mean(axis=1), atol=1e-5)
+    # one candidate is a plain draw
+    np.testing.assert_allclose(
+        trained.complete(x, given=given, sampling="average", candidates=1, seed=4),
+        trained.complete(x, given=given, sampling="bernoulli", seed=4), atol=1e-6,
+    )
+
+
 @pytest.mark.parametrize("given", [8, 15])
 def test_made_complete_and_generate_write_pixel_by_pixel(real_digits, given):
     keras.utils.set_random_seed(0)
@@ -346,6 +364,28 @@ def test_cli_train_lstm_writes_the_run(lstm_run):
     assert rows[0] == "given,lstm_mse,mean_image_mse" and len(rows) == 16
 
 
+def test_cli_evaluate_reads_the_mean_field_and_the_averaged_completions(lstm_run):
+    from kgen import runs
+    from kgen.evaluation import evaluate as ev
+    from kgen.evaluation.evaluator import load_evaluator
+
+    result = CliRunner().invoke(main, ["evaluate", lstm_run, "-n", "20", "--seed", "3", "--no-figures"])
+    assert result.exit_code == 0, result.output
+    assert f"label agreement, average of {ev.COMPLETION_DRAWS} completions" in result.output
+    with open(os.path.join(lstm_run, "metrics.json")) as f:
+        c = json.load(f)["completion"]
+    # the same 20 test digits completed both ways, read by the same evaluator
+    x, y, _ = ev.test_digits()
+    model, evaluator = runs.load_model(lstm_run), load_evaluator()
+    mean = model.complete(x[:20], given=8)
+    averaged = model.complete(x[:20], given=8, sampling="average", candidates=ev.COMPLETION_DRAWS, seed=3)
+    assert c["average_draws"] == ev.COMPLETION_DRAWS
+    assert c["label_agreement"] == pytest.approx(np.mean(evaluator.predict(mean) == y[:20]))
+    assert c["label_agreement_average"] == pytest.approx(np.mean(evaluator.predict(averaged) == y[:20]))
+    assert c["mse_missing_average"] == pytest.approx(np.mean((averaged - x[:20])[:, 14:] ** 2), rel=1e-4)
+    assert c["mse_missing_average"] != pytest.approx(c["mse_missing"], rel=1e-4)
+
+
 def test_cli_complete_test_digits_and_own_images(lstm_run, tmp_path, real_digits):
     runner = CliRunner()
     result = runner.invoke(main, ["complete", lstm_run, "--given", "4", "-n", "6"])
@@ -360,11 +400,13 @@ def test_cli_complete_test_digits_and_own_images(lstm_run, tmp_path, real_digits
     Image.fromarray((real_digits[0][0, :, :, 0] * 255).astype(np.uint8)).save(tmp_path / "one.png")
     result = runner.invoke(main, ["complete", lstm_run, "--input", str(tmp_path / "one.png"), "--out", out])
     assert result.exit_code == 0, result.output
-    # the likeliest of 4 draws, seeded: the same PNG twice
-    for name in ("best1.png", "best2.png"):
-        args = ["--sampling", "best", "--candidates", "4", "--seed", "1", "-n", "3", "--out", str(tmp_path / name)]
-        assert runner.invoke(main, ["complete", lstm_run, *args]).exit_code == 0
-    assert (tmp_path / "best1.png").read_bytes() == (tmp_path / "best2.png").read_bytes()
+    # the likeliest of 4 draws and their average, seeded: the same PNG twice
+    for sampling in ("best", "average"):
+        for name in (f"{sampling}1.png", f"{sampling}2.png"):
+            args = ["--sampling", sampling, "--candidates", "4", "--seed", "1", "-n", "3", "--out", str(tmp_path / name)]
+            assert runner.invoke(main, ["complete", lstm_run, *args]).exit_code == 0
+        assert (tmp_path / f"{sampling}1.png").read_bytes() == (tmp_path / f"{sampling}2.png").read_bytes()
+    assert (tmp_path / "best1.png").read_bytes() != (tmp_path / "average1.png").read_bytes()
 
 
 @pytest.mark.parametrize(
@@ -377,7 +419,7 @@ def test_cli_complete_test_digits_and_own_images(lstm_run, tmp_path, real_digits
         (lambda d: (d / "text.png").write_text("not a png"), ["--input", "{d}/text.png"], "Cannot read"),
         (lambda d: (d / "x.jpg").write_text(""), ["--input", "{d}/x.jpg"], "must be a .png or a .npy"),
         (lambda d: np.save(d / "neg.npy", -np.ones((1, 28, 28))), ["--input", "{d}/neg.npy"], "values in [0, 1]"),
-        (None, ["--candidates", "4"], "--candidates applies to --sampling best only"),
+        (None, ["--candidates", "4"], "--candidates applies to --sampling best or average only"),
         (None, ["--sampling", "best", "--candidates", "0"], "0 is not in the range x>=1"),
     ],
 )

@@ -16,7 +16,8 @@ once, each pixel drawn as Bernoulli of its grey level with a fixed seed
 (`BINARIZE_SEED`), as Burda et al. measure binarized-MNIST likelihoods; with
 `--ll-samples 5000 --num-samples 10000` the VAE's number is their protocol.
 - `complete(images, given=K)` (PatchLSTM): the evaluator's agreement with the
-  true label on completed test digits, the completion error, and the exact
+  true label on completed test digits and the completion error (of the
+  mean-field completion and of the average of 16 drawn ones), and the exact
   test negative log-likelihood of the autoregressive model.
 """
 
@@ -37,6 +38,9 @@ from kgen.training import to_float
 DEFAULT_NUM_SAMPLES = 5000
 BINARIZE_SEED = 0  # the one binarization of the test set that likelihoods are measured on
 FLOOR_SEED = 0  # which real training images make the real-data floor
+# drawn completions averaged per test digit (PatchLSTM): on the full MNIST, 4 / 8 / 16 draws read
+# 93.5 / 94.0 / 94.2 % right against 93.0 % for the mean-field completion (docs/patch_lstm.md)
+COMPLETION_DRAWS = 16
 
 
 def binarized(x, seed=BINARIZE_SEED):
@@ -125,7 +129,7 @@ def evaluate(run, num_samples=DEFAULT_NUM_SAMPLES, ll_samples=100, given=8, seed
     if caps.has(model, caps.LIKELIHOOD):
         out["likelihood"] = {**likelihood(model, x_binary, ll_samples), "test_set": protocol}
     if caps.has(model, caps.COMPLETES):
-        out["completion"] = completion(model, evaluator, x_test, y_test, given)
+        out["completion"] = completion(model, evaluator, x_test, y_test, given, seed)
         out["likelihood"] = {"test_nll": lstm_nll(model, x_binary), "test_set": protocol}
 
     if figures:
@@ -270,11 +274,17 @@ def likelihood(model, x, ll_samples):
     return out
 
 
-def completion(model, evaluator, x, y, given):
-    """How well a PatchLSTM finishes test digits from their first `given` patches."""
+def completion(model, evaluator, x, y, given, seed=0):
+    """How well a PatchLSTM finishes test digits from their first `given` patches.
+
+    Measured twice: on the deterministic mean-field completion (`complete`'s
+    default) and on the average of `COMPLETION_DRAWS` seeded drawn
+    completions (`sampling="average"`, an estimate of the posterior mean).
+    """
     from kgen.data.patches import NUM_PATCHES, from_patches, to_patches
 
     completed = model.complete(x, given=given)
+    averaged = model.complete(x, given=given, sampling="average", candidates=COMPLETION_DRAWS, seed=seed)
     patches = np.asarray(to_patches(x))
     missing = np.zeros_like(patches)
     missing[:, given:] = 1.0
@@ -287,6 +297,9 @@ def completion(model, evaluator, x, y, given):
         "label_agreement_given_only": float(np.mean(evaluator.predict(truncated) == y)),
         "label_agreement_real": float(np.mean(evaluator.predict(x) == y)),
         "mse_missing": float(np.mean((completed - x)[missing] ** 2)),
+        "average_draws": COMPLETION_DRAWS,
+        "label_agreement_average": float(np.mean(evaluator.predict(averaged) == y)),
+        "mse_missing_average": float(np.mean((averaged - x)[missing] ** 2)),
     }
 
 
@@ -358,4 +371,7 @@ def table(m):
         rows.append((f"label agreement, completed from {c['given']}/16", c["label_agreement"], c["label_agreement_real"]))
         rows.append((f"label agreement, {c['given']}/16 given only", c["label_agreement_given_only"], None))
         rows.append(("completion MSE (missing pixels)", c["mse_missing"], None))
+        if "label_agreement_average" in c:  # metrics.json files written before it have none
+            rows.append((f"label agreement, average of {c['average_draws']} completions", c["label_agreement_average"], None))
+            rows.append((f"MSE of the average of {c['average_draws']} (missing pixels)", c["mse_missing_average"], None))
     return rows

@@ -13,7 +13,7 @@ from kgen.models import own_networks as own
 from kgen.models.common import PortableCompileConfig
 
 RECON_LOSSES = ("bce", "mse")
-SAMPLINGS = ("bernoulli", "mean", "best")
+SAMPLINGS = ("bernoulli", "mean", "best", "average")
 PATCH_HEADS = ("dense", "made")
 
 
@@ -356,10 +356,15 @@ class PatchLSTM(PortableCompileConfig, CheckedInputs, own.OwnNetworks, keras.Mod
                 (see `generate`); `"best"` draws `candidates` completions as
                 `"bernoulli"` does and keeps the one the model finds most
                 likely (the lowest NLL of the written patches given the kept
-                ones).
-            seed: integer seed of the draws with `"bernoulli"` and `"best"`.
-            batch_size: images per pass (with `"best"`, candidates included).
-            candidates: completions drawn per image with `"best"`.
+                ones); `"average"` draws `candidates` completions as
+                `"bernoulli"` does and returns their pixel-wise average, a
+                Monte Carlo estimate of the completion's posterior mean.
+            seed: integer seed of the draws with `"bernoulli"`, `"best"` and
+                `"average"`.
+            batch_size: images per pass (with `"best"` and `"average"`,
+                candidates included).
+            candidates: completions drawn per image with `"best"` and
+                `"average"`.
 
         Returns:
             A NumPy float32 array (n, 28, 28, 1): the given patches, then the
@@ -410,10 +415,11 @@ class PatchLSTM(PortableCompileConfig, CheckedInputs, own.OwnNetworks, keras.Mod
         for v in weights:  # no gradients needed: torch then records no graph (half the time)
             v.trainable = False
         try:
-            if sampling == "best":
+            if sampling in ("best", "average"):
                 size = max(1, batch_size // candidates)
+                pick = self._best_of if sampling == "best" else self._average_of
                 out = [
-                    self._best_of(patches[start : start + size], given, candidates, seed_generator)
+                    pick(patches[start : start + size], given, candidates, seed_generator)
                     for start in range(0, len(patches), size)
                 ]
             else:
@@ -437,6 +443,12 @@ class PatchLSTM(PortableCompileConfig, CheckedInputs, own.OwnNetworks, keras.Mod
         nll = ops.convert_to_numpy(ops.sum(losses[:, given:], axis=(1, 2))).reshape(b, candidates)
         best = np.arange(b) * candidates + nll.argmin(axis=1)
         return shown[best]  # (b, 16 - given, 49)
+
+    def _average_of(self, patches, given, candidates, seed_generator):
+        """The pixel-wise average of `candidates` drawn completions of each of `patches` (b, 16, 49)."""
+        tiled = np.repeat(np.asarray(patches, np.float32), candidates, axis=0)  # (b * candidates, 16, 49)
+        shown, _ = self._rollout_batch(tiled, given, "bernoulli", seed_generator)  # (b * candidates, 16 - given, 49)
+        return shown.reshape(len(patches), candidates, *shown.shape[1:]).mean(axis=1)  # (b, 16 - given, 49)
 
     def _rollout_batch(self, patches, given, sampling, seed_generator):
         b = len(patches)
