@@ -252,3 +252,28 @@ def test_class_interpolation_replays_the_cgan_generator(arch):
     labels = np.array([1, 4, 7])
     expected = model.generate(3, labels=labels, z=z)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(rest([z, table[labels]])), expected, atol=1e-6)
+
+
+def test_interpolation_rows_keep_one_label_code_or_cluster(tiny_images):
+    """A row of a figure is one path through the noise: the cGAN's label, the scgan's cluster fixed along it."""
+    from kgen.evaluation.figures import decode_rows
+    from kgen.models import ConditionalGAN, SelfConditionedGAN
+
+    z = np.random.default_rng(0).normal(size=(4, 3, 8)).astype("float32")  # (rows, steps, latent_dim)
+    cgan = ConditionalGAN(latent_dim=8, seed=0)
+    rows = decode_rows(cgan, z, seed=5)
+    assert rows.shape == (4, 3, 28, 28, 1)
+    for r in range(4):  # class r along row r, not the default 0, 1, 2, ... along the row
+        np.testing.assert_allclose(rows[r], cgan.generate(3, labels=r, z=z[r]), atol=1e-6)
+    np.testing.assert_allclose(decode_rows(cgan, z, seed=5, vary=False)[3], cgan.generate(3, labels=0, z=z[3]), atol=1e-6)
+
+    scgan = SelfConditionedGAN(latent_dim=8, clusters=10, seed=0)
+    scgan.cluster(tiny_images)
+    rows = decode_rows(scgan, z, seed=5)
+    clusters = []
+    for r in range(4):  # one cluster per row, drawn with seed 5 + r
+        match = [c for c in range(10) if np.allclose(rows[r], scgan.generate(3, z=z[r], clusters=c), atol=1e-6)]
+        assert len(match) == 1, (r, match)
+        clusters.append(match[0])
+    assert len(set(clusters)) > 1, clusters  # not one cluster for the whole figure
+    np.testing.assert_allclose(rows, decode_rows(scgan, z, seed=5), atol=1e-6)  # seeded

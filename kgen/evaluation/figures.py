@@ -5,7 +5,8 @@
   (the codes for a 2-D latent space, else their PCA and t-SNE projections);
 - `generate(z=...)` (AE, VAE, GAN, cGAN): `traversal.png`, one latent
   dimension varied at a time; `interpolation.png`, between pairs of test
-  digits (with an encoder) or of noise vectors (without);
+  digits (with an encoder) or of noise vectors (without: one label, code
+  or cluster per row, changing from row to row, see `decode_rows`);
 - `generate(labels=...)` (cGAN): `class_interpolation.png`, the label
   embedding moved from one class to the next at fixed noise;
 - `complete` (PatchLSTM): `completions.png`, test digits, their given part
@@ -104,7 +105,7 @@ def traversal(path, model, codes, seed=0, dims=8, steps=9, centre_label=None):
     z = np.repeat(centre[None], len(chosen) * steps, axis=0).reshape(len(chosen), steps, latent_dim)
     for row, d in enumerate(chosen):
         z[row, :, d] = centre[d] + values * spread[d]
-    images = decode(model, z.reshape(-1, latent_dim)).reshape(len(chosen), steps, 28, 28, 1)
+    images = decode_rows(model, z, seed, vary=False)  # one digit, one dimension varied per row
     return plots.save_labelled_grid(
         path, images, [f"z[{d}]" for d in chosen], [f"{v:+.1f}σ" for v in values], title=title
     )
@@ -128,8 +129,8 @@ def interpolation(path, model, x_test, y_test, codes, seed=0, pairs=6, steps=10)
         ends = [tuple(rng.normal(size=(2, model.latent_dim))) for _ in range(pairs)]
         names = [(None, None, f"pair {i + 1}") for i in range(pairs)]
     t = np.linspace(0, 1, steps)[:, None]
-    z = np.concatenate([(1 - t) * a + t * b for a, b in ends])  # (pairs * steps, latent_dim)
-    images = decode(model, z).reshape(pairs, steps, 28, 28, 1)
+    z = np.stack([(1 - t) * a + t * b for a, b in ends])  # (pairs, steps, latent_dim)
+    images = decode_rows(model, z, seed)
     if codes is not None:  # real digits at both ends
         originals = np.stack([[x_test[a], x_test[b]] for a, b, _ in names])  # (pairs, 2, 28, 28, 1)
         images = np.concatenate([originals[:, :1], images, originals[:, 1:]], axis=1)
@@ -190,8 +191,28 @@ def _embedding_head(generator):
         return None
 
 
-def decode(model, z, batch_size=1000):
-    """Images of codes z through the model's own `generate(z=...)`."""
+def decode_rows(model, z, seed=0, vary=True):
+    """Images (rows, steps, 28, 28, 1) of codes z (rows, steps, latent_dim), one `generate(z=...)` call per row.
+
+    What else a model's samples depend on stays fixed along a row, so that a
+    row shows one path through the noise: a cGAN's label, an InfoGAN's code,
+    a self-conditioned GAN's cluster. With `vary` (interpolations) it changes
+    from row to row: row r is a cGAN's class r mod num_classes, and the
+    others draw their code or cluster with seed `seed + r`; without
+    (traversals, all rows around one centre) every row keeps row 0's.
+
+    Args:
+        model: a model with `generate(n, z=..., seed=...)`.
+        z: codes (rows, steps, latent_dim).
+        seed: the seed of row 0.
+        vary: change the label, code or cluster from row to row.
+    """
     z = np.asarray(z, np.float32)
-    out = [np.asarray(model.generate(len(z[i : i + batch_size]), z=z[i : i + batch_size])) for i in range(0, len(z), batch_size)]
-    return np.concatenate(out)
+    rows = []
+    for r in range(len(z)):
+        row = r if vary else 0
+        if caps.has(model, caps.CONDITIONAL):
+            rows.append(model.generate(len(z[r]), labels=row % model.num_classes, z=z[r], seed=seed + row))
+        else:
+            rows.append(model.generate(len(z[r]), z=z[r], seed=seed + row))
+    return np.stack([np.asarray(images) for images in rows])
