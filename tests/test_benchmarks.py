@@ -121,3 +121,22 @@ def test_top_half_bound_cuts_after_the_given_patches_and_trains(tmp_path, capsys
     assert results["test_digits"] == 200 and set(results["given"]) == {"4", "16"}
     # the whole digit (16 patches) is read far better than its top quarter (4): 0.74 against 0.27-0.35 here
     assert results["given"]["16"]["test_accuracy"] > results["given"]["4"]["test_accuracy"] + 0.2
+
+
+def test_train_likelihood_sets_the_lstm_width(tmp_path, capsys):
+    import json
+
+    import train_likelihood
+
+    from kgen.data import load_dataset
+
+    train = load_dataset("mnist", "train", offline=True)
+    path = tmp_path / "digits.npz"
+    np.savez(path, x_train=train.images[:256], y_train=train.labels[:256], x_test=train.images[:8], y_test=train.labels[:8])
+    out = tmp_path / "runs"
+    train_likelihood.main(["--data-dir", str(path), "--model", "lstm", "--units", "8", "--epochs", "1", "--out", str(out)])
+    (run,) = os.listdir(out / "lstm")
+    assert run.endswith("likelihood-lstm-made-8")  # the width in the run's name, beside the default's
+    config = json.loads((out / "lstm" / run / "config.json").read_text())
+    assert config["model_config"]["units"] == 8 and config["model_config"]["patch_head"] == "made"
+    assert config["model_config"]["binarize"] is True
