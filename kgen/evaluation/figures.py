@@ -211,8 +211,6 @@ def decode_rows(model, z, seed=0, vary=True):
     rows = []
     for r in range(len(z)):
         row = r if vary else 0
-        if caps.has(model, caps.CONDITIONAL):
-            rows.append(model.generate(len(z[r]), labels=row % model.num_classes, z=z[r], seed=seed + row))
-        else:
-            rows.append(model.generate(len(z[r]), z=z[r], seed=seed + row))
-    return np.stack([np.asarray(images) for images in rows])
+        label = {"labels": row % model.num_classes} if caps.has(model, caps.CONDITIONAL) else {}
+        rows.append(np.asarray(model.generate(len(z[r]), z=z[r], seed=seed + row, **label)))
+    return np.stack(rows)
