@@ -7,8 +7,8 @@ epoch, through Keras's own `keras.callbacks.LearningRateScheduler` passed to
 `kgen.training.train` (the run, its checkpoint and `kgen evaluate` are the
 usual ones). The protocol: the 60,000 official training digits, dynamically
 binarized; the VAE with latent 50, MLP 512-256, batch 100; the PatchLSTM
-(`--model lstm`) with 2 layers of 256 units (`--units`) and the within-patch
-MADE head (`patch_head="made"`), batch 128. `--resume RUN` continues a run (one of
+(`--model lstm`) with 2 layers of 256 units (`--units`), no dropout
+(`--dropout`) and the within-patch MADE head (`patch_head="made"`), batch 128. `--resume RUN` continues a run (one of
 this script's, or a `kgen train` run with the same options and learning
 rate, whose first half ran at that constant rate) up to `--epochs` on the
 same schedule.
@@ -63,6 +63,7 @@ def main(argv=None):
     parser.add_argument("--out", default="artifacts")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--units", type=int, default=256, help="units of each of the PatchLSTM's 2 LSTM layers")
+    parser.add_argument("--dropout", type=float, default=0.0, help="the PatchLSTM's dropout after each LSTM layer")
     args = parser.parse_args(argv)
 
     rate = schedule(args.epochs, args.lr, args.final_lr)
@@ -76,8 +77,9 @@ def main(argv=None):
         options = {"latent_dim": 50, "arch": "mlp", "binarize": True, "iwae_k": args.iwae_k}
         batch_size, name = 100, f"likelihood-k{args.iwae_k}"
     else:
-        options = {"num_layers": 2, "units": args.units, "binarize": True, "patch_head": "made"}
+        options = {"num_layers": 2, "units": args.units, "binarize": True, "patch_head": "made", "dropout": args.dropout}
         batch_size, name = 128, "likelihood-lstm-made" + ("" if args.units == 256 else f"-{args.units}")
+        name += f"-dropout{args.dropout:g}" if args.dropout else ""
     config = TrainConfig(
         model=args.model,
         epochs=args.epochs,

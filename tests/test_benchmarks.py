@@ -123,7 +123,7 @@ def test_top_half_bound_cuts_after_the_given_patches_and_trains(tmp_path, capsys
     assert results["given"]["16"]["test_accuracy"] > results["given"]["4"]["test_accuracy"] + 0.2
 
 
-def test_train_likelihood_sets_the_lstm_width(tmp_path, capsys):
+def test_train_likelihood_sets_the_lstm_width_and_dropout(tmp_path, capsys):
     import json
 
     import train_likelihood
@@ -134,9 +134,10 @@ def test_train_likelihood_sets_the_lstm_width(tmp_path, capsys):
     path = tmp_path / "digits.npz"
     np.savez(path, x_train=train.images[:256], y_train=train.labels[:256], x_test=train.images[:8], y_test=train.labels[:8])
     out = tmp_path / "runs"
-    train_likelihood.main(["--data-dir", str(path), "--model", "lstm", "--units", "8", "--epochs", "1", "--out", str(out)])
+    train_likelihood.main(["--data-dir", str(path), "--model", "lstm", "--units", "8", "--dropout", "0.25", "--epochs", "1", "--out", str(out)])
     (run,) = os.listdir(out / "lstm")
-    assert run.endswith("likelihood-lstm-made-8")  # the width in the run's name, beside the default's
+    assert run.endswith("likelihood-lstm-made-8-dropout0.25")  # width and dropout in the run's name
     config = json.loads((out / "lstm" / run / "config.json").read_text())
     assert config["model_config"]["units"] == 8 and config["model_config"]["patch_head"] == "made"
+    assert config["model_config"]["dropout"] == 0.25
     assert config["model_config"]["binarize"] is True
