@@ -14,8 +14,17 @@ Example:
 
     KERAS_BACKEND=torch python benchmarks/lstm_completion.py artifacts/lstm/<run>
 
-prints a Markdown table and writes `lstm_completion.json` into the run. The
-README's numbers and plot:
+prints a Markdown table and writes `lstm_completion.json` into the run.
+`--seeds S ...` also reads the completions from the top half (K = 8), each
+the average of `--draws` drawn completions (`complete(...,
+sampling="average")`, what `kgen evaluate` reports), with the shipped
+evaluator, once per seed of the draws: how much the agreement with the true
+labels moves with the draws alone (docs/likelihood.md's seeds 0, 1, 2):
+
+    KERAS_BACKEND=jax python benchmarks/lstm_completion.py artifacts/lstm/<run> \
+        --givens 8 --seeds 0 1 2
+
+The README's numbers and plot:
 
     KERAS_BACKEND=torch python benchmarks/lstm_completion.py artifacts/lstm/<run> \
         --givens 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 \
@@ -33,6 +42,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from kgen import data, plots, runs  # noqa: E402
+from kgen.evaluation.evaluator import load_evaluator  # noqa: E402
 from kgen.training import to_float  # noqa: E402
 
 
@@ -55,13 +65,15 @@ def main(argv=None):
     parser.add_argument("--num", type=int, default=10000, help="test digits (the first N)")
     parser.add_argument("--timing-num", type=int, default=1000, help="test digits for the timing")
     parser.add_argument("--plot", help="also plot the error against K into this PNG")
+    parser.add_argument("--seeds", type=int, nargs="*", default=[], help="seeds of the drawn completions to read")
+    parser.add_argument("--draws", type=int, default=16, help="drawn completions averaged into each (with --seeds)")
     args = parser.parse_args(argv)
 
     model = runs.load_model(args.run)
     config = runs.load_run(args.run)["train"]
     train, test = (data.load_dataset(config["dataset"], s, config["data_dir"], config["offline"]) for s in ("train", "test"))
     mean_image = to_float(train.images[: config["limit"]]).mean(axis=0)  # (28, 28, 1)
-    x = to_float(test.images[: args.num])
+    x, labels = to_float(test.images[: args.num]), np.asarray(test.labels[: args.num])
 
     results = {"run": args.run, "test_digits": len(x), "backend": keras.config.backend(), "given": {}}
     for k in args.givens:
@@ -74,6 +86,14 @@ def main(argv=None):
             "mean_image_mse": data.missing_patch_mse(baseline, x, k),
             "complete_seconds": seconds,
         }
+
+    # the evaluator's reading of the averaged completions, once per seed of the draws, K = 8
+    if args.seeds:
+        evaluator = load_evaluator(config["dataset"])
+        results["agreement"] = {"given": 8, "draws": args.draws, "seeds": {}}
+        for seed in args.seeds:
+            completed = model.complete(x, given=8, sampling="average", candidates=args.draws, seed=seed)
+            results["agreement"]["seeds"][seed] = float(np.mean(evaluator.predict(completed) == labels))
 
     # carried states against re-running the sequence, K = 8
     small = x[: args.timing_num]
@@ -105,6 +125,10 @@ def main(argv=None):
     print("|---|---|---|")
     for k, r in results["given"].items():
         print(f"| {k} | {r['lstm_mse']:.4f} | {r['mean_image_mse']:.4f} |")
+    if args.seeds:
+        a = results["agreement"]
+        readings = ", ".join(f"seed {seed}: {value:.2%}" for seed, value in a["seeds"].items())
+        print(f"\ncompleted from the top half, each the average of {a['draws']} draws, read as the true digit: {readings}")
     t = results["timing"]
     print(
         f"\ncomplete(given=8) of {t['digits']} digits: {t['carried_states_seconds']:.2f} s with carried "

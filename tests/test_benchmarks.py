@@ -141,3 +141,30 @@ def test_train_likelihood_sets_the_lstm_width_and_dropout(tmp_path, capsys):
     assert config["model_config"]["units"] == 8 and config["model_config"]["patch_head"] == "made"
     assert config["model_config"]["dropout"] == 0.25
     assert config["model_config"]["binarize"] is True
+
+
+def test_lstm_completion_reads_the_averaged_completions_once_per_seed(tmp_path, capsys):
+    import json
+
+    import lstm_completion
+
+    from kgen import runs
+    from kgen.data import load_dataset
+    from kgen.evaluation.evaluator import load_evaluator
+    from kgen.training import TrainConfig, to_float, train
+
+    digits = load_dataset("mnist", "train", offline=True)
+    path = tmp_path / "digits.npz"
+    np.savez(path, x_train=digits.images[:128], y_train=digits.labels[:128], x_test=digits.images[:24], y_test=digits.labels[:24])
+    options = {"num_layers": 1, "units": 8, "patch_head": "made"}
+    config = TrainConfig(model="lstm", epochs=1, batch_size=64, data_dir=str(path), offline=True, out=str(tmp_path / "runs"), model_options=options)
+    run = str(train(config, verbose=0))
+    lstm_completion.main([run, "--num", "24", "--givens", "8", "--timing-num", "4", "--seeds", "0", "1", "--draws", "2"])
+    assert "seed 0:" in capsys.readouterr().out
+
+    agreement = json.loads(open(os.path.join(run, "lstm_completion.json")).read())["agreement"]
+    assert agreement["draws"] == 2 and set(agreement["seeds"]) == {"0", "1"}
+    # each reading is the evaluator's on the model's own averaged completions with that seed
+    completed = runs.load_model(run).complete(to_float(digits.images[:24]), given=8, sampling="average", candidates=2, seed=1)
+    expected = np.mean(load_evaluator("mnist").predict(completed) == digits.labels[:24])
+    assert agreement["seeds"]["1"] == pytest.approx(expected)
