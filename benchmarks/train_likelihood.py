@@ -8,10 +8,10 @@ epoch, through Keras's own `keras.callbacks.LearningRateScheduler` passed to
 usual ones). The protocol: the 60,000 official training digits, dynamically
 binarized; the VAE with latent 50, MLP 512-256, batch 100; the PatchLSTM
 (`--model lstm`) with 2 layers of 256 units (`--units`), no dropout
-(`--dropout`) and the within-patch MADE head (`patch_head="made"`), batch 128. `--resume RUN` continues a run (one of
-this script's, or a `kgen train` run with the same options and learning
-rate, whose first half ran at that constant rate) up to `--epochs` on the
-same schedule.
+(`--dropout`) and the within-patch MADE head (`patch_head="made"`), batch
+128. `--resume RUN` continues a run (one of this script's, or a `kgen
+train` run with the same options and learning rate, whose first half ran
+at that constant rate) up to `--epochs` on the same schedule.
 
 Example:
 
