@@ -221,3 +221,24 @@ def test_auxiliary_classifier_head_and_its_loss(digits):
     assert tuple(clone.discriminator([x, y]).shape) == (8, 11)
     with pytest.raises(ValueError, match="Received: aux_weight=-1"):
         ConditionalGAN(aux_weight=-1)
+
+
+# your own discriminator: its width is checked when the model is made
+
+
+def test_own_discriminator_must_have_the_width_the_options_need():
+    from tests.test_gan import own_pair
+
+    generator, one_logit = own_pair(conditional=True, width=1)  # the keras.io shape
+    with pytest.raises(ValueError) as error:
+        ConditionalGAN(latent_dim=4, generator=generator, discriminator=one_logit)
+    message = str(error.value)
+    assert message.startswith("The discriminator must output (batch, 11): one realness logit, then 10 class logits")
+    assert "give it a final Dense(11), or pass aux_weight=0 with projection=True" in message
+    assert message.endswith("Received: discriminator.output_shape=(None, 1)") and "\n" not in message
+    # either fix works
+    assert ConditionalGAN(latent_dim=4, generator=generator, discriminator=one_logit, aux_weight=0, projection=True)
+    assert ConditionalGAN(latent_dim=4, generator=generator, discriminator=own_pair(True, width=11)[1])
+    with pytest.raises(ValueError, match=r"must output \(batch, 1\).*Received: discriminator.output_shape=\(None, 11\)"):
+        ConditionalGAN(latent_dim=4, generator=generator, discriminator=own_pair(True, width=11)[1], aux_weight=0,
+                       projection=True)

@@ -184,6 +184,121 @@ def test_generate_shapes_range_and_seed():
         model.generate(0)
 
 
+# the loss hooks: one objective for the training steps and for evaluate
+
+
+def own_pair(conditional, width=1):
+    """A tiny generator and discriminator of your own with no batch norm or dropout: the same in training and inference."""
+    from keras import layers
+
+    z, images = keras.Input((4,)), keras.Input((28, 28, 1))
+    if not conditional:
+        generator = keras.Model(z, layers.Reshape((28, 28, 1))(layers.Dense(784, activation="sigmoid")(z)))
+        return generator, keras.Model(images, layers.Dense(width)(layers.Flatten()(images)))
+    labels, d_labels = keras.Input((), dtype="int32"), keras.Input((), dtype="int32")
+    h = layers.Concatenate()([z, layers.Embedding(10, 4)(labels)])
+    generator = keras.Model([z, labels], layers.Reshape((28, 28, 1))(layers.Dense(784, activation="sigmoid")(h)))
+    h = layers.Concatenate()([layers.Flatten()(images), layers.Embedding(10, 4)(d_labels)])
+    return generator, keras.Model([images, d_labels], layers.Dense(width)(h))
+
+
+class LeastSquares:
+    """The loss hooks of a least-squares GAN, keeping the classifier and code terms (the docstring's example)."""
+
+    def d_loss(self, real_outputs, fake_outputs, labels=None, fake_labels=None):
+        real, fake = real_outputs[:, :1], fake_outputs[:, :1]
+        adversarial = keras.ops.mean(keras.ops.square(real - 1.0)) + keras.ops.mean(keras.ops.square(fake))
+        return adversarial + self.class_loss(real_outputs, labels) + self.code_loss(fake_outputs, fake_labels)
+
+    def g_loss(self, fake_outputs, labels=None, fake_labels=None):
+        adversarial = keras.ops.mean(keras.ops.square(fake_outputs[:, :1] - 1.0))
+        return adversarial + self.class_loss(fake_outputs, labels) + self.code_loss(fake_outputs, fake_labels)
+
+
+def hooked(conditional, least_squares=False):
+    """A compiled tiny GAN or cGAN on `own_pair`, its `fit` arguments on 16 digits, and the batch as tensors."""
+    from kgen.models import ConditionalGAN
+
+    base = ConditionalGAN if conditional else GAN
+    cls = type("LS" + base.__name__, (LeastSquares, base), {}) if least_squares else base
+    generator, discriminator = own_pair(conditional, width=11 if conditional else 1)
+    return compiled(cls, latent_dim=4, ema=0.0, generator=generator, discriminator=discriminator)
+
+
+def batch(real_digits, conditional):
+    images, labels = real_digits[0][:16], real_digits[1][:16].astype("int32")
+    args = (images, labels) if conditional else (images,)
+    return args, keras.ops.convert_to_tensor(images), keras.ops.convert_to_tensor(labels) if conditional else None
+
+
+def outputs_by_hand(model, real, labels, state, training):
+    """The discriminator's outputs on `real` and on images drawn from the seed generator's `state`."""
+    model.seed_generator.state.assign(state)
+    n = real.shape[0]
+    fake_labels = model.fake_labels(labels, n)
+    fake = model.generator(model.generator_inputs(model.sample_noise(n), fake_labels), training=training)
+    real_out = model.discriminator(model.discriminator_inputs(real, labels), training=training)
+    fake_out = model.discriminator(model.discriminator_inputs(fake, labels), training=training)
+    return real_out, fake_out, fake_labels
+
+
+def f(tensor):
+    return float(keras.ops.convert_to_numpy(tensor))
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_evaluate_reports_the_losses_the_training_steps_optimise(conditional, real_digits):
+    model = hooked(conditional)
+    args, real, labels = batch(real_digits, conditional)
+    state = model.seed_generator.state.numpy().copy()
+    evaluated = model.evaluate(*args, batch_size=16, verbose=0, return_dict=True)
+    # test_step: the hooks on the outputs in inference mode, from the same noise
+    real_out, fake_out, fake_labels = outputs_by_hand(model, real, labels, state, training=False)
+    d_loss, g_loss = f(model.d_loss(real_out, fake_out, labels, fake_labels)), f(model.g_loss(fake_out, labels, fake_labels))
+    np.testing.assert_allclose(evaluated["d_loss"], d_loss, rtol=1e-5)
+    np.testing.assert_allclose(evaluated["g_loss"], g_loss, rtol=1e-5)
+    if conditional:  # the classifier's term is in both
+        assert f(model.class_loss(real_out, labels)) > 0.1 and f(model.class_loss(fake_out, labels)) > 0.1
+    # the training steps, on the same batch and noise (these networks are the same in both modes),
+    # optimise what evaluate reported: the generator's step first (it leaves the discriminator as it is)
+    generator = values(model.generator.weights)
+    model.seed_generator.state.assign(state)
+    np.testing.assert_allclose(f(model.generator_step(16, labels)["loss"]), evaluated["g_loss"], rtol=1e-5)
+    for variable, value in zip(model.generator.weights, generator):
+        variable.assign(value)
+    model.seed_generator.state.assign(state)
+    np.testing.assert_allclose(f(model.discriminator_step(real, labels)["loss"]), evaluated["d_loss"], rtol=1e-5)
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_overriding_the_loss_hooks_changes_what_fit_trains_and_evaluate_reports(conditional, real_digits):
+    model = hooked(conditional, least_squares=True)
+    args, real, labels = batch(real_digits, conditional)
+    square = lambda t: keras.ops.mean(keras.ops.square(t))  # noqa: E731
+    extra = lambda out: f(model.class_loss(out, labels)) if conditional else 0.0  # noqa: E731
+    state = model.seed_generator.state.numpy().copy()
+    # evaluate: the least-squares losses, not the built-in BCE
+    evaluated = model.evaluate(*args, batch_size=16, verbose=0, return_dict=True)
+    real_out, fake_out, fake_labels = outputs_by_hand(model, real, labels, state, training=False)
+    d_ls = f(square(real_out[:, :1] - 1.0) + square(fake_out[:, :1])) + extra(real_out)
+    np.testing.assert_allclose(evaluated["d_loss"], d_ls, rtol=1e-5)
+    np.testing.assert_allclose(evaluated["g_loss"], f(square(fake_out[:, :1] - 1.0)) + extra(fake_out), rtol=1e-5)
+    assert abs(evaluated["d_loss"] - f(GAN.d_loss(model, real_out, fake_out, labels, fake_labels))) > 1e-3
+    assert abs(evaluated["g_loss"] - f(GAN.g_loss(model, fake_out, labels, fake_labels))) > 1e-3
+    # fit logs them too: the discriminator's loss before its step, the generator's against the stepped discriminator
+    generator = values(model.generator.weights)
+    model.seed_generator.state.assign(state)
+    logs = model.fit(*args, batch_size=16, epochs=1, verbose=0, shuffle=False).history
+    np.testing.assert_allclose(logs["d_loss"][0], d_ls, rtol=1e-5)
+    for variable, value in zip(model.generator.weights, generator):
+        variable.assign(value)
+    model.seed_generator.state.assign(state)
+    model.sample_noise(16)  # the discriminator's step drew its noise first
+    fake = model.generator(model.generator_inputs(model.sample_noise(16), labels))
+    fake_out = model.discriminator(model.discriminator_inputs(fake, labels))
+    np.testing.assert_allclose(logs["g_loss"][0], f(square(fake_out[:, :1] - 1.0)) + extra(fake_out), rtol=1e-5)
+
+
 # the InfoGAN code
 
 
@@ -208,6 +323,18 @@ def test_codes_make_an_infogan_whose_discriminator_reads_the_code_back(tiny_imag
     # the code head is trained by both steps: its kernel moves in the discriminator's step
     head = [v for v in model.discriminator.trainable_variables if v.shape == (6272, 4)]
     assert len(head) == 1
+
+
+def test_own_discriminator_must_have_a_head_for_the_codes():
+    generator, one_logit = own_pair(conditional=False, width=1)
+    z = keras.Input((4,))
+    with_codes = keras.Model([z, keras.Input((), dtype="int32")], generator(z))
+    with pytest.raises(ValueError, match=r"output \(batch, 5\): one realness logit, then 4 code logits \(codes=4\); "
+                       r"give it a final Dense\(5\), or pass codes=0\. Received: discriminator.output_shape=\(None, 1\)"):
+        GAN(latent_dim=4, codes=4, generator=with_codes, discriminator=one_logit)
+    assert GAN(latent_dim=4, codes=4, generator=with_codes, discriminator=own_pair(False, width=5)[1]).codes == 4
+    with pytest.raises(ValueError, match=r"must output \(batch, 1\).*Received: discriminator.output_shape=\(None, 5\)"):
+        GAN(latent_dim=4, generator=generator, discriminator=own_pair(False, width=5)[1])
 
 
 def test_codes_in_generate(tiny_images):

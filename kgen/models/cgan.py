@@ -112,6 +112,17 @@ class ConditionalGAN(GAN):
     def discriminator_inputs(self, images, labels):
         return [images, labels]
 
+    def discriminator_width(self):
+        if self.aux_weight:
+            return (
+                1 + self.num_classes,
+                f"one realness logit, then {self.num_classes} class logits for the auxiliary classifier "
+                f"(aux_weight={self.aux_weight:g})",
+                f"give it a final Dense({1 + self.num_classes}), or pass aux_weight=0 with projection=True "
+                "for a discriminator of one logit that takes the labels as input",
+            )
+        return 1, "one realness logit (aux_weight=0: no classifier)", "give it a final Dense(1)"
+
     def class_loss(self, outputs, labels):
         """`aux_weight` x the auxiliary classifier's cross-entropy on `labels` (0 without one)."""
         if not self.aux_weight:

@@ -112,6 +112,11 @@ class GAN(CheckedInputs, own.OwnNetworks, keras.Model):
     `discriminator_inputs` (what the networks take), `fake_labels` (what
     the generated images are drawn for) and `class_loss`.
 
+    The objective is two overridable methods, the loss hooks `d_loss` and
+    `g_loss` (adversarial, classifier and code terms): the training steps
+    and `test_step` both call them, so an override (a least-squares GAN,
+    see `d_loss`) is what `fit` trains and what `evaluate` reports.
+
     With `codes`, it is an InfoGAN (Chen et al., 2016): the generator also
     takes a categorical code, drawn uniformly, and the discriminator has a
     second head that reads the code back from generated images; both
@@ -159,8 +164,9 @@ class GAN(CheckedInputs, own.OwnNetworks, keras.Model):
             `codes`, inputs `[noise, labels]`), with `discriminator` (images
             to logits (batch, 1); with `codes`, (batch, 1 + codes); for the
             cGAN `[images, labels]` to (batch, 1) or, with `aux_weight`,
-            (batch, 1 + num_classes)). Default: kgen's `arch`
-            networks. Saved inside `model.keras`.
+            (batch, 1 + num_classes); the width is checked when the model
+            is made). Default: kgen's `arch` networks. Saved inside
+            `model.keras`.
         discriminator: see `generator`.
         image_shape: (height, width, channels) of the images; with your own
             networks, default the generator's output shape; kgen's networks
@@ -216,6 +222,13 @@ class GAN(CheckedInputs, own.OwnNetworks, keras.Model):
             self.image_shape = own.check_image_shape(image_shape, generator.output_shape[1:], "generator")
             inputs = discriminator.input_shape if isinstance(discriminator.input_shape, tuple) else discriminator.input_shape[0]
             own.check_shape("discriminator input", inputs[1:], self.image_shape, "image_shape")
+            width, holds, fix = self.discriminator_width()
+            shape = discriminator.output_shape
+            if not isinstance(shape, tuple) or tuple(shape[1:]) != (width,):
+                raise ValueError(
+                    f"The discriminator must output (batch, {width}): {holds}; {fix}. "
+                    f"Received: discriminator.output_shape={shape}"
+                )
             self.generator, self.discriminator = generator, discriminator
         else:
             self.image_shape = own.check_default_shape(image_shape, "generator=, discriminator=")
@@ -274,6 +287,83 @@ class GAN(CheckedInputs, own.OwnNetworks, keras.Model):
         if not self.codes:
             return 0.0
         return self.code_weight * ops.mean(ops.sparse_categorical_crossentropy(codes, outputs[:, 1:], from_logits=True))
+
+    def discriminator_width(self):
+        """The discriminator's output width the options need: `(width, what it holds, how to change it)`."""
+        if self.codes:
+            return (
+                1 + self.codes,
+                f"one realness logit, then {self.codes} code logits (codes={self.codes})",
+                f"give it a final Dense({1 + self.codes}), or pass codes=0",
+            )
+        return 1, "one realness logit", "give it a final Dense(1)"
+
+    # the objective: the loss hooks, used by the training steps and by `test_step`
+
+    def d_loss(self, real_outputs, fake_outputs, labels=None, fake_labels=None):
+        """The discriminator's loss, a scalar: the hook that the training step minimizes and `evaluate` reports.
+
+        The adversarial term of `loss` ("hinge" or "bce") on the realness
+        logits (column 0), plus `class_loss` on the real images' labels
+        (the cGAN's auxiliary classifier) and `code_loss` on the generated
+        images' codes (InfoGAN). `discriminator_step` (one pass over both
+        halves, `training=True`) and `test_step` (`training=False`) both call
+        it, so override it, with `g_loss`, to train another objective: `fit`,
+        `validation_data` and `evaluate` then all report yours.
+
+        Args:
+            real_outputs: the discriminator's outputs on the real images,
+                float32 (batch, 1 + heads): the realness logit, then the
+                classifier's or the code's logits, if any.
+            fake_outputs: its outputs on as many generated images.
+            labels: the batch's labels (batch,) int32 (None for a GAN).
+            fake_labels: what the generated images were drawn for (batch,)
+                int32: the cGAN's labels, the InfoGAN's codes, else None.
+
+        Returns:
+            A float32 scalar tensor.
+
+        Example: a least-squares GAN (Mao et al., 2017), keeping the
+        classifier and code terms:
+
+        >>> class LSGAN(GAN):
+        ...     def d_loss(self, real_outputs, fake_outputs, labels=None, fake_labels=None):
+        ...         real, fake = real_outputs[:, :1], fake_outputs[:, :1]
+        ...         adversarial = ops.mean(ops.square(real - 1.0)) + ops.mean(ops.square(fake))
+        ...         return adversarial + self.class_loss(real_outputs, labels) + self.code_loss(fake_outputs, fake_labels)
+        ...     def g_loss(self, fake_outputs, labels=None, fake_labels=None):
+        ...         adversarial = ops.mean(ops.square(fake_outputs[:, :1] - 1.0))
+        ...         return adversarial + self.class_loss(fake_outputs, labels) + self.code_loss(fake_outputs, fake_labels)
+        >>> gan = LSGAN(latent_dim=64)
+        >>> gan.compile(d_optimizer="adam", g_optimizer="adam")
+        >>> gan.fit(x_train, epochs=5)  # d_loss, g_loss and val_* are the LSGAN's
+
+        (The accuracies stay the share of logits on the right side of 0.)
+        """
+        loss = discriminator_loss(self.loss_name, real_outputs[:, :1], fake_outputs[:, :1])
+        return loss + self.class_loss(real_outputs, labels) + self.code_loss(fake_outputs, fake_labels)
+
+    def g_loss(self, fake_outputs, labels=None, fake_labels=None):
+        """The generator's loss, a scalar: the hook that the training step minimizes and `evaluate` reports.
+
+        The adversarial term of `loss` on the realness logits of the generated
+        images, plus `class_loss` (its images classified as the labels asked
+        for) and `code_loss` (its codes read back). See `d_loss`, with an
+        example of overriding both.
+
+        Args:
+            fake_outputs: the discriminator's outputs on the generated
+                images, float32 (batch, 1 + heads).
+            labels: the labels the discriminator was given with them
+                (batch,) int32 (None for a GAN).
+            fake_labels: what the images were drawn for (batch,) int32: the
+                cGAN's labels, the InfoGAN's codes, else None.
+
+        Returns:
+            A float32 scalar tensor.
+        """
+        loss = generator_loss(self.loss_name, fake_outputs[:, :1])
+        return loss + self.class_loss(fake_outputs, labels) + self.code_loss(fake_outputs, fake_labels)
 
     @property
     def sampler(self):
@@ -341,10 +431,9 @@ class GAN(CheckedInputs, own.OwnNetworks, keras.Model):
         def loss_fn():
             # one pass over both halves: the discriminator keeps no batch statistics
             outputs = backend.forward(self.discriminator, self.discriminator_inputs(images, both_labels), training=True)
-            real_logits, fake_logits = outputs[:n, :1], outputs[n:, :1]  # (batch, 1) each
-            acc_real, acc_fake = accuracies(real_logits, fake_logits)
-            loss = discriminator_loss(self.loss_name, real_logits, fake_logits)
-            loss = loss + self.class_loss(outputs[:n], labels) + self.code_loss(outputs[n:], fake_labels)
+            real_outputs, fake_outputs = outputs[:n], outputs[n:]  # (batch, 1 + heads) each
+            acc_real, acc_fake = accuracies(real_outputs[:, :1], fake_outputs[:, :1])
+            loss = self.d_loss(real_outputs, fake_outputs, labels, fake_labels)
             return {"loss": loss, "d_acc_real": acc_real, "d_acc_fake": acc_fake}
 
         variables = self.discriminator.trainable_variables
@@ -358,8 +447,7 @@ class GAN(CheckedInputs, own.OwnNetworks, keras.Model):
         def loss_fn():
             fake = self.augment(backend.forward(self.generator, self.generator_inputs(z, fake_labels), training=True))
             outputs = backend.forward(self.discriminator, self.discriminator_inputs(fake, labels), training=True)
-            loss = generator_loss(self.loss_name, outputs[:, :1])
-            return {"loss": loss + self.class_loss(outputs, labels) + self.code_loss(outputs, fake_labels)}
+            return {"loss": self.g_loss(outputs, labels, fake_labels)}
 
         variables = self.generator.trainable_variables
         return backend.gradient_step(loss_fn, variables, self.optimizer.g_optimizer)
@@ -398,7 +486,8 @@ class GAN(CheckedInputs, own.OwnNetworks, keras.Model):
         in inference mode (`training=False`: no dropout, no DiffAugment,
         batch-norm moving statistics, no spectral-norm power iteration), so
         evaluation changes no weight. The losses are the training losses of
-        the networks being trained (`generator`, not the moving average).
+        the networks being trained (`generator`, not the moving average),
+        from the same hooks as the training step: `d_loss` and `g_loss`.
         """
         real, labels = self.unpack(data)  # (batch, 28, 28, 1)[, (batch,)]
         n = ops.shape(real)[0]
@@ -407,12 +496,9 @@ class GAN(CheckedInputs, own.OwnNetworks, keras.Model):
         # float32 logits, also under a mixed-precision policy
         real_outputs = backend.float32(self.discriminator(self.discriminator_inputs(real, labels), training=False))
         fake_outputs = backend.float32(self.discriminator(self.discriminator_inputs(fake, labels), training=False))
-        real_logits, fake_logits = real_outputs[:, :1], fake_outputs[:, :1]
-        acc_real, acc_fake = accuracies(real_logits, fake_logits)
-        code_loss = self.code_loss(fake_outputs, fake_labels)
-        d_loss = discriminator_loss(self.loss_name, real_logits, fake_logits) + self.class_loss(real_outputs, labels)
-        g_loss = generator_loss(self.loss_name, fake_logits) + self.class_loss(fake_outputs, labels)
-        d_loss, g_loss = d_loss + code_loss, g_loss + code_loss
+        acc_real, acc_fake = accuracies(real_outputs[:, :1], fake_outputs[:, :1])
+        d_loss = self.d_loss(real_outputs, fake_outputs, labels, fake_labels)
+        g_loss = self.g_loss(fake_outputs, labels, fake_labels)
         d_out = {"loss": d_loss, "d_acc_real": acc_real, "d_acc_fake": acc_fake}
         return backend.update_metrics(self.metrics, step_values(d_out, {"loss": g_loss}))
 
