@@ -32,7 +32,7 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from kgen import data, runs  # noqa: E402
+from kgen import checkpoint, data  # noqa: E402
 from kgen.evaluation.evaluate import BINARIZE_SEED, binarized, lstm_nll_per_image  # noqa: E402
 from kgen.training import to_float  # noqa: E402
 
@@ -53,7 +53,7 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=50, help="VAE: digits per batch")
     args = parser.parse_args(argv)
 
-    model = runs.load_model(args.run)
+    model = checkpoint.load_model(args.run)
     x = binarized(to_float(data.load_bundled("test")[0]))[args.start : args.start + args.images]
     start = time.time()
     if hasattr(model, "log_likelihood"):

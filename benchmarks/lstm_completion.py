@@ -43,7 +43,7 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from kgen import data, plots, runs  # noqa: E402
+from kgen import checkpoint, data, files, plots, runs  # noqa: E402
 from kgen.evaluation.evaluator import load_evaluator  # noqa: E402
 from kgen.training import to_float  # noqa: E402
 
@@ -71,7 +71,7 @@ def main(argv=None):
     parser.add_argument("--draws", type=int, default=16, help="drawn completions averaged into each (with --seeds)")
     args = parser.parse_args(argv)
 
-    model = runs.load_model(args.run)
+    model = checkpoint.load_model(args.run)
     config = runs.load_run(args.run)["train"]
     train, test = (data.load_dataset(config["dataset"], s, config["data_dir"], config["offline"]) for s in ("train", "test"))
     mean_image = to_float(train.images[: config["limit"]]).mean(axis=0)  # (28, 28, 1)
@@ -115,7 +115,7 @@ def main(argv=None):
             "rerun_seconds": rerun_s,
             "max_abs_difference": float(np.abs(stepped - rerun).max()),
         }
-    runs.write_json(os.path.join(args.run, "lstm_completion.json"), results)
+    files.write_json(os.path.join(args.run, "lstm_completion.json"), results)
     if args.plot:
         rows = results["given"].values()
         errors = {

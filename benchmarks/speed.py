@@ -52,7 +52,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from kgen import callbacks, data, training  # noqa: E402
+from kgen import callbacks, checkpoint, data, training  # noqa: E402
 from kgen.data.batches import EpochBatches  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -134,7 +134,7 @@ class KgenRun:
     def rep(self, epochs=1):
         """Trains `epochs` epochs in one `fit`; returns the (wall, CPU) seconds of each."""
         timer = EpochTimer()
-        guard = callbacks.TrainingGuard(callbacks.Checkpoint(self.folder), self.folder)
+        guard = callbacks.TrainingGuard(checkpoint.Checkpoint(self.folder), self.folder)
         with self._device():
             self.model.fit(
                 self.batches,

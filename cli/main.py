@@ -249,10 +249,10 @@ def _finish(work, verbose):
 
 def _summary(run, seconds):
     """The closing lines of a training command: the final losses and epochs, the time, the latest grid."""
-    from kgen import runs
+    from kgen import files, runs
 
     history = os.path.join(run, runs.HISTORY)
-    rows = runs.read_csv(history) if os.path.isfile(history) else []
+    rows = files.read_csv(history) if os.path.isfile(history) else []
     last = rows[-1] if rows else {}
     values = ", ".join(f"{k} {v:.4g}" for k, v in last.items() if k != "epoch" and isinstance(v, float))
     lines = [f"Done: {len(rows)} epoch{'' if len(rows) == 1 else 's'} in {seconds:.0f} s" + (f"; epoch {len(rows)}: {values}" if values else "")]
@@ -382,9 +382,9 @@ def sample(run, num, seed, out_file, label, code):
     import numpy as np
 
     from kgen import capabilities as caps
-    from kgen import plots, runs
+    from kgen import checkpoint, plots, runs
 
-    model = runs.load_model(run)
+    model = checkpoint.load_model(run)
     conditional = caps.has(model, caps.CONDITIONAL)
     if label is not None and not conditional:
         raise click.UsageError(f"--label applies to conditional (cgan) runs only; {run} is a {type(model).__name__} run.")
@@ -444,11 +444,11 @@ def complete(ctx, run, given, num, input_file, out_file, sampling, candidates, s
     if ctx.get_parameter_source("candidates").name != "DEFAULT" and sampling not in ("best", "average"):
         raise click.UsageError(f"--candidates applies to --sampling best or average only. Received: --sampling {sampling}")
     from kgen import capabilities as caps
-    from kgen import data, plots, runs
+    from kgen import checkpoint, data, plots, runs
     from kgen.errors import RunError
     from kgen.training import to_float
 
-    model = runs.load_model(run)
+    model = checkpoint.load_model(run)
     if not caps.has(model, caps.COMPLETES):
         raise RunError(f"complete needs an lstm run; {run} is a {type(model).__name__} run. Train one with `kgen train lstm`.")
     if input_file:
@@ -557,7 +557,7 @@ def _write_samples(path, model, num, seed, key, drawn):
 
     import numpy as np
 
-    from kgen import runs
+    from kgen import files
     from kgen.evaluation.evaluate import generate_chunks
 
     folder = os.path.dirname(os.path.abspath(path))
@@ -569,7 +569,7 @@ def _write_samples(path, model, num, seed, key, drawn):
             f"Received: {num}", param_hint="-n",
         )
     npz = path.lower().endswith(".npz")
-    with runs.atomic_path(path) as tmp:
+    with files.atomic_path(path) as tmp:
         if npz:  # np.savez writes whole arrays: the images are gathered in memory first
             out = np.empty((num, 28, 28, 1), np.float32)
         else:

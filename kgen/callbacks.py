@@ -10,8 +10,8 @@ import keras
 import numpy as np
 
 from kgen import capabilities as caps
-from kgen import plots, runs
-from kgen.checkpoint import Checkpoint, RestoreTrackers, check_finite, resume_command  # noqa: F401  (kgen.callbacks.Checkpoint)
+from kgen import files, plots
+from kgen.checkpoint import check_finite, resume_command
 from kgen.data import fill_missing, missing_patch_mse
 from kgen.errors import Diverged, Interrupted
 
@@ -69,7 +69,7 @@ class HistoryCSV(keras.callbacks.Callback):
         row = {"epoch": epoch + 1}
         row.update({k: float(v) for k, v in (logs or {}).items()})
         self.rows.append(row)
-        runs.write_csv(self.path, self.rows)
+        files.write_csv(self.path, self.rows)
 
 
 def nonfinite_loss(logs):
@@ -337,7 +337,7 @@ class CompletionError(keras.callbacks.Callback):
                     "mean_image_mse": missing_patch_mse(baseline, self.images, k),
                 }
             )
-        runs.write_csv(os.path.splitext(self.path)[0] + ".csv", rows)
+        files.write_csv(os.path.splitext(self.path)[0] + ".csv", rows)
         plots.save_completion_error(
             self.path,
             givens,

@@ -10,7 +10,8 @@ The state lives in the run's `checkpoint/` folder:
 `write` saves a new model file, then replaces `state.json` atomically, then
 removes the older model file, so a crash at any point leaves a consistent
 pair. No checkpoint ever holds a NaN or an infinite weight: `write` checks
-first (`check_finite`) and raises `Diverged` instead.
+first (`check_finite`) and raises `Diverged` instead. `load_model(run)`
+loads a finished run's `model.keras` (else its latest checkpoint's model).
 
 Example:
 
@@ -22,11 +23,12 @@ Example:
 import math
 import os
 import shlex
+import zipfile
 
 import keras
 import numpy as np
 
-from kgen import runs
+from kgen import files, runs
 from kgen.errors import Diverged, RunError
 
 STATE = "state.json"  # in the run's `checkpoint/` (runs.CHECKPOINT)
@@ -44,11 +46,11 @@ def write(model, where, epoch, step):
         The name of the model file, as `state.json` names it.
     """
     name = f"model-{epoch:04d}-{step:05d}.keras"
-    with runs.atomic_path(os.path.join(where, name)) as tmp:
+    with files.atomic_path(os.path.join(where, name)) as tmp:
         model.save(tmp)
     state_path = os.path.join(where, STATE)
-    old = runs.read_json(state_path)["model"] if os.path.isfile(state_path) else None
-    runs.write_json(
+    old = files.read_json(state_path)["model"] if os.path.isfile(state_path) else None
+    files.write_json(
         state_path,
         {
             "epoch": epoch,
@@ -73,7 +75,7 @@ def read(run):
     state_path = os.path.join(folder(run), STATE)
     if not os.path.isfile(state_path):
         return None
-    state = runs.read_json_dict(state_path, "the checkpoint")
+    state = files.read_json_dict(state_path, "the checkpoint")
     problem = None
     for key in ("epoch", "step"):
         value = state.get(key)
@@ -102,9 +104,47 @@ def model_path(run, state):
     return os.path.join(folder(run), state["model"])
 
 
-def load_model(run, state):
-    """The model of a checkpoint, its optimizers' state included (`restore` puts back the rest)."""
-    return runs.load_model_file(model_path(run, state))
+def load_model(run, state=None):
+    """The model of a run, its optimizers' state included.
+
+    Args:
+        run: the run directory.
+        state: a checkpoint `state` (from `read`): that checkpoint's model,
+            to which `restore` puts back the rest. None: the run's
+            `model.keras`, else its latest checkpoint's model.
+
+    Raises:
+        RunError: a folder that is not a run, a run without a model yet, or a
+            model file that cannot be loaded (one line naming it).
+    """
+    if state is None:
+        runs.load_run(run)
+        final = os.path.join(run, runs.MODEL)
+        if os.path.isfile(final):
+            return load_model_file(final)
+        state = read(run)
+        if state is None:
+            raise RunError(f"{run} holds no {runs.MODEL} yet; train it or resume it first.")
+    return load_model_file(model_path(run, state))
+
+
+def load_model_file(path):
+    """`keras.saving.load_model` with a one-line `RunError` for a bad file."""
+    from kgen import models  # noqa: F401  (registers the model classes)
+
+    if not zipfile.is_zipfile(path):
+        raise RunError(
+            f"{path} is not a .keras file (corrupt or truncated); resume the run "
+            f"from its checkpoint or train it again."
+        )
+    try:
+        return keras.saving.load_model(path)
+    except Exception as e:
+        raise RunError(
+            f"{path} cannot be loaded ({type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else 'corrupt file'}); "
+            f"resume the run from its checkpoint or train it again."
+        ) from None
 
 
 def restore(model, state):

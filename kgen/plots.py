@@ -1,6 +1,6 @@
 """Figures: image grids, reconstructions, latent maps and training curves.
 
-Every function writes one PNG atomically (see `kgen.runs.atomic_path`) and
+Every function writes one PNG atomically (see `kgen.files.atomic_path`) and
 returns its path. Images are arrays in [0, 1] of shape (n, 28, 28) or
 (n, 28, 28, 1).
 """
@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from kgen.runs import atomic_path  # noqa: E402
+from kgen.files import atomic_path  # noqa: E402
 
 
 def tile(images, ncol=None, pad=2):

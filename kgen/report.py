@@ -22,7 +22,7 @@ import numpy as np
 
 from kgen import capabilities as caps
 from kgen import specs
-from kgen import plots, runs
+from kgen import checkpoint, files, plots, runs
 from kgen.errors import KgenError
 
 SAMPLES_SEED = 1234
@@ -63,7 +63,7 @@ def compare(run_paths, out=None):
     names = _names(entries)
 
     # samples of every run, one seed, grids of one size
-    models = [runs.load_model(e["path"]) for e in entries]
+    models = [checkpoint.load_model(e["path"]) for e in entries]
     grids = [np.asarray(m.generate(100, seed=SAMPLES_SEED)) for m in models]
     plots.save_side_by_side(os.path.join(out, "samples.png"), grids, names)
     caption = "100 samples of each run, one seed"
@@ -96,8 +96,8 @@ def compare(run_paths, out=None):
         images["curves.png"] = "training curves"
 
     markdown = _markdown(entries, names, images)
-    runs.write_text(os.path.join(out, "report.md"), markdown)
-    runs.write_text(os.path.join(out, "report.html"), _html(entries, names, images))
+    files.write_text(os.path.join(out, "report.md"), markdown)
+    files.write_text(os.path.join(out, "report.html"), _html(entries, names, images))
     return os.path.join(out, "report.md")
 
 

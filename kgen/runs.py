@@ -1,4 +1,4 @@
-"""The run directory: create it, write into it atomically, read it back.
+"""The run directory: create it, read its config and history back, lock it.
 
 A run of `kgen train MODEL` lives in `<root>/<model>/<YYYYmmdd-HHMMSS>[-name]/`:
 
@@ -10,19 +10,18 @@ A run of `kgen train MODEL` lives in `<root>/<model>/<YYYYmmdd-HHMMSS>[-name]/`:
     plots/          loss curves and model-specific figures
     metrics.json    written by `kgen evaluate`
 
-Every file is written to a temporary name in the same folder and renamed into
-place, so a crash during a write leaves the previous version whole.
+Every file is written through `kgen.files` (to a temporary name in the same
+folder, then renamed into place), so a crash during a write leaves the previous
+version whole. Loading the model of a run: `kgen.checkpoint.load_model`.
 """
 
 import contextlib
 import csv
-import io
-import json
 import os
 import time
-import zipfile
 
 from kgen.errors import RunError
+from kgen.files import read_csv, read_json_dict
 
 CONFIG = "config.json"
 MODEL = "model.keras"
@@ -82,89 +81,6 @@ def check_name(name):
         )
 
 
-@contextlib.contextmanager
-def atomic_path(path):
-    """Yields a temporary path beside `path`, renamed to `path` on success.
-
-    The temporary name keeps the extension, so writers that pick a format by
-    extension (`model.save`, `savefig`) work. On an exception the temporary
-    file is removed and `path` is untouched.
-
-    Example:
-
-    >>> with atomic_path("run/model.keras") as tmp:
-    ...     model.save(tmp)
-    """
-    folder, base = os.path.split(os.fspath(path))
-    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{base}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except OSError as e:
-        if e.filename in (None, tmp):  # name the file the user knows (a full disk in a writer names none)
-            e.filename = os.fspath(path)
-        raise
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def write_text(path, text):
-    """Writes `text` to `path` atomically."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-
-
-def write_json(path, obj):
-    """Writes `obj` as indented JSON to `path` atomically."""
-    write_text(path, json.dumps(obj, indent=2, default=_jsonable) + "\n")
-
-
-def read_json(path):
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
-def read_json_dict(path, what):
-    """A JSON object read from `path`, or a one-line `RunError` naming the file.
-
-    Args:
-        path: the file.
-        what: what the file is, for the message ("the run's config").
-    """
-    try:
-        obj = read_json(path)
-    except UnicodeDecodeError:
-        raise RunError(f"{path} cannot be read: it is not UTF-8 text; {what} is damaged.") from None
-    except (OSError, ValueError) as e:
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0]
-        raise RunError(f"{path} cannot be read ({reason}); {what} is damaged.") from None
-    if not isinstance(obj, dict):
-        raise RunError(f"{path} holds a JSON {type(obj).__name__}, not an object; {what} is damaged.")
-    return obj
-
-
-def write_csv(path, rows):
-    """Writes a list of dicts as CSV (columns in first-seen order) atomically."""
-    columns = []
-    for row in rows:
-        columns += [k for k in row if k not in columns]
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text(path, buf.getvalue())
-
-
-def read_csv(path):
-    """Reads a CSV written by `write_csv`; numbers come back as ints or floats."""
-    with open(path, encoding="utf-8", newline="") as f:
-        return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(f)]
-
-
 def load_run(path):
     """Checks that `path` is a run directory and returns its config.
 
@@ -191,41 +107,6 @@ def load_run(path):
     if not isinstance(config["model"], str) or not isinstance(config["train"], dict):
         raise RunError(f"{config_path}: 'model' must be a name and 'train' an object; the run is damaged.")
     return config
-
-
-def load_model(path):
-    """Loads the model of a run: `model.keras`, else the latest checkpoint."""
-    from kgen import checkpoint
-
-    load_run(path)
-    candidate = os.path.join(path, MODEL)
-    if not os.path.isfile(candidate):
-        state = checkpoint.read(path)
-        if state is None:
-            raise RunError(f"{path} holds no {MODEL} yet; train it or resume it first.")
-        candidate = checkpoint.model_path(path, state)
-    return load_model_file(candidate)
-
-
-def load_model_file(path):
-    """`keras.saving.load_model` with a one-line `RunError` for a bad file."""
-    import keras
-
-    from kgen import models  # noqa: F401  (registers the model classes)
-
-    if not zipfile.is_zipfile(path):
-        raise RunError(
-            f"{path} is not a .keras file (corrupt or truncated); resume the run "
-            f"from its checkpoint or train it again."
-        )
-    try:
-        return keras.saving.load_model(path)
-    except Exception as e:
-        raise RunError(
-            f"{path} cannot be loaded ({type(e).__name__}: "
-            f"{str(e).splitlines()[0] if str(e) else 'corrupt file'}); "
-            f"resume the run from its checkpoint or train it again."
-        ) from None
 
 
 def read_history(path, epochs=None):
@@ -352,20 +233,3 @@ def read_run(path):
     metrics_path = os.path.join(path, METRICS)
     metrics = read_json_dict(metrics_path, "its metrics file") if os.path.isfile(metrics_path) else {}
     return {"path": os.fspath(path), "config": config, "metrics": metrics, "history": read_history(path)}
-
-
-def _number(text):
-    try:
-        return int(text)
-    except (TypeError, ValueError):
-        pass
-    try:
-        return float(text)
-    except (TypeError, ValueError):
-        return text
-
-
-def _jsonable(obj):
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    return str(obj)

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 
 import kgen
-from kgen import callbacks, checkpoint, data, devices, models, plots, runs, specs  # noqa: F401  (models: registered for load_model)
+from kgen import callbacks, checkpoint, data, devices, files, models, plots, runs, specs
 from kgen import capabilities as caps
 from kgen.data.batches import EpochBatches
 from kgen.errors import DataError, RunError
@@ -122,7 +122,7 @@ def _train(config, verbose, extra=([], False)):
 def _start_run(model, train_set, test_set, config):
     """Creates the run directory and writes its config.json; returns its path."""
     run = runs.create_run(config.out, config.model, config.name)
-    runs.write_json(
+    files.write_json(
         os.path.join(run, runs.CONFIG),
         {
             "model": config.model,
@@ -221,9 +221,9 @@ def _fit(model, run, arrays, test_set, config, verbose, state=None, history=(), 
             figure.set_model(model)
             figure.on_train_end()
             guard.raise_if_signalled()
-        with runs.atomic_path(os.path.join(run, runs.MODEL)) as tmp:
+        with files.atomic_path(os.path.join(run, runs.MODEL)) as tmp:
             model.save(tmp)
-        rows = runs.read_csv(os.path.join(run, runs.HISTORY))
+        rows = files.read_csv(os.path.join(run, runs.HISTORY))
         plots.save_curves(
             os.path.join(run, runs.PLOTS, "loss_curves.png"), rows, groups=_curve_groups(rows), title=f"{config.model} training"
         )

@@ -148,7 +148,7 @@ def test_lstm_completion_reads_the_averaged_completions_once_per_seed(tmp_path, 
 
     import lstm_completion
 
-    from kgen import runs
+    from kgen import checkpoint
     from kgen.data import load_dataset
     from kgen.evaluation.evaluator import load_evaluator
     from kgen.training import TrainConfig, to_float, train
@@ -167,6 +167,6 @@ def test_lstm_completion_reads_the_averaged_completions_once_per_seed(tmp_path, 
     agreement = results["agreement"]
     assert agreement["draws"] == 2 and set(agreement["seeds"]) == {"0", "1"}
     # each reading is the evaluator's on the model's own averaged completions with that seed
-    completed = runs.load_model(run).complete(to_float(digits.images[:24]), given=8, sampling="average", candidates=2, seed=1)
+    completed = checkpoint.load_model(run).complete(to_float(digits.images[:24]), given=8, sampling="average", candidates=2, seed=1)
     expected = np.mean(load_evaluator("mnist").predict(completed) == digits.labels[:24])
     assert agreement["seeds"]["1"] == pytest.approx(expected)

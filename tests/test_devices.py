@@ -45,7 +45,7 @@ def jax_results(tmp_path_factory):
         f"""
         import json, os
         import jax, keras, numpy as np
-        from kgen import devices, runs, training
+        from kgen import devices, files, runs, training
         from kgen.models import VAE
 
         def config(model, n, epochs, name):
@@ -55,7 +55,7 @@ def jax_results(tmp_path_factory):
             )
 
         def history(run):
-            return runs.read_csv(os.path.join(run, "history.csv"))
+            return files.read_csv(os.path.join(run, "history.csv"))
 
         result = {{"devices": devices.count("all")}}
         for model in ("vae", "gan"):

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from kgen.cli.main import main
-from kgen import runs, training
+from kgen import files, runs, training
 from kgen.data import load_bundled
 from kgen.errors import KgenError
 from kgen.evaluation import evaluator as ev_module
@@ -121,7 +121,7 @@ def test_evaluate_vae_through_the_cli(tiny_runs):
     result = CliRunner().invoke(main, ["evaluate", run, "-n", "200", "--ll-samples", "4"])
     assert result.exit_code == 0, result.output
     assert "FID (kgen evaluator)" in result.output and "test ELBO" in result.output and "real data" in result.output
-    m = runs.read_json(os.path.join(run, runs.METRICS))
+    m = files.read_json(os.path.join(run, runs.METRICS))
     assert m["evaluator"]["sha256"] == ev_module.manifest()["mnist"]["sha256"]
     assert m["num_samples"] == 200 and m["floor_num_samples"] == 200
     assert "official MNIST test set" in m["data"]["reference"]
@@ -174,9 +174,9 @@ def test_evaluate_bad_inputs(tmp_path, tiny_runs):
 
     other = tmp_path / "other"
     shutil.copytree(tiny_runs["vae"], other)
-    config = runs.read_json(other / runs.CONFIG)
+    config = files.read_json(other / runs.CONFIG)
     config["data"]["dataset"] = "kmnist"
-    runs.write_json(other / runs.CONFIG, config)
+    files.write_json(other / runs.CONFIG, config)
     result = runner.invoke(main, ["evaluate", str(other)])
     assert result.exit_code == 1 and "ships evaluators for mnist" in result.output
 

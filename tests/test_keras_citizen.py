@@ -462,14 +462,14 @@ def test_gan_loss_entry_stops_on_nan_and_early(report_on, backend):
 def test_kgen_train_history_has_test_set_losses(artifacts):
     import os
 
-    from kgen import runs, training
+    from kgen import files, runs, training
 
     config = training.TrainConfig(
         model="cgan", epochs=1, batch_size=16, limit=32, offline=True, out=str(artifacts),
         model_options={"arch": "mlp", "latent_dim": 8},
     )
     run = training.train(config, verbose=0)
-    (row_,) = runs.read_csv(os.path.join(run, "history.csv"))
+    (row_,) = files.read_csv(os.path.join(run, "history.csv"))
     for key in ("d_loss", "g_loss", "d_acc_real", "d_acc_fake", "loss"):
         assert np.isfinite(row_[f"val_{key}"]), key
     assert runs.load_run(run)["train"]["val_images"] == 1000  # evaluated on min(1000, limit) = 32 test digits

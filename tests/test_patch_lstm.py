@@ -365,7 +365,7 @@ def test_cli_train_lstm_writes_the_run(lstm_run):
 
 
 def test_cli_evaluate_reads_the_mean_field_and_the_averaged_completions(lstm_run):
-    from kgen import runs
+    from kgen import checkpoint
     from kgen.evaluation import evaluate as ev
     from kgen.evaluation.evaluator import load_evaluator
 
@@ -376,7 +376,7 @@ def test_cli_evaluate_reads_the_mean_field_and_the_averaged_completions(lstm_run
         c = json.load(f)["completion"]
     # the same 20 test digits completed both ways, read by the same evaluator
     x, y, _ = ev.test_digits()
-    model, evaluator = runs.load_model(lstm_run), load_evaluator()
+    model, evaluator = checkpoint.load_model(lstm_run), load_evaluator()
     mean = model.complete(x[:20], given=8)
     averaged = model.complete(x[:20], given=8, sampling="average", candidates=ev.COMPLETION_DRAWS, seed=3)
     assert c["average_draws"] == ev.COMPLETION_DRAWS

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from kgen.cli.main import main
-from kgen import callbacks, checkpoint, runs, training
+from kgen import callbacks, checkpoint, files, runs, training
 from kgen.errors import Diverged, Interrupted
 
 
@@ -104,9 +104,9 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(artifacts, monkeypatc
         training.train(config(artifacts), verbose=0)
     run = runs.list_runs(str(artifacts))[0]["path"]
     assert checkpoint.read(run)["epoch"] == 1
-    model = runs.load_model(run)  # the checkpoint loads and is finite
+    model = checkpoint.load_model(run)  # the checkpoint loads and is finite
     assert np.all(np.isfinite(model.generate(4, seed=0)))
-    assert len(runs.read_csv(os.path.join(run, "history.csv"))) == 1
+    assert len(files.read_csv(os.path.join(run, "history.csv"))) == 1
 
 
 def test_nan_exit_code_on_the_cli(artifacts, monkeypatch):
@@ -123,9 +123,9 @@ def test_nan_exit_code_on_the_cli(artifacts, monkeypatch):
 
 def test_failed_write_keeps_the_previous_file(tmp_path):
     path = tmp_path / "metrics.json"
-    runs.write_json(path, {"fid": 1.0})
+    files.write_json(path, {"fid": 1.0})
     with pytest.raises(RuntimeError):
-        with runs.atomic_path(path) as tmp:
+        with files.atomic_path(path) as tmp:
             with open(tmp, "w") as f:
                 f.write('{"fid": 2')  # half written
             raise RuntimeError("killed mid-write")
@@ -153,7 +153,7 @@ def test_failed_checkpoint_keeps_the_previous_checkpoint(artifacts, monkeypatch)
     state = checkpoint.read(run)
     assert state["epoch"] == 1
     assert sorted(os.listdir(os.path.join(run, "checkpoint"))) == ["model-0001-00000.keras", "state.json"]
-    runs.load_model(run)  # still loadable
+    checkpoint.load_model(run)  # still loadable
     training.resume(run, epochs=2, verbose=0)  # and resumable
     assert checkpoint.read(run)["epoch"] == 2
 
@@ -210,8 +210,8 @@ def test_nan_weights_of_an_epochs_last_step_are_never_checkpointed(artifacts, mo
         training.train(config(artifacts), verbose=0)
     run = runs.list_runs(str(artifacts))[0]["path"]
     assert checkpoint.read(run)["epoch"] == 1
-    assert all_finite(runs.load_model(run))
-    assert len(runs.read_csv(os.path.join(run, "history.csv"))) == 1  # nothing of epoch 2 saved
+    assert all_finite(checkpoint.load_model(run))
+    assert len(files.read_csv(os.path.join(run, "history.csv"))) == 1  # nothing of epoch 2 saved
     assert sorted(os.listdir(os.path.join(run, "samples"))) == ["epoch_001.png"]
     assert not os.path.exists(os.path.join(run, "model.keras"))
 
@@ -335,13 +335,13 @@ def test_sigterm_after_the_last_checkpoint_leaves_a_finishable_run(where, tmp_pa
         training.resume(run, verbose=0)
     else:  # the signal waits for the save: the run is complete
         assert proc.returncode == 0, proc.stderr[-2000:]
-    runs.load_model_file(os.path.join(run, "model.keras"))
+    checkpoint.load_model_file(os.path.join(run, "model.keras"))
     assert os.path.isfile(os.path.join(run, "plots", "reconstructions.png"))
 
 
 KILL_SCRIPT = """
 import contextlib, os, signal, sys
-from kgen import callbacks, runs, training
+from kgen import callbacks, files, training
 out, plan = sys.argv[1], sys.argv[2]
 target, sig = (None, None) if plan == "count" else (int(plan.split(":")[0]), getattr(signal, plan.split(":")[1]))
 count = [0]
@@ -349,14 +349,14 @@ def event():
     count[0] += 1
     if count[0] == target:
         os.kill(os.getpid(), sig)
-atomic = runs.atomic_path
+atomic = files.atomic_path
 @contextlib.contextmanager
 def watched(path):  # a stop before each write and after it, before the rename
     with atomic(path) as tmp:
         event()
         yield tmp
         event()
-runs.atomic_path = watched
+files.atomic_path = watched
 callbacks.HistoryCSV.on_train_batch_end = lambda self, batch, logs=None: event()  # and after each step
 from kgen.cli.main import main
 try:  # the CLI, as a user runs it
@@ -422,14 +422,14 @@ def test_a_second_resume_of_a_run_is_one_line(reference, tmp_path):
 
 
 def test_sigint_while_the_run_starts_ends_in_a_checkpoint(artifacts, monkeypatch):
-    original = runs.write_json
+    original = files.write_json
 
     def interrupt_on_config(path, obj):
         original(path, obj)
         if str(path).endswith("config.json"):
             os.kill(os.getpid(), signal.SIGINT)
 
-    monkeypatch.setattr(runs, "write_json", interrupt_on_config)
+    monkeypatch.setattr(files, "write_json", interrupt_on_config)
     with pytest.raises(Interrupted, match=r"SIGINT at epoch 1, step 1: checkpoint saved"):
         training.train(config(artifacts), verbose=0)
     monkeypatch.undo()

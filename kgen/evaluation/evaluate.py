@@ -29,7 +29,7 @@ import keras
 import numpy as np
 
 from kgen import capabilities as caps
-from kgen import data, runs
+from kgen import checkpoint, data, files, runs
 from kgen.errors import KgenError
 from kgen.evaluation import metrics
 from kgen.evaluation.evaluator import load_evaluator
@@ -81,7 +81,7 @@ def evaluate(run, num_samples=DEFAULT_NUM_SAMPLES, ll_samples=100, given=8, seed
         raise KgenError(f"ll_samples must be 0 or more. Received: ll_samples={ll_samples}")
     start = time.time()
     config = runs.load_run(run)
-    model = runs.load_model(run)
+    model = checkpoint.load_model(run)
     model.trainable = False  # inference only: no gradient bookkeeping on any backend
     dataset = config.get("data", {}).get("dataset", "mnist")
     data_dir = config.get("train", {}).get("data_dir")
@@ -139,7 +139,7 @@ def evaluate(run, num_samples=DEFAULT_NUM_SAMPLES, ll_samples=100, given=8, seed
     out["backend"] = keras.config.backend()  # of this evaluation; config.json has the training one
     out["seconds"] = round(time.time() - start, 1)
     out["created"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-    runs.write_json(os.path.join(run, runs.METRICS), out)
+    files.write_json(os.path.join(run, runs.METRICS), out)
     return out
 
 
