@@ -377,6 +377,67 @@ def row_own_networks():
     return out
 
 
+def row_loss_hooks():
+    """GAN and cGAN: a least-squares GAN written by overriding d_loss and g_loss is what fit logs and evaluate reports; an own one-logit cGAN discriminator is refused."""
+    import keras
+    from keras import layers, ops
+
+    from kgen.models import GAN, ConditionalGAN
+
+    def d_loss(self, real_outputs, fake_outputs, labels=None, fake_labels=None):
+        adversarial = ops.mean(ops.square(real_outputs[:, :1] - 1.0)) + ops.mean(ops.square(fake_outputs[:, :1]))
+        return adversarial + self.class_loss(real_outputs, labels) + self.code_loss(fake_outputs, fake_labels)
+
+    def g_loss(self, fake_outputs, labels=None, fake_labels=None):
+        adversarial = ops.mean(ops.square(fake_outputs[:, :1] - 1.0))
+        return adversarial + self.class_loss(fake_outputs, labels) + self.code_loss(fake_outputs, fake_labels)
+
+    def value(tensor):
+        return float(ops.convert_to_numpy(tensor))
+
+    x, y = _data()
+    out = {}
+    for base in (GAN, ConditionalGAN):
+        conditional = base is ConditionalGAN
+        args = (x, y) if conditional else (x,)
+        models = []
+        for cls in (type("LS" + base.__name__, (base,), {"d_loss": d_loss, "g_loss": g_loss}), base):
+            model = cls(latent_dim=8, arch="mlp", ema=0.0, seed=0)
+            model.compile(d_optimizer=keras.optimizers.Adam(1e-3), g_optimizer=keras.optimizers.Adam(1e-3))
+            models.append(model)
+        least_squares, builtin = models
+        builtin.set_weights(least_squares.get_weights())  # the same networks and seed state: only the hooks differ
+        logs = [m.fit(*args, batch_size=16, epochs=1, verbose=0, shuffle=False).history for m in models]
+        state = ops.convert_to_numpy(least_squares.seed_generator.state).copy()
+        evaluated = least_squares.evaluate(*args, batch_size=16, verbose=0, return_dict=True)
+        # the hooks by hand, from the same noise, in inference mode
+        least_squares.seed_generator.state.assign(state)
+        labels = ops.convert_to_tensor(y.astype("int32")) if conditional else None
+        fake_labels = least_squares.fake_labels(labels, 16)
+        noise = least_squares.sample_noise(16)
+        fake = least_squares.generator(least_squares.generator_inputs(noise, fake_labels), training=False)
+        real_out = least_squares.discriminator(least_squares.discriminator_inputs(ops.convert_to_tensor(x), labels))
+        fake_out = least_squares.discriminator(least_squares.discriminator_inputs(fake, labels))
+        out["cgan" if conditional else "gan"] = {
+            "fit": {k: v[-1] for k, v in logs[0].items()},
+            "fit_builtin": {k: v[-1] for k, v in logs[1].items()},
+            "evaluated": evaluated,
+            "d_hook": value(least_squares.d_loss(real_out, fake_out, labels, fake_labels)),
+            "g_hook": value(least_squares.g_loss(fake_out, labels, fake_labels)),
+            "d_builtin": value(base.d_loss(least_squares, real_out, fake_out, labels, fake_labels)),
+            "g_builtin": value(base.g_loss(least_squares, fake_out, labels, fake_labels)),
+        }
+    z, labels, images = keras.Input((8,)), keras.Input((), dtype="int32"), keras.Input((28, 28, 1))
+    generator = keras.Model([z, labels], layers.Reshape((28, 28, 1))(layers.Dense(784)(z)))
+    one_logit = keras.Model([images, labels], layers.Dense(1)(layers.Flatten()(images)))  # the keras.io shape
+    try:
+        ConditionalGAN(latent_dim=8, generator=generator, discriminator=one_logit)
+        out["one_logit"] = None
+    except ValueError as e:
+        out["one_logit"] = str(e)
+    return out
+
+
 ROWS = {name[4:]: fn for name, fn in dict(globals()).items() if name.startswith("row_")}
 # rows a backend skips: torch.compile takes minutes per model on 2 cores (the slow test below
 # runs it), and on jax every step of every row is jitted already (jit_compile="auto" is True)
@@ -603,6 +664,24 @@ def test_own_networks_and_image_shape_train_save_and_load(report_on, backend):
     assert "kgen's own networks take (28, 28, 1) images" in result["default_nets_other_shape"]
     assert result["default_nets_other_shape"].endswith("Received: image_shape=(32, 32, 3)")
     assert "Pass both generator= and discriminator=" in result["half_pair"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_loss_hooks_are_what_fit_logs_and_evaluate_reports(report_on, backend):
+    result = row(report_on, backend, "loss_hooks")
+    for name in ("gan", "cgan"):
+        r = result[name]
+        # evaluate reports the overriding hooks' losses, not the built-in ones
+        np.testing.assert_allclose(r["evaluated"]["d_loss"], r["d_hook"], rtol=1e-4)
+        np.testing.assert_allclose(r["evaluated"]["g_loss"], r["g_hook"], rtol=1e-4)
+        assert abs(r["d_hook"] - r["d_builtin"]) > 1e-3 and abs(r["g_hook"] - r["g_builtin"]) > 1e-3, name
+        # fit logs them: the same networks and noise with the built-in hooks log other losses
+        assert all(np.isfinite(list(r["fit"].values()))), name
+        assert abs(r["fit"]["d_loss"] - r["fit_builtin"]["d_loss"]) > 1e-3, name
+        assert abs(r["fit"]["g_loss"] - r["fit_builtin"]["g_loss"]) > 1e-3, name
+    message = result["one_logit"]
+    assert message.startswith("The discriminator must output (batch, 11)") and "aux_weight=0 with projection=True" in message
+    assert message.endswith("Received: discriminator.output_shape=(None, 1)")
 
 
 def test_keras_private_api_only_in_kgen_backend():
