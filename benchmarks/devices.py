@@ -25,7 +25,7 @@ import keras  # noqa: E402
 
 from kgen import data, devices  # noqa: E402
 from kgen.models import MODELS  # noqa: E402
-from kgen.training import to_float  # noqa: E402
+from kgen.data import to_float  # noqa: E402
 
 
 def images_per_second(name, n, x, batch_size, epochs):

@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 
 from kgen import checkpoint, data  # noqa: E402
 from kgen.evaluation.evaluate import BINARIZE_SEED, binarized, lstm_nll_per_image  # noqa: E402
-from kgen.training import to_float  # noqa: E402
+from kgen.data import to_float  # noqa: E402
 
 PUBLISHED = {  # nats on binarized MNIST, as reported
     "VAE, one stochastic layer, k=1 training (Burda et al. 2016)": 86.76,

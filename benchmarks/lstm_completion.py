@@ -45,7 +45,7 @@ import numpy as np  # noqa: E402
 
 from kgen import checkpoint, data, files, plots, runs  # noqa: E402
 from kgen.evaluation.evaluator import load_evaluator  # noqa: E402
-from kgen.training import to_float  # noqa: E402
+from kgen.data import to_float  # noqa: E402
 
 
 def rerun_complete(model, images, given, batch_size=1000):

@@ -52,7 +52,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from kgen import callbacks, checkpoint, data, training  # noqa: E402
+from kgen import callbacks, checkpoint, data, specs, training  # noqa: E402
 from kgen.data.batches import EpochBatches  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -85,14 +85,14 @@ def train_images(n):
     images, _ = data.load_bundled("train")
     if n > len(images):
         images = np.concatenate([images] * -(-n // len(images)))
-    return training.to_float(images[:n])
+    return data.to_float(images[:n])
 
 
 def make_config(name, batch_size=None, seed=0):
     if name not in MODELS:
         raise SystemExit(f"Unknown model; use one of {', '.join(MODELS)}. Received: {name!r}")
     model, options = MODELS[name]
-    config = training.TrainConfig(model=model, model_options=dict(options), batch_size=batch_size, seed=seed)
+    config = specs.TrainConfig(model=model, model_options=dict(options), batch_size=batch_size, seed=seed)
     config.validate()
     return config
 
@@ -287,7 +287,7 @@ def kgen_call(name, images, reps, warmup, jit=False):
 
 def time_evaluate(num_samples, out):
     """Seconds of `kgen evaluate RUN --num-samples N` on a 1-epoch MLP GAN run (a subprocess)."""
-    config = training.TrainConfig(model="gan", epochs=1, limit=512, offline=True, out=out, seed=0, model_options={"arch": "mlp"})
+    config = specs.TrainConfig(model="gan", epochs=1, limit=512, offline=True, out=out, seed=0, model_options={"arch": "mlp"})
     run = training.train(config, verbose=0)
     start = time.perf_counter()
     proc = subprocess.run(

@@ -35,7 +35,8 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 
 import keras  # noqa: E402
 
-from kgen.training import TrainConfig, resume, train  # noqa: E402
+from kgen.specs import TrainConfig  # noqa: E402
+from kgen.training import resume, train  # noqa: E402
 
 
 def schedule(epochs, lr, final_lr):

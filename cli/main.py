@@ -446,7 +446,7 @@ def complete(ctx, run, given, num, input_file, out_file, sampling, candidates, s
     from kgen import capabilities as caps
     from kgen import checkpoint, data, plots, runs
     from kgen.errors import RunError
-    from kgen.training import to_float
+    from kgen.data import to_float
 
     model = checkpoint.load_model(run)
     if not caps.has(model, caps.COMPLETES):

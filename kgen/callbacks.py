@@ -14,6 +14,7 @@ from kgen import files, plots
 from kgen.checkpoint import check_finite, resume_command
 from kgen.data import fill_missing, missing_patch_mse
 from kgen.errors import Diverged, Interrupted
+from kgen.models.common import encode
 
 
 class SampleGrid(keras.callbacks.Callback):
@@ -272,8 +273,6 @@ class LatentMap(keras.callbacks.Callback):
         self.labels = labels
 
     def on_train_end(self, logs=None):
-        from kgen.evaluation.figures import encode
-
         plots.save_latent_map(self.path, encode(self.model, self.images), self.labels)
 
 

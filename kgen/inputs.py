@@ -136,7 +136,7 @@ def check_data(model, x, y, x_name="x", y_name="y"):
             f"(or one-hot) labels y. Received: {y_name}=None"
         )
     if num_classes is not None and y is not None:
-        check_labels(y, num_classes, y_name)
+        check_fit_labels(y, num_classes, y_name)
 
 
 def _first(x, y):
@@ -241,7 +241,7 @@ def _dtype(x):
         return np.dtype(str(dtype).replace("torch.", ""))
 
 
-def check_labels(y, num_classes, name="y"):
+def check_fit_labels(y, num_classes, name="y"):
     """Raises `ValueError` unless `y` holds integer labels (N,) or (N, 1), or one-hot (N, num_classes)."""
     shape, dtype = tuple(y.shape), _dtype(y)
     want = f"labels must be integers (N,) in 0..{num_classes - 1} or one-hot (N, {num_classes})"

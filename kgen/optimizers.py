@@ -19,7 +19,6 @@ Under `mixed_float16` each of the two is wrapped in its own
 
 import keras
 
-from kgen.backend.common import portable_config
 
 
 @keras.saving.register_keras_serializable(package="kgen")
@@ -188,14 +187,3 @@ def _loss_scaled(optimizer, name=None):
         return optimizer
     return keras.optimizers.LossScaleOptimizer(optimizer, name=name or f"loss_scaled_{optimizer.name}")
 
-
-def portable(config):
-    """An optimizer's serialized config that loads under every backend (see `kgen.backend.common.portable_config`).
-
-    Example:
-
-    >>> config = portable(keras.optimizers.serialize(keras.optimizers.Adam()))
-    >>> config["module"]
-    'keras.optimizers'
-    """
-    return portable_config(config)

@@ -24,6 +24,7 @@ from kgen import capabilities as caps
 from kgen import specs
 from kgen import checkpoint, files, plots, runs
 from kgen.errors import KgenError
+from kgen.models.common import encode
 
 SAMPLES_SEED = 1234
 LATENT_POINTS = 2000
@@ -74,8 +75,6 @@ def compare(run_paths, out=None):
     # latent maps of the runs that encode
     encoders = [(n, m) for n, m in zip(names, models) if caps.has(m, caps.ENCODES)]
     if encoders:
-        from kgen.evaluation.figures import encode
-
         x, y = _test_digits(next(e["config"] for e, m in zip(entries, models) if caps.has(m, caps.ENCODES)))
         panels, titles = [], []
         for name, model in encoders:

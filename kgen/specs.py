@@ -7,7 +7,7 @@ options `kgen compare` shows all come from `SPECS`; what a model *can do*
 This module imports neither Keras nor the models, so the CLI reads it before
 it picks the backend.
 
-A sixth model is one more `ModelSpec` here (and its class in `kgen.models`);
+A new model is one more `ModelSpec` here (and its class in `kgen.models`);
 an option it shares with others is one more name in its `options`, a new one
 one more `Option` in `OPTIONS`.
 
@@ -59,7 +59,7 @@ OPTIONS = {
     "iwae_k": Option("importance samples in the training bound (1: the VAE's ELBO; k > 1: the IWAE).", int, low=1),
     "loss": Option("hinge or non-saturating BCE loss.", str, choices=("bce", "hinge")),
     "d_dropout": Option("discriminator's dropout.", float, low=0, high=1, high_open=True),
-    "ema": Option("decay of the generator's weight average that draws samples (0: off).", float, low=0, high=1, high_open=True),
+    "ema": Option("decay of the weight average that draws samples (0: off).", float, low=0, high=1, high_open=True),
     "spectral_norm": Option("spectral normalization of the discriminator.", bool),
     "diffaugment": Option("DiffAugment policy, e.g. translation,cutout (empty: off).", str),
     "codes": Option("values of an InfoGAN code the generator takes and the discriminator reads back (0: none).",
@@ -78,6 +78,14 @@ OPTIONS = {
     "num_layers": Option("stacked LSTM layers.", int, low=1),
     "units": Option("units per LSTM layer.", int, low=1),
     "dropout": Option("dropout after each LSTM layer.", float, low=0, high=1, high_open=True),
+    "width": Option("channels of the U-Net at full resolution (a multiple of 8).", int, low=8),
+    "depth": Option("residual blocks per U-Net level and direction.", int, low=1),
+    "label_dropout": Option("share of training labels replaced by the null label (classifier-free guidance).",
+                            float, low=0, high=1, high_open=True),
+    "time_sampling": Option("how training times are drawn.", str, choices=("logit_normal", "uniform")),
+    "guidance": Option("classifier-free guidance weight of the samples (1: none).", float, low=0),
+    "steps": Option("ODE solver steps per sample.", int, low=1, high=1000),
+    "sampler": Option("ODE solver of the samples.", str, choices=("heun", "euler")),
     "patch_head": Option("dense: a patch's 49 pixels independent; made: each given the pixels before it.", str,
                          choices=("dense", "made")),
 }
@@ -200,6 +208,12 @@ SPECS = {
             # patches; on grey ones its offline samples were speckled fragments (docs/patch_lstm.md)
             {"num_layers": 2, "units": 256, "dropout": 0.0, "recon_loss": "bce", "binarize": True,
              "patch_head": "made"},
+            {"": {"learning_rate": 1e-3}},
+        ),
+        ModelSpec(
+            "flow", "FlowMatching", 128,
+            {"width": 32, "depth": 1, "label_dropout": 0.1, "ema": 0.999, "time_sampling": "logit_normal",
+             "guidance": 2.0, "steps": 10, "sampler": "heun"},
             {"": {"learning_rate": 1e-3}},
         ),
     )

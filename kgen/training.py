@@ -14,14 +14,10 @@ import numpy as np
 import kgen
 from kgen import callbacks, checkpoint, data, devices, files, models, plots, runs, specs
 from kgen import capabilities as caps
+from kgen.data import to_float
 from kgen.data.batches import EpochBatches
 from kgen.errors import DataError, RunError
-from kgen.specs import TrainConfig, check_number  # noqa: F401  (kgen.training.TrainConfig, as before)
-
-
-def to_float(images):
-    """uint8 images (n, 28, 28) to float32 (n, 28, 28, 1) in [0, 1]."""
-    return (np.asarray(images, np.float32) / 255.0)[..., None]
+from kgen.specs import TrainConfig
 
 
 def build_model(config):

@@ -149,9 +149,10 @@ def test_lstm_completion_reads_the_averaged_completions_once_per_seed(tmp_path, 
     import lstm_completion
 
     from kgen import checkpoint
-    from kgen.data import load_dataset
+    from kgen.data import load_dataset, to_float
     from kgen.evaluation.evaluator import load_evaluator
-    from kgen.training import TrainConfig, to_float, train
+    from kgen.specs import TrainConfig
+    from kgen.training import train
 
     digits = load_dataset("mnist", "train", offline=True)
     path = tmp_path / "digits.npz"

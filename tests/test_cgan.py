@@ -98,7 +98,7 @@ def test_generate_with_labels():
     np.testing.assert_array_equal(sevens[3], images[3])  # same noise, same label, same image
     assert not np.array_equal(sevens[0], images[0])
     # the default labels go round 0..9
-    np.testing.assert_array_equal(model.check_labels(None, 12), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1])
+    np.testing.assert_array_equal(model.draw_labels(None, 12), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1])
 
 
 @pytest.mark.parametrize(

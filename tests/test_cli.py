@@ -44,9 +44,9 @@ def test_train_writes_a_complete_run(vae_run):
 
 
 def test_train_prints_the_bundled_data_warning_once(tmp_path, monkeypatch):
-    from kgen import data
+    from kgen.data import load
 
-    monkeypatch.setattr(data, "_warned", [])
+    monkeypatch.setattr(load, "_warned", [])
     result = CliRunner().invoke(main, ["train", "ae", "--epochs", "1", "--limit", "64",
                                        "--offline", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
@@ -298,10 +298,10 @@ def recorder():
 
 
 def test_train_and_resume_pass_callbacks_to_fit(tmp_path):
-    from kgen import training
+    from kgen import specs, training
 
     first, second = recorder(), recorder()
-    config = training.TrainConfig(model="ae", epochs=1, limit=64, offline=True, val_images=0, out=str(tmp_path))
+    config = specs.TrainConfig(model="ae", epochs=1, limit=64, offline=True, val_images=0, out=str(tmp_path))
     run = training.train(config, verbose=0, callbacks=[first])
     assert [e for e, _ in first.epochs] == [0] and "loss" in first.epochs[0][1]
     training.resume(run, epochs=2, verbose=0, callbacks=[second])

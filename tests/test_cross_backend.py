@@ -14,7 +14,8 @@ pytestmark = pytest.mark.backends  # jax and tensorflow subprocesses: left out o
 
 MODEL_SCRIPT = """
 import json, os, keras, numpy as np
-from kgen.training import TrainConfig, build_model
+from kgen.specs import TrainConfig
+from kgen.training import build_model
 
 NAMES = ("ae", "vae", "gan", "cgan", "scgan", "lstm")
 OPTIONS = {"ae": {}, "vae": {}, "gan": {"arch": "conv"}, "cgan": {}, "scgan": {}, "lstm": {"units": 32}}

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from kgen import data
-from kgen.data import idx
+from kgen.data import idx, load
 from kgen.errors import DataError
 
 
@@ -158,14 +158,14 @@ def test_bundled_sample_is_real_shuffled_mnist():
 
 @pytest.fixture(autouse=True)
 def fresh_warning(monkeypatch):
-    monkeypatch.setattr(data, "_warned", [])
+    monkeypatch.setattr(load, "_warned", [])
 
 
 def test_offline_uses_bundled_with_one_warning(monkeypatch):
     def no_network(*args):
         raise AssertionError("offline must not try the network")
 
-    monkeypatch.setattr(data, "_load_online", no_network)
+    monkeypatch.setattr(load, "_load_online", no_network)
     with pytest.warns(UserWarning, match="bundled MNIST sample") as record:
         ds = data.load_dataset("mnist", "train", offline=True)
         data.load_dataset("mnist", "test", offline=True)
@@ -175,7 +175,7 @@ def test_offline_uses_bundled_with_one_warning(monkeypatch):
 
 def test_data_dir_comes_first(tmp_path, monkeypatch):
     write_set(tmp_path)
-    monkeypatch.setattr(data, "_load_online", lambda *a: pytest.fail("network tried"))
+    monkeypatch.setattr(load, "_load_online", lambda *a: pytest.fail("network tried"))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ds = data.load_dataset("mnist", "train", data_dir=tmp_path)
@@ -188,21 +188,21 @@ def test_network_failure_falls_back_to_bundled(monkeypatch):
     def fails(name, split):
         raise ConnectionError("no network")
 
-    monkeypatch.setattr(data, "_load_online", fails)
+    monkeypatch.setattr(load, "_load_online", fails)
     with pytest.warns(UserWarning, match="ConnectionError: no network"):
         ds = data.load_dataset("mnist", "test")
     assert ds.source == data.BUNDLED_SOURCE
 
 
 def test_only_mnist_is_bundled(monkeypatch):
-    monkeypatch.setattr(data, "_load_online", lambda *a: (_ for _ in ()).throw(OSError("down")))
+    monkeypatch.setattr(load, "_load_online", lambda *a: (_ for _ in ()).throw(OSError("down")))
     with pytest.raises(DataError, match="only MNIST is bundled; pass --data-dir"):
         data.load_dataset("fashion_mnist", "train")
 
 
 def test_tensorflow_datasets_source(monkeypatch):
     tfds = pytest.importorskip("tensorflow_datasets")
-    monkeypatch.setattr(data, "check_network", lambda: None)  # mock_data stands in for it
+    monkeypatch.setattr(load, "check_network", lambda: None)  # mock_data stands in for it
     with tfds.testing.mock_data(num_examples=6):
         ds = data.load_dataset("mnist", "train")
     assert ds.source == "tensorflow-datasets mnist"
@@ -218,7 +218,7 @@ def test_keras_datasets_source_without_tensorflow(monkeypatch):
     x = np.zeros((3, 28, 28), np.uint8)
     y = np.arange(3, dtype=np.uint8)
     monkeypatch.setitem(sys.modules, "tensorflow", None)  # import fails
-    monkeypatch.setattr(data, "check_network", lambda: None)
+    monkeypatch.setattr(load, "check_network", lambda: None)
     monkeypatch.setattr(keras.datasets.fashion_mnist, "load_data", lambda: ((x, y), (x[:1], y[:1])))
     ds = data.load_dataset("fashion_mnist", "test")
     assert ds.source == "keras.datasets.fashion_mnist" and len(ds) == 1

@@ -45,11 +45,11 @@ def jax_results(tmp_path_factory):
         f"""
         import json, os
         import jax, keras, numpy as np
-        from kgen import devices, files, runs, training
+        from kgen import devices, files, runs, specs, training
         from kgen.models import VAE
 
         def config(model, n, epochs, name):
-            return training.TrainConfig(
+            return specs.TrainConfig(
                 model=model, epochs=epochs, batch_size=32, offline=True, limit=64, val_images=32, seed=3,
                 out={str(out)!r}, name=name, devices=n, model_options={{"arch": "mlp"}},
             )
@@ -141,18 +141,18 @@ def test_devices_must_be_a_positive_number_or_all(value, artifacts):
 
 
 def test_batch_size_must_split_evenly(monkeypatch):
-    from kgen import devices, training
+    from kgen import devices, specs
 
     monkeypatch.setattr(devices, "count", lambda n: int(n))  # as if there were 3 jax devices
     with pytest.raises(ValueError, match=r"multiple of devices \(3\).*Received: batch_size=32"):
-        training.TrainConfig(model="vae", batch_size=32, devices=3).validate()
+        specs.TrainConfig(model="vae", batch_size=32, devices=3).validate()
 
 
 def test_only_process_zero_writes_the_run(monkeypatch, artifacts):
-    from kgen import devices, training
+    from kgen import devices, specs, training
 
     monkeypatch.setattr(devices, "is_chief", lambda: False)  # process 1 of a multi-host job
-    config = training.TrainConfig(model="vae", epochs=1, offline=True, limit=64, val_images=0, out=str(artifacts))
+    config = specs.TrainConfig(model="vae", epochs=1, offline=True, limit=64, val_images=0, out=str(artifacts))
     assert training.train(config, verbose=0) is None
     assert not any(artifacts.iterdir())
 

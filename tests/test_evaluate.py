@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from kgen.cli.main import main
-from kgen import files, runs, training
+from kgen import files, runs, specs, training
 from kgen.data import load_bundled
 from kgen.errors import KgenError
 from kgen.evaluation import evaluator as ev_module
@@ -28,7 +28,7 @@ def tiny_runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("artifacts")
     made = {}
     for name, model, options in [("vae", "vae", {"latent_dim": 2}), ("ae", "ae", {"latent_dim": 3})]:
-        config = training.TrainConfig(
+        config = specs.TrainConfig(
             model=model, epochs=1, batch_size=32, limit=64, offline=True, out=str(root), name=name,
             model_options=options,
         )

@@ -523,9 +523,9 @@ def test_gan_loss_entry_stops_on_nan_and_early(report_on, backend):
 def test_kgen_train_history_has_test_set_losses(artifacts):
     import os
 
-    from kgen import files, runs, training
+    from kgen import files, runs, specs, training
 
-    config = training.TrainConfig(
+    config = specs.TrainConfig(
         model="cgan", epochs=1, batch_size=16, limit=32, offline=True, out=str(artifacts),
         model_options={"arch": "mlp", "latent_dim": 8},
     )

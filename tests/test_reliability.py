@@ -11,13 +11,13 @@ import pytest
 from click.testing import CliRunner
 
 from kgen.cli.main import main
-from kgen import callbacks, checkpoint, files, runs, training
+from kgen import callbacks, checkpoint, files, runs, specs, training
 from kgen.errors import Diverged, Interrupted
 
 
 def config(artifacts, model="vae", epochs=3, **kwargs):
     options = {"latent_dim": 2, "arch": "mlp"}
-    return training.TrainConfig(
+    return specs.TrainConfig(
         model=model, epochs=epochs, batch_size=32, limit=128, offline=True, seed=7,
         out=str(artifacts), model_options=options if model == "vae" else {}, **kwargs,
     )
@@ -298,7 +298,7 @@ def test_full_disk_on_the_final_save_is_finishable(reference, artifacts, monkeyp
 SIGTERM_SCRIPT = """
 import os, signal, sys
 import keras
-from kgen import callbacks, training
+from kgen import callbacks, specs, training
 where = sys.argv[2]
 if where == "figures":
     original = callbacks.ReconstructionGrid.on_train_end
@@ -313,7 +313,7 @@ else:  # during the write of the final model.keras
             os.kill(os.getpid(), signal.SIGTERM)
         return original(self, filepath, *args, **kwargs)
     keras.Model.save = stop
-config = training.TrainConfig(model="ae", epochs=1, batch_size=32, limit=64, offline=True, out=sys.argv[1])
+config = specs.TrainConfig(model="ae", epochs=1, batch_size=32, limit=64, offline=True, out=sys.argv[1])
 print(training.train(config, verbose=0))
 """
 

@@ -148,10 +148,10 @@ def test_cli_trains_samples_and_refuses_too_few_images(artifacts):
 
 
 def test_resume_is_exact_with_the_clusters_from_the_checkpoint(artifacts):
-    from kgen import training
+    from kgen import specs, training
 
     def config(out, epochs):
-        return training.TrainConfig(model="scgan", epochs=epochs, batch_size=32, limit=96, offline=True, seed=7,
+        return specs.TrainConfig(model="scgan", epochs=epochs, batch_size=32, limit=96, offline=True, seed=7,
                                     val_images=32, out=str(out), model_options={"clusters": 3, "arch": "mlp"})
 
     whole = training.train(config(artifacts / "a", 2), verbose=0)

@@ -30,10 +30,10 @@ import numpy as np
 
 from kgen import capabilities as caps
 from kgen import checkpoint, data, files, runs
+from kgen.data import to_float
 from kgen.errors import KgenError
 from kgen.evaluation import metrics
 from kgen.evaluation.evaluator import load_evaluator
-from kgen.training import to_float
 
 DEFAULT_NUM_SAMPLES = 5000
 BINARIZE_SEED = 0  # the one binarization of the test set that likelihoods are measured on

@@ -20,6 +20,7 @@ import numpy as np
 
 from kgen import capabilities as caps
 from kgen import plots, runs
+from kgen.models.common import encode
 
 TSNE_POINTS = 2000  # t-SNE of more points takes minutes on a laptop CPU
 
@@ -53,16 +54,6 @@ def write_figures(model, run, images, ref, labels=None, given=8, seed=0):
         completed = model.complete(x, given=given)
         plots.save_grid(path("completions.png"), np.concatenate([x, completed]), ncol=10)
     return written
-
-
-def encode(model, x, batch_size=1000):
-    """Codes (n, latent_dim) of images: the posterior mean for a VAE."""
-    out = []
-    for start in range(0, len(x), batch_size):
-        z = model.encode(x[start : start + batch_size])
-        z = z[0] if isinstance(z, (tuple, list)) else z
-        out.append(keras.ops.convert_to_numpy(z))
-    return np.concatenate(out).astype(np.float64)
 
 
 def latent_map(path, codes, labels, seed=0, tsne_points=TSNE_POINTS):

@@ -6,7 +6,7 @@ from keras import ops
 
 from kgen import capabilities as caps
 from kgen import nets
-from kgen.models.gan import GAN, check_count, check_labels
+from kgen.models.gan import GAN, check_count, labels_array
 
 
 @keras.saving.register_keras_serializable(package="kgen")
@@ -132,11 +132,11 @@ class ConditionalGAN(GAN):
             ops.sparse_categorical_crossentropy(labels, class_logits, from_logits=True)
         )
 
-    def check_labels(self, labels, n):
-        """`labels` (None, one int, or n ints) as an int32 array (n,); raises on bad ones."""
+    def draw_labels(self, labels, n):
+        """The labels that `generate(n, labels)` draws: `labels` (None: 0, 1, ..., 9 in turn) as int32 (n,)."""
         if labels is None:
             return np.arange(n, dtype="int32") % self.num_classes
-        return check_labels(labels, n, self.num_classes)
+        return labels_array(labels, n, self.num_classes)
 
     def generate(self, n, labels=None, seed=None, z=None):
         """Generates `n` images of the given labels from noise drawn from N(0, I).
@@ -152,7 +152,7 @@ class ConditionalGAN(GAN):
             A NumPy array (n, 28, 28, 1) in [0, 1].
         """
         n = check_count(n)
-        return self.draw(n, self.check_labels(labels, n), seed, z)
+        return self.draw(n, self.draw_labels(labels, n), seed, z)
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes, "aux_weight": self.aux_weight,

@@ -8,7 +8,8 @@ from kgen import capabilities as caps
 from kgen import augment, backend, nets
 from kgen.inputs import CheckedInputs
 from kgen.models import own_networks as own
-from kgen.optimizers import GANOptimizer, portable
+from kgen.backend.common import portable_config
+from kgen.optimizers import GANOptimizer
 
 LOSSES = ("bce", "hinge")
 
@@ -76,7 +77,7 @@ def check_options(latent_dim, arch, loss, d_dropout, ema=0.0, codes=0, code_weig
         raise ValueError(f"ema must be in [0, 1) (0: no moving average). Received: ema={ema}")
 
 
-def check_labels(labels, n, num_classes, name="labels"):
+def labels_array(labels, n, num_classes, name="labels"):
     """`labels` (one int, or n ints, in 0..num_classes-1) as an int32 array (n,); raises on bad ones."""
     array = np.asarray(labels)
     if array.ndim == 0:
@@ -398,8 +399,8 @@ class GAN(CheckedInputs, own.OwnNetworks, keras.Model):
         if not self.compiled:
             return {}
         return {
-            "d_optimizer": portable(keras.optimizers.serialize(self.optimizer.d_optimizer)),
-            "g_optimizer": portable(keras.optimizers.serialize(self.optimizer.g_optimizer)),
+            "d_optimizer": portable_config(keras.optimizers.serialize(self.optimizer.d_optimizer)),
+            "g_optimizer": portable_config(keras.optimizers.serialize(self.optimizer.g_optimizer)),
         }
 
     def compile_from_config(self, config):
@@ -525,7 +526,7 @@ class GAN(CheckedInputs, own.OwnNetworks, keras.Model):
         if codes is None:  # from a stream of its own (seed + 1, away from the noise's); one code for a given z
             rng = np.random.default_rng(None if seed is None else seed + 1)
             codes = rng.integers(self.codes) if z is not None else rng.integers(self.codes, size=n)
-        return self.draw(n, check_labels(codes, n, self.codes, "codes"), seed, z)
+        return self.draw(n, labels_array(codes, n, self.codes, "codes"), seed, z)
 
     def draw(self, n, labels, seed, z):
         """Images from the sampler for noise `z` (drawn if None) and `labels`, 1,000 at a time."""

@@ -5,7 +5,7 @@ import numpy as np
 from keras import ops
 
 from kgen.models.cgan import ConditionalGAN
-from kgen.models.gan import GAN, check_count, check_labels
+from kgen.models.gan import GAN, check_count, labels_array
 
 
 def kmeans(images, clusters, seed=None):
@@ -142,7 +142,7 @@ class SelfConditionedGAN(ConditionalGAN):
             shares = ops.convert_to_numpy(self.shares).astype("float64")
             shares = shares / shares.sum() if shares.sum() > 0 else np.full(self.clusters, 1 / self.clusters)
             clusters = rng.choice(self.clusters, size=None if z is not None else n, p=shares)
-        return self.draw(n, check_labels(clusters, n, self.clusters, "clusters"), seed, z)
+        return self.draw(n, labels_array(clusters, n, self.clusters, "clusters"), seed, z)
 
     def get_config(self):
         config = {**super().get_config(), "clusters": self.clusters}
