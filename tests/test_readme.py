@@ -230,3 +230,14 @@ def test_readme_python_runs(tmp_path):
     result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+
+
+def test_cli_page_is_the_cli_help():
+    """docs/cli.md is the output of `kgen COMMAND --help`: rerun docs/make_cli_page.py after a CLI change."""
+    sys.path.insert(0, DOCS)
+    try:
+        import make_cli_page
+    finally:
+        sys.path.remove(DOCS)
+    with open(make_cli_page.PAGE, encoding="utf-8") as f:
+        assert f.read() == make_cli_page.page(), "docs/cli.md is stale: run python docs/make_cli_page.py"
