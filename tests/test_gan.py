@@ -216,7 +216,7 @@ class LeastSquares:
 
 
 def hooked(conditional, least_squares=False):
-    """A compiled tiny GAN or cGAN on `own_pair`, its `fit` arguments on 16 digits, and the batch as tensors."""
+    """A compiled tiny GAN or cGAN (with an auxiliary classifier) on `own_pair`; with `least_squares`, its LSGAN."""
     from kgen.models import ConditionalGAN
 
     base = ConditionalGAN if conditional else GAN
@@ -226,6 +226,7 @@ def hooked(conditional, least_squares=False):
 
 
 def batch(real_digits, conditional):
+    """16 digits: the `fit` arguments, the images as a tensor and the labels as one (None for a GAN)."""
     images, labels = real_digits[0][:16], real_digits[1][:16].astype("int32")
     args = (images, labels) if conditional else (images,)
     return args, keras.ops.convert_to_tensor(images), keras.ops.convert_to_tensor(labels) if conditional else None
