@@ -163,16 +163,16 @@ class ModelSpec:
 
 
 # the DCGAN paper's Adam at 4e-4 for both networks: with the generator at 1e-4 (TTUR), the
-# offline cGAN was still a dot grid after 79 steps, at 4e-4 it drew the labelled digits (docs/gan.md)
+# offline cGAN was still a dot grid after 79 steps, at 4e-4 it drew the labelled digits (docs/results/2026-gan.md)
 GAN_ADAM = {"learning_rate": 4e-4, "beta_1": 0.5, "beta_2": 0.999}
 # spectral norm off: on the full MNIST in 3 epochs it left the discriminator too weak to teach the
-# generator clean strokes (cGAN FID 33.0 with it, 7.7 without; labels 94.8 % and 98.4 %; docs/gan.md)
-# the discriminator at twice the generator's rate: on 6 full-MNIST epochs the GAN's FID 13.4 against
-# 16.6 (every class 7.9-12.5 %), the cGAN's 3.90 against 4.58 with recall 0.62 against 0.55 (docs/gan.md)
+# generator clean strokes (worse FID and labels with it; docs/results/2026-gan.md)
+# the discriminator at twice the generator's rate: on 6 full-MNIST epochs both GANs' FID was lower and
+# the cGAN's recall higher, and the GAN's every class between 7 % and 13 % (docs/results/2026-gan.md)
 GAN_D_ADAM = {**GAN_ADAM, "learning_rate": 8e-4}
 # the self-conditioned GAN's discriminator at five times the generator's rate: on 10 full-MNIST epochs
-# with 50 clusters (and its classifier at 0.25) recall 0.603 and 0.631 on two seeds, FID 2.69 and 2.24,
-# precision 0.741 and 0.728; at 1.6e-3 recall 0.624, FID 2.49: within the seeds' spread (docs/gan.md)
+# with 50 clusters (and its classifier at 0.25) it keeps more of each cluster's variety (higher recall,
+# on two seeds); 1.6e-3 measured within the seeds' spread (docs/results/2026-gan.md)
 SCGAN_D_ADAM = {**GAN_ADAM, "learning_rate": 2e-3}
 GAN_OPTIONS = {"latent_dim": 64, "arch": "conv", "loss": "hinge", "d_dropout": 0.0, "ema": 0.999,
                "spectral_norm": False, "diffaugment": ""}
@@ -186,8 +186,8 @@ SPECS = {
             {"latent_dim": 2, "arch": "mlp", "kl_weight": 1.0, "recon_loss": "bce", "binarize": False, "iwae_k": 1},
             {"": {"learning_rate": 1e-3}},
         ),
-        # an InfoGAN code of 10 values at weight 2: on 6 full-MNIST epochs FID 8.50 against 13.4 without,
-        # precision 0.61 against 0.51, recall 0.65 (docs/gan.md); the Python class GAN() stays plain (codes=0),
+        # an InfoGAN code of 10 values at weight 2: it splits the digits into families, so fewer shapes
+        # between two digits (lower FID, higher precision; docs/results/2026-gan.md); the Python class GAN() stays plain (codes=0),
         # so that your own generator of the noise alone works
         ModelSpec("gan", "GAN", 64, {**GAN_OPTIONS, "codes": 10, "code_weight": 2.0}, {"d": GAN_D_ADAM, "g": GAN_ADAM},
                   recipe=("codes", "code_weight")),
@@ -196,8 +196,8 @@ SPECS = {
             {"d": GAN_D_ADAM, "g": GAN_ADAM},
         ),
         # unconditional: the cGAN on k-means clusters of the training images instead of labels; 50 clusters
-        # and a classifier at a quarter weight: FID 2.69, recall 0.603 against 3.56, 0.630 with 20 clusters
-        # at full weight (precision 0.741 against 0.677; docs/gan.md)
+        # and a classifier at a quarter weight: lower FID and higher precision than 20 clusters at full
+        # weight, recall kept (docs/results/2026-gan.md)
         ModelSpec(
             "scgan", "SelfConditionedGAN", 64, {**GAN_OPTIONS, "clusters": 50, "aux_weight": 0.25, "projection": False},
             {"d": SCGAN_D_ADAM, "g": GAN_ADAM},
