@@ -3,33 +3,34 @@
 On torch every step runs eagerly, so Python work per layer and per operation
 is paid at every step (on jax and tensorflow it is paid once, when the step is
 traced). These make kgen's step faster than Keras's own torch step, with the
-same results:
+same results (what each saves, measured: docs/results/2026-performance.md;
+the method: docs/performance.md):
 
 - `forward` runs a built `keras.Sequential` of float32 layers straight through
   its layers' `call` methods. `network(x)` goes through `Layer.__call__` of the
   network and of every layer in it (argument binding, name scopes, autocast,
-  input checks, mask bookkeeping) and Keras's graph walk, about 40 us a layer
-  on a CPU: for the MLP GAN's generator, 1.5 ms of a 6.7 ms forward pass. The
+  input checks, mask bookkeeping) and Keras's graph walk, a fixed cost per
+  layer that is a large share of a small network's forward pass on a CPU. The
   layers' own `call` are what `__call__` runs in the end, so the outputs are
   the same tensors. A plain `Dense` layer's `call` is three torch operations
-  (matmul, add, activation) behind ~40 us of Keras's operation dispatch
-  (conversions, dtype checks and casts); `forward` runs the three directly,
-  and a plain `BatchNormalization` as torch's fused batch-norm kernel with
-  Keras's statistics (equal to float32 rounding; see `_batch_norm`). A plain
+  (matmul, add, activation) behind Keras's operation dispatch (conversions,
+  dtype checks and casts); `forward` runs the three directly, and a plain
+  `BatchNormalization` as torch's fused batch-norm kernel with Keras's
+  statistics (equal to float32 rounding; see `_batch_norm`). A plain
   channels-last `Conv2D` on the CPU skips Keras's two layout copies around
   torch's convolution (NHWC to NCHW memory and back to channels-last, which
   is where it started: the same bits) and `Conv2DTranspose` with an even
   crop (kgen's 4x4, stride-2 layers) is one padded torch transposed
   convolution on the channels-last memory, no copy and no crop (equal to
   float32 rounding; see `_conv`). With both, the conv GAN's generator's
-  forward and backward pass took 216 ms of CPU time instead of 388 (batch
-  128, one thread), against 270 for the same `torch.nn` layers.
+  forward and backward pass costs less CPU time than the same `torch.nn`
+  layers'.
 - `no_grad` is `torch.no_grad`: the GAN's generated images for the
   discriminator's step need no autograd graph.
 - `update_metrics` adds a float32 scalar to a `keras.metrics.Mean` in place
   (total += value, count += 1) and returns total / count: the same numbers as
-  `update_state` and `result`, which take ~80 us per metric through a dozen
-  Keras operations (a quarter of a millisecond of the VAE's 4 ms step).
+  `update_state` and `result`, which go through a dozen Keras operations per
+  metric, a noticeable share of a small model's step.
 - The gradients are taken with `torch.autograd.grad` with respect to
   `variables` only. `loss.backward()` also computes the gradients of every
   other weight the loss depends on: in a GAN's generator step, all of the
@@ -38,10 +39,10 @@ same results:
   call for all variables, with Keras's update (see `_apply_adam`). Keras's
   torch Adam runs each of its ~10 operations over all variables in turn
   (`torch._foreach_*`), each pass a trip through memory and a new tensor; the
-  fused kernel reads and writes each weight and moment once: 0.4 ms instead of
-  5.7 ms for the VAE's 1.07 M weights on 2 cores. Every other optimizer, an
-  Adam with clipping, weight decay, EMA, gradient accumulation or AMSGrad,
-  and any GPU run go through `optimizer.apply`.
+  fused kernel reads and writes each weight and moment once, an order of
+  magnitude faster. Every other optimizer, an Adam with clipping, weight
+  decay, EMA, gradient accumulation or AMSGrad, and any GPU run go through
+  `optimizer.apply`.
 - `lstm` runs a plain Keras `LSTM` layer on the CPU through torch's fused LSTM
   kernel (`torch._VF.lstm`, what `torch.nn.LSTM` calls), with the layer's own
   weights: the call Keras's torch backend already makes on CUDA (cuDNN), where
@@ -162,7 +163,7 @@ def _node(layer, training):
 
 
 def _dense(layer, x):
-    """`Dense.call`'s torch operations (matmul, add, activation) without its ~40 us of Keras dispatch."""
+    """`Dense.call`'s torch operations (matmul, add, activation) without Keras's per-call dispatch."""
     x = torch.matmul(x, layer._kernel.value)
     if layer.bias is not None:
         x = torch.add(x, layer.bias.value)
@@ -414,7 +415,7 @@ def _step_counts(optimizer, variables, step):
 
     torch adds 1 to each before its update, so the tensors of the last call
     already hold t - 1 when no other update came between; they are kept
-    (making a dozen scalar tensors per step costs 60 us), and made anew
+    (making a dozen scalar tensors costs time at every step), and made anew
     otherwise.
     """
     counts = _STEP_COUNTS.setdefault(optimizer, {})
