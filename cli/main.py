@@ -532,7 +532,7 @@ def list_runs(root):
     skipped = []
     found = runs.list_runs(root, skipped)
     for line in skipped:
-        click.echo(f"Warning: skipped a damaged run: {line}", err=True)
+        click.echo(f"Warning: skipped a run: {line}", err=True)
     if not found:
         click.echo(f"No runs under {root}.")
         return

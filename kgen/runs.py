@@ -2,7 +2,7 @@
 
 A run of `kgen train MODEL` lives in `<root>/<model>/<YYYYmmdd-HHMMSS>[-name]/`:
 
-    config.json     model and training config, data source, backend, versions
+    config.json     model and training config, data source, backend, versions, run format
     model.keras     the final model (optimizer state included)
     checkpoint/     the latest resumable state (kgen.checkpoint): state.json and the model file it names
     history.csv     one row per epoch
@@ -13,6 +13,11 @@ A run of `kgen train MODEL` lives in `<root>/<model>/<YYYYmmdd-HHMMSS>[-name]/`:
 Every file is written through `kgen.files` (to a temporary name in the same
 folder, then renamed into place), so a crash during a write leaves the previous
 version whole. Loading the model of a run: `kgen.checkpoint.load_model`.
+
+A run records the `RUN_FORMAT` of the kgen that wrote it in `config.json`
+(`"run_format"`); a run of another format (or of none: made before kgen
+recorded it) is refused with one line naming the kgen version that wrote it,
+and is trained anew. kgen keeps no code for reading runs of earlier formats.
 """
 
 import contextlib
@@ -20,6 +25,7 @@ import csv
 import os
 import time
 
+import kgen
 from kgen.errors import RunError
 from kgen.files import read_csv, read_json_dict
 
@@ -31,6 +37,10 @@ CHECKPOINT = "checkpoint"  # its files: kgen.checkpoint
 SAMPLES = "samples"
 PLOTS = "plots"
 LOGS = "logs"  # TensorBoard logs (kgen train --tensorboard)
+
+# The layout of a run that this kgen reads: config.json and its keys, the checkpoint,
+# the trackers in model.keras. Raise it with any change that runs written before cannot follow.
+RUN_FORMAT = 1
 
 
 def create_run(root, model, name=None):
@@ -85,8 +95,9 @@ def load_run(path):
     """Checks that `path` is a run directory and returns its config.
 
     Raises:
-        RunError: when the folder does not exist, holds no `config.json`, or
-            its `config.json` is not a kgen run config (one line naming it).
+        RunError: when the folder does not exist, holds no `config.json`,
+            its `config.json` is not a kgen run config, or the run is of
+            another `RUN_FORMAT` (one line naming it).
     """
     path = os.fspath(path)
     if not os.path.isdir(path):
@@ -106,6 +117,14 @@ def load_run(path):
         )
     if not isinstance(config["model"], str) or not isinstance(config["train"], dict):
         raise RunError(f"{config_path}: 'model' must be a name and 'train' an object; the run is damaged.")
+    if config.get("run_format") != RUN_FORMAT:
+        versions = config.get("versions")
+        version = versions.get("kgen") if isinstance(versions, dict) else None
+        found = f"run format {config['run_format']!r}" if "run_format" in config else "no run format"
+        raise RunError(
+            f"{path} was made by kgen {version if isinstance(version, str) else '(version unknown)'} ({found}); "
+            f"kgen {kgen.__version__} reads runs of format {RUN_FORMAT} only: train it again with this version."
+        )
     return config
 
 

@@ -134,6 +134,7 @@ def _start_run(model, train_set, test_set, config):
             },
             "backend": keras.config.backend(),
             "versions": _versions(),
+            "run_format": runs.RUN_FORMAT,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
         },
@@ -362,14 +363,11 @@ def saved_config(run):
     saved = runs.load_run(run)
     path = os.path.join(run, runs.CONFIG)
     train = dict(saved["train"])
-    train.setdefault("val_images", 0)  # runs made before held-out evaluation keep none
-    train.setdefault("devices", 1)  # runs made before several devices had one
-    train.setdefault("lr_decay", False)  # runs made before the decay had a constant rate
-    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    fields = [f.name for f in dataclasses.fields(TrainConfig)]
     unknown = sorted(k for k in train if k not in fields)
     if unknown:
         raise RunError(f"{path}: 'train' has an unknown key {unknown[0]!r}; the run is damaged or not kgen's.")
-    missing = [k for k in _SAVED_REQUIRED if k not in train]
+    missing = [k for k in fields if k not in train]  # a run of this format has them all
     if missing:
         raise RunError(f"{path}: 'train' lacks {missing[0]!r}; the run is damaged.")
     for key, value in train.items():
@@ -384,7 +382,6 @@ def saved_config(run):
     return config
 
 
-_SAVED_REQUIRED = ("model", "epochs", "batch_size", "learning_rate", "dataset", "offline", "limit", "seed", "model_options")
 _SAVED_TYPES = {
     "model": (str,), "epochs": (int,), "batch_size": (int,), "learning_rate": (float, int, type(None)),
     "dataset": (str,), "data_dir": (str, type(None)), "offline": (bool,), "limit": (int, type(None)),

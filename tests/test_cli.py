@@ -203,6 +203,32 @@ def test_runs_names_a_damaged_run_and_lists_the_rest(vae_run, tmp_path):
     assert "Traceback" not in result.output
 
 
+def test_a_run_of_another_run_format_is_refused_in_one_line(vae_run, tmp_path):
+    import shutil
+
+    import kgen
+    from kgen import runs
+
+    config = json.loads(open(os.path.join(vae_run, "config.json")).read())
+    assert config["run_format"] == runs.RUN_FORMAT and config["versions"]["kgen"] == kgen.__version__
+    root = tmp_path / "root"
+    for name, change in (("none", lambda c: c.pop("run_format")), ("other", lambda c: c.update(run_format=runs.RUN_FORMAT + 1))):
+        old = root / "vae" / name
+        shutil.copytree(vae_run, old)
+        config = json.loads((old / "config.json").read_text())
+        change(config)
+        (old / "config.json").write_text(json.dumps(config))
+        found = "no run format" if name == "none" else f"run format {runs.RUN_FORMAT + 1}"
+        for args in (("sample", old), ("resume", old, "--epochs", 3), ("evaluate", old, "-n", 10), ("complete", old)):
+            result = invoke(*args)
+            assert result.exit_code == 1, result.output
+            assert_one_line_error(result, f"{old} was made by kgen {kgen.__version__} ({found})", f"format {runs.RUN_FORMAT} only",
+                                  "train it again")
+    result = CliRunner().invoke(main, ["runs", "--root", str(root)])
+    assert result.exit_code == 0 and "No runs" in result.output
+    assert result.output.count(f"was made by kgen {kgen.__version__}") == 2 and "Traceback" not in result.output
+
+
 def test_sample_writes_an_npy_in_chunks(vae_run, tmp_path):
     out = tmp_path / "s.npy"
     result = invoke("sample", vae_run, "-n", 2500, "--seed", 3, "--out", out)

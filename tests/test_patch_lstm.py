@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from kgen import runs
 from kgen.cli.main import main
 from kgen.data import fill_missing, from_patches, missing_patch_mse, read_images, to_patches
 from kgen.models import AutoEncoder, PatchLSTM
@@ -439,7 +440,7 @@ def test_cli_complete_bad_input(lstm_run, tmp_path, make, args, message):
 def test_cli_complete_needs_an_lstm_run(tmp_path):
     run = tmp_path / "ae_run"
     run.mkdir()
-    (run / "config.json").write_text(json.dumps({"model": "ae", "train": {}}))
+    (run / "config.json").write_text(json.dumps({"model": "ae", "train": {}, "run_format": runs.RUN_FORMAT}))
     AutoEncoder(latent_dim=2).save(str(run / "model.keras"))
     result = CliRunner().invoke(main, ["complete", str(run)])
     assert result.exit_code != 0

@@ -249,7 +249,7 @@ class GAN(CheckedInputs, own.OwnNetworks, keras.Model):
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.d_acc_real_tracker = keras.metrics.Mean(name="d_acc_real")
         self.d_acc_fake_tracker = keras.metrics.Mean(name="d_acc_fake")
-        self.loss_tracker = keras.metrics.Mean(name="loss")  # d_loss + g_loss; last, so older checkpoints restore
+        self.loss_tracker = keras.metrics.Mean(name="loss")  # d_loss + g_loss
         self.built = True  # every network is built above
 
     # the networks and what they take: the hooks a conditional GAN overrides
