@@ -207,6 +207,7 @@ def main(ctx, debug):
 @click.option("--val-images", type=click.IntRange(min=0), default=TrainConfig.val_images, show_default=True, help="Test images evaluated after every epoch (val_* columns of history.csv; at most --limit); 0: none.")
 @click.option("--lr-decay", is_flag=True, help="Lower every learning rate linearly over the epochs (epoch e of E at (E - e) / E of its own).")
 @click.option("--seed", type=int, default=TrainConfig.seed, show_default=True)
+@click.option("--precision", type=click.Choice(tuple(specs.PRECISIONS)), default=TrainConfig.precision, show_default=True, help="bfloat16: Keras's mixed_bfloat16 policy (bfloat16 compute, float32 weights), faster on CPUs with AVX512_BF16 or AMX and on recent GPUs.")
 @click.option("--devices", default=str(TrainConfig.devices), show_default=True, help="Data-parallel devices, a number or 'all' (above 1: jax backend; the batch is split across them).")
 @click.option("--out", type=click.Path(file_okay=False), default=TrainConfig.out, show_default=True, help="Root of the run directories.")
 @click.option("--name", callback=_check_name, help="Suffix of the run directory's name (one folder-name part).")

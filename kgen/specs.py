@@ -263,6 +263,7 @@ class TrainConfig:
     name: str = None  # suffix of the run directory's name
     model_options: dict = dataclasses.field(default_factory=dict)  # e.g. latent_dim, arch; missing: the model's own
     gan_optimizers: dict = dataclasses.field(default_factory=dict)  # GANs: Adam options per network, {"d": {...}, "g": {...}}
+    precision: str = "float32"  # float32, or bfloat16: Keras's mixed_bfloat16 policy (bfloat16 compute, float32 weights)
     devices: int = 1  # data-parallel devices (jax: keras.distribution.DataParallel); each takes batch_size / devices images
 
     def validate(self):
@@ -282,6 +283,8 @@ class TrainConfig:
         for field in ("epochs", "batch_size"):
             if getattr(self, field) < 1:
                 raise ValueError(f"{field} must be at least 1. Received: {field}={getattr(self, field)}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}. Received: precision={self.precision!r}")
         self.devices = devices.count(self.devices)  # "all" to a number; above 1 on jax only
         if self.batch_size % self.devices:
             raise ValueError(
@@ -307,6 +310,7 @@ class TrainConfig:
         runs.check_name(self.name)
 
 
+PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}  # --precision: Keras's dtype policy
 MAX_LEARNING_RATE = 1.0  # Adam moves each weight by about the rate per step: more is divergence, not training
 
 

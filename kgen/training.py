@@ -93,6 +93,7 @@ def check_tensorboard():
 
 def _train(config, verbose, extra=([], False)):
     keras.utils.set_random_seed(config.seed)
+    keras.config.set_dtype_policy(specs.PRECISIONS[config.precision])  # the layers keep it in model.keras
     train_set = data.load_dataset(config.dataset, "train", config.data_dir, config.offline)
     test_set = data.load_dataset(config.dataset, "test", config.data_dir, config.offline)
     with devices.scope(config.devices):  # built and fitted on config.devices devices
@@ -386,7 +387,7 @@ _SAVED_TYPES = {
     "model": (str,), "epochs": (int,), "batch_size": (int,), "learning_rate": (float, int, type(None)),
     "dataset": (str,), "data_dir": (str, type(None)), "offline": (bool,), "limit": (int, type(None)),
     "seed": (int,), "out": (str,), "name": (str, type(None)), "model_options": (dict,), "gan_optimizers": (dict,),
-    "val_images": (int,), "devices": (int,), "lr_decay": (bool,),
+    "val_images": (int,), "devices": (int,), "lr_decay": (bool,), "precision": (str,),
 }
 
 

@@ -623,7 +623,7 @@ def test_cli_gan_defaults_and_a_bad_policy(artifacts):
         (["train", "gan", "--lr", "1e-3"], "use --d-learning-rate and --g-learning-rate"),
         (["train", "gan", "--d-beta-1", "1"], "--d-beta-1"),
         (["train", "cgan", "--loss", "wgan"], "--loss"),
-        (["train", "vae", "--ema", "0.9"], "--ema applies to gan, cgan and scgan only"),
+        (["train", "vae", "--ema", "0.9"], "--ema applies to gan, cgan, scgan and flow only"),
         (["train", "ae", "--no-spectral-norm"], "--spectral-norm applies to gan, cgan and scgan only"),
         (["train", "vae", "--diffaugment", ""], "--diffaugment applies to gan, cgan and scgan only"),
         (["train", "gan", "--aux-weight", "1"], "--aux-weight applies to cgan and scgan only"),

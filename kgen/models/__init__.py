@@ -2,11 +2,13 @@
 
 from kgen.models.autoencoder import AutoEncoder
 from kgen.models.cgan import ConditionalGAN
+from kgen.models.flow import FlowMatching
 from kgen.models.gan import GAN
 from kgen.models.patch_lstm import PatchLSTM
 from kgen.models.scgan import SelfConditionedGAN
 from kgen.models.vae import VAE
 
-MODELS = {"ae": AutoEncoder, "vae": VAE, "gan": GAN, "cgan": ConditionalGAN, "scgan": SelfConditionedGAN, "lstm": PatchLSTM}
+MODELS = {"ae": AutoEncoder, "vae": VAE, "gan": GAN, "cgan": ConditionalGAN, "scgan": SelfConditionedGAN, "lstm": PatchLSTM,
+          "flow": FlowMatching}
 
-__all__ = ["AutoEncoder", "VAE", "GAN", "ConditionalGAN", "SelfConditionedGAN", "PatchLSTM", "MODELS"]
+__all__ = ["AutoEncoder", "VAE", "GAN", "ConditionalGAN", "SelfConditionedGAN", "PatchLSTM", "FlowMatching", "MODELS"]
