@@ -361,6 +361,34 @@ def resume(run, epochs, tensorboard, verbose):
     _finish(lambda: _resume(run, epochs, tensorboard, verbose), verbose)
 
 
+def generate_options(f):
+    """--guidance and --steps: a flow's sampler settings (`specs.OPTIONS`'s checks), passed to its `generate`."""
+    for name in ("steps", "guidance"):
+        f = click.option(
+            specs.flag(name), name, type=_click_type(specs.OPTIONS[name]),
+            help=f"flow: {specs.OPTIONS[name].help}  [default: the run's own]",
+        )(f)
+    return f
+
+
+def _generate_options(model, run, **options):
+    """The options given (not None) as `generate`'s keyword arguments; a usage error for a model whose generate lacks one.
+
+    `model`: the model or its class.
+    """
+    import inspect
+
+    given = {name: value for name, value in options.items() if value is not None}
+    takes = inspect.signature(model.generate).parameters
+    for name, value in given.items():
+        if name not in takes:
+            kind = model.__name__ if isinstance(model, type) else type(model).__name__
+            raise click.UsageError(
+                f"{specs.flag(name)} applies to flow runs only; {run} is a {kind} run. Received: {specs.flag(name)} {value}"
+            )
+    return given
+
+
 MAX_GRID = 10_000  # images in one sample grid PNG (a 100x100 grid of 2,800x2,800 pixels)
 CHUNK = 1000  # images generated at a time into an .npy
 
@@ -372,8 +400,9 @@ CHUNK = 1000  # images generated at a time into an .npy
 @click.option("--out", "out_file", type=click.Path(dir_okay=False), help="PNG grid, .npy array (n, 28, 28, 1) in [0, 1], or .npz of 'images' (and a cgan's 'labels', a gan's 'codes') to write [default: RUN/samples/sample.png].")
 @click.option("--label", type=int, help="cgan: draw only this digit (default: column k holds digit k).")
 @click.option("--code", type=int, help="gan trained with --codes: draw only this code (default: column k holds code k).")
+@generate_options
 @backend_option
-def sample(run, num, seed, out_file, label, code):
+def sample(run, num, seed, out_file, label, code, guidance, steps):
     """Draw samples from a trained run: a grid PNG, or the images as an array.
 
     --out FILE.npy writes the images as one float32 array (n, 28, 28, 1) in
@@ -386,6 +415,7 @@ def sample(run, num, seed, out_file, label, code):
     from kgen import checkpoint, plots, runs
 
     model = checkpoint.load_model(run)
+    options = _generate_options(model, run, guidance=guidance, steps=steps)
     conditional = caps.has(model, caps.CONDITIONAL)
     if label is not None and not conditional:
         raise click.UsageError(f"--label applies to conditional (cgan) runs only; {run} is a {type(model).__name__} run.")
@@ -412,10 +442,10 @@ def sample(run, num, seed, out_file, label, code):
     classes, key, fixed = (model.num_classes, "labels", label) if conditional else (codes, "codes", code)
     drawn = None if not classes else np.full(num, fixed) if fixed is not None else np.arange(num) % classes
     if suffix in (".npy", ".npz"):
-        _write_samples(out_file, model, num, seed, key, drawn)
+        _write_samples(out_file, model, num, seed, key, drawn, options)
         click.echo(out_file)
         return
-    images = model.generate(num, seed=seed, **({key: drawn} if classes else {}))
+    images = model.generate(num, seed=seed, **({key: drawn} if classes else {}), **options)
     plots.save_grid(out_file, images, ncol=classes if classes and fixed is None else None)
     click.echo(out_file)
 
@@ -477,23 +507,31 @@ def complete(ctx, run, given, num, input_file, out_file, sampling, candidates, s
               help="lstm: patches kept, of 16, when completing test digits.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the generated samples (and of an lstm's drawn completions).")
 @click.option("--figures/--no-figures", default=True, show_default=True, help="Also write figures into RUN/plots/.")
+@generate_options
 @backend_option
-def evaluate(run, num_samples, ll_samples, given, seed, figures):
+def evaluate(run, num_samples, ll_samples, given, seed, figures, guidance, steps):
     """Measure a trained run with the shipped evaluator; write RUN/metrics.json.
 
     Every model gets FID, KID, the inception-style score, precision and
     recall and class coverage of its samples against the test set, each
     beside the real-data floor (as many real training images, measured the
-    same way). A cGAN also gets conditional accuracy; an AE or VAE test
+    same way). A cGAN or a flow also gets conditional accuracy; an AE or VAE test
     reconstruction errors (and a VAE its test ELBO and log-likelihood); an
     lstm the evaluator's agreement with the true label on completed digits
     (the mean-field completion, and the average of 16 drawn completions).
     """
+    from kgen import runs
     from kgen.evaluation import evaluate as ev
+    from kgen.models import MODELS
 
-    m = ev.evaluate(run, num_samples=num_samples, ll_samples=ll_samples, given=given, seed=seed, figures=figures)
+    options = {k: v for k, v in (("guidance", guidance), ("steps", steps)) if v is not None}
+    if options:  # checked before the model loads: the run's model class says what its generate takes
+        _generate_options(MODELS[runs.load_run(run)["model"]], run, **options)
+    m = ev.evaluate(run, num_samples=num_samples, ll_samples=ll_samples, given=given, seed=seed, figures=figures,
+                    generate_options=options)
     floor_n = m["floor_num_samples"]
-    click.echo(f"{m['model_class']} run {run}: {num_samples} samples, {m['test_images']} test images, "
+    drawn = "".join(f", {k} {v:g}" for k, v in options.items())
+    click.echo(f"{m['model_class']} run {run}: {num_samples} samples{drawn}, {m['test_images']} test images, "
                f"evaluator {m['evaluator']['dataset']} (sha256 {m['evaluator']['sha256'][:12]}...)")
     click.echo(f"{'metric':<42} {'model':>10} {'real data':>10}")
     for name, value, floor in ev.table(m):
@@ -501,7 +539,8 @@ def evaluate(run, num_samples, ll_samples, given, seed, figures):
         click.echo(f"{name:<42} {value:10.4g} {shown:>10}")
     if floor_n < num_samples:
         click.echo(f"Note: the real-data floor uses all {floor_n} training images available, not {num_samples}.")
-    click.echo(f"{m['seconds']:.0f} s; wrote {os.path.join(run, 'metrics.json')}")
+    click.echo(f"{m['seconds']:.0f} s ({m['generate_seconds']:.0f} s drawing the samples); "
+               f"wrote {os.path.join(run, 'metrics.json')}")
 
 
 @main.command()
@@ -549,10 +588,11 @@ def list_runs(root):
         )
 
 
-def _write_samples(path, model, num, seed, key, drawn):
+def _write_samples(path, model, num, seed, key, drawn, options=None):
     """Generates `num` images CHUNK at a time into an .npy (or an .npz), written atomically; the disk is the limit.
 
-    `drawn`: the labels (key "labels") or InfoGAN codes (key "codes") of the images, or None.
+    `drawn`: the labels (key "labels") or InfoGAN codes (key "codes") of the images, or None;
+    `options`: more keyword arguments of `generate`.
     """
     import shutil
 
@@ -575,7 +615,7 @@ def _write_samples(path, model, num, seed, key, drawn):
             out = np.empty((num, 28, 28, 1), np.float32)
         else:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(num, 28, 28, 1))
-        for start, images in generate_chunks(model, num, seed, drawn, CHUNK, key=key):
+        for start, images in generate_chunks(model, num, seed, drawn, CHUNK, key=key, options=options):
             out[start : start + len(images)] = images
         if npz:
             arrays = {"images": out}

@@ -65,11 +65,11 @@ def compare(run_paths, out=None):
 
     # samples of every run, one seed, grids of one size
     models = [checkpoint.load_model(e["path"]) for e in entries]
-    grids = [np.asarray(m.generate(100, seed=SAMPLES_SEED)) for m in models]
+    grids = [np.asarray(m.generate(100, seed=SAMPLES_SEED, **_columns(m))) for m in models]
     plots.save_side_by_side(os.path.join(out, "samples.png"), grids, names)
     caption = "100 samples of each run, one seed"
     if any(caps.has(m, caps.CONDITIONAL) for m in models):
-        caption += " (a cGAN's columns are the digits 0-9)"
+        caption += " (a conditional model's columns are the digits 0-9)"
     images = {"samples.png": caption}
 
     # latent maps of the runs that encode
@@ -98,6 +98,11 @@ def compare(run_paths, out=None):
     files.write_text(os.path.join(out, "report.md"), markdown)
     files.write_text(os.path.join(out, "report.html"), _html(entries, names, images))
     return os.path.join(out, "report.md")
+
+
+def _columns(model, n=100):
+    """The labels of a conditional model's samples, one class per column of a grid of ten (none for the others)."""
+    return {"labels": np.arange(n) % model.num_classes} if caps.has(model, caps.CONDITIONAL) else {}
 
 
 def _test_digits(config):
@@ -174,8 +179,9 @@ def _rows(entries, names):
         if s is None:
             sample_rows.append([name, "–"] + ["not evaluated"] + ["–"] * (len(SAMPLE_COLUMNS) - 1))
             continue
+        drawn = "".join(f", {k} {v}" for k, v in e["metrics"].get("generate_options", {}).items())  # a flow's guidance
         sample_rows.append(
-            [name, str(e["metrics"].get("num_samples"))] + [_fmt(s.get(k), f) for k, _, f in SAMPLE_COLUMNS]
+            [name, f"{e['metrics'].get('num_samples')}{drawn}"] + [_fmt(s.get(k), f) for k, _, f in SAMPLE_COLUMNS]
         )
 
     model_rows = [["run", "recon MSE", "recon BCE", "ELBO", "log p(x)", "cond. acc (worst)", "completion agreement"]]

@@ -5,7 +5,7 @@ What a model offers decides what is measured:
 - every model `generate`s: FID, KID, inception-style score, precision and
   recall, class coverage of N samples, each beside the real-data floor (N real
   training images measured the same way against the same test set);
-- `generate(n, labels=...)` (cGAN): conditional accuracy, mean and worst class;
+- `generate(n, labels=...)` (cGAN, flow): conditional accuracy, mean and worst class;
 - `encode` and `reconstruct` (AE, VAE): test reconstruction MSE and BCE, and
   the latent-space figures;
 - `log_likelihood` (VAE with a Bernoulli decoder): test ELBO and an
@@ -22,6 +22,7 @@ once, each pixel drawn as Bernoulli of its grey level with a fixed seed
 """
 
 import functools
+import inspect
 import os
 import time
 
@@ -54,7 +55,7 @@ def binarized(x, seed=BINARIZE_SEED):
     return (rng.random(np.shape(x)) < x).astype(np.float32)
 
 
-def evaluate(run, num_samples=DEFAULT_NUM_SAMPLES, ll_samples=100, given=8, seed=0, figures=True):
+def evaluate(run, num_samples=DEFAULT_NUM_SAMPLES, ll_samples=100, given=8, seed=0, figures=True, generate_options=None):
     """Measures a trained run and writes `metrics.json` (and figures in `plots/`).
 
     Args:
@@ -66,6 +67,9 @@ def evaluate(run, num_samples=DEFAULT_NUM_SAMPLES, ll_samples=100, given=8, seed
         given: patches kept when the PatchLSTM completes test digits.
         seed: seed of the generated samples.
         figures: also write the figures that fit the model.
+        generate_options: more keyword arguments of the model's `generate`
+            for the samples and figures, e.g. `{"guidance": 1.5, "steps": 4}`
+            for a flow (recorded in `metrics.json`; default: the model's own).
 
     Returns:
         The metrics as a dict (what `metrics.json` holds).
@@ -82,6 +86,8 @@ def evaluate(run, num_samples=DEFAULT_NUM_SAMPLES, ll_samples=100, given=8, seed
     start = time.time()
     config = runs.load_run(run)
     model = checkpoint.load_model(run)
+    generate_options = dict(generate_options or {})
+    check_generate_options(model, generate_options)
     model.trainable = False  # inference only: no gradient bookkeeping on any backend
     dataset = config.get("data", {}).get("dataset", "mnist")
     data_dir = config.get("train", {}).get("data_dir")
@@ -109,12 +115,15 @@ def evaluate(run, num_samples=DEFAULT_NUM_SAMPLES, ll_samples=100, given=8, seed
         "floor_num_samples": min(num_samples, len(ref["x_train"])),
         "test_images": n_test,
         "seed": seed,
+        "generate_options": generate_options,
     }
 
     # samples: N generated images against the test set, beside N real training images
     conditional = caps.has(model, caps.CONDITIONAL)
     labels = np.arange(num_samples) % model.num_classes if conditional else None
-    images = generate(model, num_samples, seed, labels)
+    generating = time.time()
+    images = generate(model, num_samples, seed, labels, options=generate_options)
+    out["generate_seconds"] = round(time.time() - generating, 1)
     features, probs = evaluator.embed(images)
     out["samples"] = sample_metrics(features, probs, ref)
     out["floor"] = floor_metrics(dataset, data_dir, num_samples)
@@ -135,7 +144,9 @@ def evaluate(run, num_samples=DEFAULT_NUM_SAMPLES, ll_samples=100, given=8, seed
     if figures:
         from kgen.evaluation import figures as figs
 
-        out["figures"] = figs.write_figures(model, run, images, ref, labels=labels, given=given, seed=seed)
+        out["figures"] = figs.write_figures(
+            model, run, images, ref, labels=labels, given=given, seed=seed, generate_options=generate_options
+        )
     out["backend"] = keras.config.backend()  # of this evaluation; config.json has the training one
     out["seconds"] = round(time.time() - start, 1)
     out["created"] = time.strftime("%Y-%m-%dT%H:%M:%S")
@@ -143,22 +154,42 @@ def evaluate(run, num_samples=DEFAULT_NUM_SAMPLES, ll_samples=100, given=8, seed
     return out
 
 
-def generate(model, n, seed, labels=None, batch_size=1000):
+def generate(model, n, seed, labels=None, batch_size=1000, options=None):
     """`n` samples from `model` in batches, each batch with its own seed."""
-    return np.concatenate([images for _, images in generate_chunks(model, n, seed, labels, batch_size)])
+    chunks = generate_chunks(model, n, seed, labels, batch_size, options=options)
+    return np.concatenate([images for _, images in chunks])
 
 
-def generate_chunks(model, n, seed=None, labels=None, batch_size=1000, key="labels"):
+def check_generate_options(model, options):
+    """Raises `KgenError` naming the first of `options` that the model's `generate` does not take.
+
+    Example:
+
+    >>> check_generate_options(FlowMatching(), {"guidance": 1.5})  # fine
+    >>> check_generate_options(VAE(), {"steps": 4})
+    KgenError: steps applies to models whose generate takes it (flow); this is a VAE. Received: steps=4
+    """
+    takes = inspect.signature(model.generate).parameters
+    for name, value in options.items():
+        if name not in takes:
+            raise KgenError(
+                f"{name} applies to models whose generate takes it (flow); this is a {type(model).__name__}. "
+                f"Received: {name}={value!r}"
+            )
+
+
+def generate_chunks(model, n, seed=None, labels=None, batch_size=1000, key="labels", options=None):
     """Yields `(start, images)`: `n` samples of `model`, `batch_size` at a time, float32.
 
     Chunk i is drawn with seed `seed + i` (random when `seed` is None); a
     conditional model draws `labels[start:start + size]`, or its own default
     labels when `labels` is None. `key`: the argument of `model.generate`
-    that takes them ("codes" for a GAN's InfoGAN codes).
+    that takes them ("codes" for a GAN's InfoGAN codes). `options`: more
+    keyword arguments of `generate` (a flow's `guidance`, `steps`).
     """
     for i, start in enumerate(range(0, n, batch_size)):
         size = min(batch_size, n - start)
-        kwargs = {"seed": None if seed is None else seed + i}
+        kwargs = {**(options or {}), "seed": None if seed is None else seed + i}
         if labels is not None:
             kwargs[key] = labels[start : start + size]
         yield start, np.asarray(model.generate(size, **kwargs), np.float32)

@@ -7,8 +7,10 @@
   dimension varied at a time; `interpolation.png`, between pairs of test
   digits (with an encoder) or of noise vectors (without: one label, code
   or cluster per row, changing from row to row, see `decode_rows`);
-- `generate(labels=...)` (cGAN): `class_interpolation.png`, the label
-  embedding moved from one class to the next at fixed noise;
+- `generate(labels=...)` (cGAN, flow): `class_interpolation.png`, the label
+  embedding moved from one class to the next at fixed noise (a model
+  without a latent code, or whose generator is not built that way: one
+  noise, every class);
 - `complete` (PatchLSTM): `completions.png`, test digits, their given part
   and the completion.
 """
@@ -25,8 +27,12 @@ from kgen.models.common import encode
 TSNE_POINTS = 2000  # t-SNE of more points takes minutes on a laptop CPU
 
 
-def write_figures(model, run, images, ref, labels=None, given=8, seed=0):
-    """Writes the figures that fit `model` into `run/plots/`; returns their file names."""
+def write_figures(model, run, images, ref, labels=None, given=8, seed=0, generate_options=None):
+    """Writes the figures that fit `model` into `run/plots/`; returns their file names.
+
+    `generate_options`: more keyword arguments of `generate` for the figures
+    that draw (a flow's `guidance`, `steps`).
+    """
     folder = os.path.join(run, runs.PLOTS)
     os.makedirs(folder, exist_ok=True)
     written = []
@@ -48,7 +54,7 @@ def write_figures(model, run, images, ref, labels=None, given=8, seed=0):
         traversal(path("traversal.png"), model, codes, seed, centre_label=y_test[0])
         interpolation(path("interpolation.png"), model, x_test, y_test, codes, seed)
     if caps.has(model, caps.CONDITIONAL):
-        class_interpolation(path("class_interpolation.png"), model, seed)
+        class_interpolation(path("class_interpolation.png"), model, seed, options=generate_options)
     if caps.has(model, caps.COMPLETES):
         x = x_test[:10]
         completed = model.complete(x, given=given)
@@ -131,19 +137,27 @@ def interpolation(path, model, x_test, y_test, codes, seed=0, pairs=6, steps=10)
     return plots.save_labelled_grid(path, images, [n for _, _, n in names], cols, title="interpolation in latent space")
 
 
-def class_interpolation(path, model, seed=0, steps=10):
+def class_interpolation(path, model, seed=0, steps=10, options=None):
     """A cGAN's label embedding moved from class c to c+1, at one noise vector per row.
 
     The generator embeds the label and concatenates it to the noise; here the
     embedding is interpolated between two classes and fed to the rest of the
     generator. When the generator is not built that way, the figure shows
-    the ten classes at fixed noise instead.
+    the ten classes at fixed noise instead; a model without a latent code
+    (the flow) draws each class from the same seed, which gives it the same
+    noise. `options`: more keyword arguments of `generate`.
     """
-    z = np.random.default_rng(seed).normal(size=(1, model.latent_dim)).astype("float32")
+    options = options or {}
     classes = model.num_classes  # a conditional model declares it (kgen.capabilities)
+    if not caps.has(model, caps.LATENT):
+        images = np.concatenate([model.generate(1, labels=c, seed=seed, **options) for c in range(classes)])
+        return plots.save_labelled_grid(
+            path, images[None], ["one seed"], [str(c) for c in range(classes)], title="one noise, every class"
+        )
+    z = np.random.default_rng(seed).normal(size=(1, model.latent_dim)).astype("float32")
     head = _embedding_head(model.sampler)
     if head is None:
-        images = model.generate(classes, labels=np.arange(classes), z=np.repeat(z, classes, 0))
+        images = model.generate(classes, labels=np.arange(classes), z=np.repeat(z, classes, 0), **options)
         return plots.save_labelled_grid(
             path, images[None], ["fixed noise"], [str(c) for c in range(classes)], title="one noise, every class"
         )
