@@ -15,11 +15,13 @@ from kgen import callbacks, checkpoint, files, runs, specs, training
 from kgen.errors import Diverged, Interrupted
 
 
+OPTIONS = {"vae": {"latent_dim": 2, "arch": "mlp"}, "flow": {"width": 8, "steps": 2}}  # small and quick
+
+
 def config(artifacts, model="vae", epochs=3, **kwargs):
-    options = {"latent_dim": 2, "arch": "mlp"}
     return specs.TrainConfig(
         model=model, epochs=epochs, batch_size=32, limit=128, offline=True, seed=7,
-        out=str(artifacts), model_options=options if model == "vae" else {}, **kwargs,
+        out=str(artifacts), model_options=OPTIONS.get(model, {}), **kwargs,
     )
 
 
@@ -37,22 +39,22 @@ def assert_same_run(a, b):
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    """Uninterrupted 3-epoch runs of the VAE and the GAN (4 steps an epoch)."""
+    """Uninterrupted 3-epoch runs of the VAE, the GAN and the flow (4 steps an epoch)."""
     root = tmp_path_factory.mktemp("reference")
-    return {m: training.train(config(root, m), verbose=0) for m in ("vae", "gan")}
+    return {m: training.train(config(root, m), verbose=0) for m in ("vae", "gan", "flow")}
 
 
 # resume
 
 
-@pytest.mark.parametrize("model", ["vae", "gan"])
+@pytest.mark.parametrize("model", ["vae", "gan", "flow"])
 def test_resume_after_an_epoch_is_exact(model, reference, artifacts):
     run = training.train(config(artifacts, model, epochs=2), verbose=0)
     training.resume(run, epochs=3, verbose=0)
     assert_same_run(reference[model], run)
 
 
-@pytest.mark.parametrize("model", ["vae", "gan"])
+@pytest.mark.parametrize("model", ["vae", "gan", "flow"])
 def test_sigint_mid_epoch_then_resume_is_exact(model, reference, artifacts, monkeypatch):
     def interrupt(self, batch, logs=None):
         if self.model.optimizer.iterations == 6:  # during epoch 2, step 3 (this runs after the guard)
