@@ -73,6 +73,34 @@ class FiniteFloat(click.FloatRange):
         return number
 
 
+class RunOrPreset(click.ParamType):
+    """A run directory, or a preset: the name of one that kgen ships (`kgen presets`), or its folder.
+
+    A preset's name becomes its folder; a folder of that name in the current
+    directory comes first.
+    """
+
+    name = "run"
+
+    def convert(self, value, param, ctx):
+        from kgen import presets
+
+        value = os.fspath(value)
+        if os.path.isdir(value):
+            return value
+        path = presets.find(value)
+        if path is None:
+            shipped = presets.names()
+            self.fail(
+                f"{value!r} does not exist as a run directory, and no preset has that name "
+                f"(presets: {', '.join(shipped) if shipped else 'none yet'}).", param, ctx,
+            )
+        return path
+
+
+RUN = RunOrPreset()
+
+
 def _per_model(default_of, models=None):
     """A default as --help shows it: one value, or the value of each model (`ae, vae: 2; gan, cgan: 64`)."""
     groups = {}
@@ -394,10 +422,10 @@ CHUNK = 1000  # images generated at a time into an .npy
 
 
 @main.command()
-@click.argument("run", type=click.Path(exists=True, file_okay=False))
+@click.argument("run", type=RUN)
 @click.option("-n", "--num", type=click.IntRange(min=1), default=64, show_default=True, help=f"Number of samples (a PNG grid: at most {MAX_GRID:,}; an .npy or .npz: as many as the disk holds).")
 @click.option("--seed", type=int, help="Seed of the noise (default: random).")
-@click.option("--out", "out_file", type=click.Path(dir_okay=False), help="PNG grid, .npy array (n, 28, 28, 1) in [0, 1], or .npz of 'images' (and a cgan's 'labels', a gan's 'codes') to write [default: RUN/samples/sample.png].")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), help="PNG grid, .npy array (n, 28, 28, 1) in [0, 1], or .npz of 'images' (and a cgan's 'labels', a gan's 'codes') to write [default: RUN/samples/sample.png; a preset: ./NAME-sample.png].")
 @click.option("--label", type=int, help="cgan: draw only this digit (default: column k holds digit k).")
 @click.option("--code", type=int, help="gan trained with --codes: draw only this code (default: column k holds code k).")
 @generate_options
@@ -407,7 +435,8 @@ def sample(run, num, seed, out_file, label, code, guidance, steps):
 
     --out FILE.npy writes the images as one float32 array (n, 28, 28, 1) in
     [0, 1]; --out FILE.npz writes them as 'images', with a cgan run's
-    'labels' (a gan's 'codes', when it has them) beside them.
+    'labels' (a gan's 'codes', when it has them) beside them. RUN is a run
+    directory or a preset (`kgen presets`): `kgen sample cgan-mnist --label 7`.
     """
     import numpy as np
 
@@ -426,7 +455,7 @@ def sample(run, num, seed, out_file, label, code, guidance, steps):
         raise click.UsageError(f"--code applies to gan runs trained with --codes only; {run} has no codes.")
     if code is not None and not 0 <= code < codes:
         raise click.BadParameter(f"this run draws codes 0 to {codes - 1}. Received: {code}", param_hint="--code")
-    out_file = out_file or os.path.join(run, runs.SAMPLES, "sample.png")
+    out_file = out_file or _default_out(run, runs.SAMPLES, "sample.png")
     suffix = os.path.splitext(out_file)[1].lower()
     if suffix not in (".png", ".npy", ".npz"):
         raise click.BadParameter(
@@ -451,11 +480,11 @@ def sample(run, num, seed, out_file, label, code, guidance, steps):
 
 
 @main.command()
-@click.argument("run", type=click.Path(exists=True, file_okay=False))
+@click.argument("run", type=RUN)
 @click.option("--given", "-k", type=click.IntRange(1, 15), default=8, show_default=True, help="Patches kept, of 16 (8: the top half).")
 @click.option("-n", "--num", type=click.IntRange(min=1), default=16, show_default=True, help="Number of test digits (with --input: all its images).")
 @click.option("--input", "input_file", type=click.Path(exists=True, dir_okay=False), help="Your own 28x28 images: one PNG, or a .npy (n, 28, 28[, 1]).")
-@click.option("--out", "out_file", type=click.Path(dir_okay=False), help="PNG to write [default: RUN/plots/complete.png].")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), help="PNG to write [default: RUN/plots/complete.png; a preset: ./NAME-complete.png].")
 @click.option("--sampling", type=click.Choice(["mean", "bernoulli", "best", "average"]), default="mean", show_default=True,
               help="mean: feed back the predicted pixel means (deterministic); bernoulli: feed back a draw; "
                    "best: the likeliest of --candidates draws; average: the mean of --candidates draws.")
@@ -470,7 +499,8 @@ def complete(ctx, run, given, num, input_file, out_file, sampling, candidates, s
     Each image is cut into 16 patches of 7x7 (a 4x4 grid, read row-major);
     the first K are kept and the model writes the rest. The PNG shows rows of
     three: the original, the given part (the rest grey), the completion.
-    Without --input the digits are the first N of the run's test set.
+    Without --input the digits are the first N of the run's test set. RUN
+    is a run directory or a preset (`kgen presets`).
     """
     if ctx.get_parameter_source("candidates").name != "DEFAULT" and sampling not in ("best", "average"):
         raise click.UsageError(f"--candidates applies to --sampling best or average only. Received: --sampling {sampling}")
@@ -490,7 +520,7 @@ def complete(ctx, run, given, num, input_file, out_file, sampling, candidates, s
         config = runs.load_run(run)["train"]
         test = data.load_dataset(config["dataset"], "test", config["data_dir"], config["offline"])
         images = to_float(test.images[:num])
-    out_file = out_file or os.path.join(run, runs.PLOTS, "complete.png")
+    out_file = out_file or _default_out(run, runs.PLOTS, "complete.png")
     _check_writable(out_file)
     completed = model.complete(images, given=given, sampling=sampling, seed=seed, candidates=candidates)
     plots.save_completions(out_file, images, data.fill_missing(images, 0.25, given), completed, ncol=min(len(images), 8))
@@ -498,7 +528,7 @@ def complete(ctx, run, given, num, input_file, out_file, sampling, candidates, s
 
 
 @main.command()
-@click.argument("run", type=click.Path(exists=True, file_okay=False))
+@click.argument("run", type=RUN)
 @click.option("--num-samples", "-n", type=click.IntRange(min=10), default=5000, show_default=True,
               help="Images generated (and test images used) for the metrics.")
 @click.option("--ll-samples", type=click.IntRange(min=0), default=100, show_default=True,
@@ -507,9 +537,11 @@ def complete(ctx, run, given, num, input_file, out_file, sampling, candidates, s
               help="lstm: patches kept, of 16, when completing test digits.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the generated samples (and of an lstm's drawn completions).")
 @click.option("--figures/--no-figures", default=True, show_default=True, help="Also write figures into RUN/plots/.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Folder for metrics.json and plots/  [default: RUN; a preset: none, the numbers are printed only].")
 @generate_options
 @backend_option
-def evaluate(run, num_samples, ll_samples, given, seed, figures, guidance, steps):
+def evaluate(run, num_samples, ll_samples, given, seed, figures, out_dir, guidance, steps):
     """Measure a trained run with the shipped evaluator; write RUN/metrics.json.
 
     Every model gets FID, KID, the inception-style score, precision and
@@ -519,6 +551,10 @@ def evaluate(run, num_samples, ll_samples, given, seed, figures, guidance, steps
     reconstruction errors (and a VAE its test ELBO and log-likelihood); an
     lstm the evaluator's agreement with the true label on completed digits
     (the mean-field completion, and the average of 16 drawn completions).
+
+    RUN is a run directory or a preset (`kgen presets`); the installed
+    presets stay as they are: a preset's numbers are printed, and written
+    only into an --out folder.
     """
     from kgen import runs
     from kgen.evaluation import evaluate as ev
@@ -528,7 +564,7 @@ def evaluate(run, num_samples, ll_samples, given, seed, figures, guidance, steps
     if options:  # checked before the model loads: the run's model class says what its generate takes
         _generate_options(MODELS[runs.load_run(run)["model"]], run, **options)
     m = ev.evaluate(run, num_samples=num_samples, ll_samples=ll_samples, given=given, seed=seed, figures=figures,
-                    generate_options=options)
+                    generate_options=options, folder=out_dir)
     floor_n = m["floor_num_samples"]
     drawn = "".join(f", {k} {v:g}" for k, v in options.items())
     click.echo(f"{m['model_class']} run {run}: {num_samples} samples{drawn}, {m['test_images']} test images, "
@@ -540,11 +576,11 @@ def evaluate(run, num_samples, ll_samples, given, seed, figures, guidance, steps
     if floor_n < num_samples:
         click.echo(f"Note: the real-data floor uses all {floor_n} training images available, not {num_samples}.")
     click.echo(f"{m['seconds']:.0f} s ({m['generate_seconds']:.0f} s drawing the samples); "
-               f"wrote {os.path.join(run, 'metrics.json')}")
+               f"{_wrote(run, out_dir)}")
 
 
 @main.command()
-@click.argument("runs_", metavar="RUN...", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.argument("runs_", metavar="RUN...", nargs=-1, required=True, type=RUN)
 @click.option("--out", type=click.Path(file_okay=False), help="Report folder [default: artifacts/compare/<date-time>].")
 @backend_option
 def compare(runs_, out):
@@ -554,7 +590,7 @@ def compare(runs_, out):
     each run (from `kgen evaluate`), 100 samples of each from one seed,
     the latent maps of the runs that encode, and the training curves.
     Comparing a VAE trained with --kl-weight 1 and one with --kl-weight 0
-    shows the no-KL ablation.
+    shows the no-KL ablation. A RUN may be a preset (`kgen presets`).
     """
     from kgen import report
 
@@ -586,6 +622,63 @@ def list_runs(root):
             f"{r['path']:<48} {r['config'].get('model', '?'):<6} "
             f"{r['config'].get('backend', '?'):<10} {len(r['history']):>6}  {loss}"
         )
+
+
+@main.command(name="presets")
+def list_presets():
+    """List the trained models that ship with kgen: name, model, size, numbers, description.
+
+    A preset's name works wherever a run does (`kgen sample cgan-mnist
+    --label 7 -n 16 --out sevens.npy`); in Python,
+    `kgen.models.from_preset(NAME)`. The numbers are the `kgen evaluate` of
+    the run it came from (FID beside the real-data floor).
+    """
+    from kgen import presets
+
+    skipped = []
+    found = presets.list_presets(skipped=skipped)
+    for line in skipped:
+        click.echo(f"Warning: skipped a preset: {line}", err=True)
+    if not found:
+        click.echo(f"No presets in {presets.ROOT}.")
+        return
+    click.echo(f"{'preset':<16} {'model':<6} {'size':>7}  numbers (kgen evaluate)")
+    for p in found:
+        n = p.get("num_samples")
+        numbers = presets.summary(p.get("numbers") or {}) + (f" ({n:,} samples)" if isinstance(n, int) else "")
+        click.echo(f"{p['name']:<16} {p['model']:<6} {p['size_bytes'] / 1e6:4.1f} MB  {numbers}")
+        click.echo(f"{'':<16} {p.get('description', '')}")
+    total = sum(p["size_bytes"] for p in found) / 1e6
+    click.echo(f"{len(found)} preset{'' if len(found) == 1 else 's'}, {total:.1f} MB, in {presets.ROOT}")
+
+
+@main.command(name="export-preset")
+@click.argument("run", type=click.Path(exists=True, file_okay=False))
+@click.argument("name")
+@click.option("--description", help="One line saying what it is  [default: the model class, its options, its data].")
+@click.option("--root", type=click.Path(file_okay=False), help="Folder of the presets  [default: kgen's own, kgen/presets/].")
+@backend_option
+def export_preset(run, name, description, root):
+    """Make a preset named NAME from a run that `kgen evaluate` measured.
+
+    Writes ROOT/NAME/: config.json (the model's Keras config),
+    model.weights.h5 (the sampling weights only: no optimizer state, no
+    discriminator, of a model with a moving average only the averaged copy)
+    and metadata.json (the run's numbers; a check on 1,000 samples drawn
+    from the preset itself, which tests repeat; the commands, date, commit,
+    evaluator hash and size). The folder appears whole or not at all; the
+    last line printed is the folder.
+    """
+    from kgen import presets
+    from kgen.presets.export import export_preset as export
+
+    path = export(run, name, description=description, root=root)
+    meta = presets.read_metadata(path)
+    check = meta["check"]
+    click.echo(f"run ({meta['num_samples']} samples): {presets.summary(meta['numbers'])}")
+    click.echo(f"preset ({check['num_samples']} samples, {check['backend']}): {presets.summary(check['numbers'])}")
+    click.echo(f"size: {presets.folder_size(path) / 1e6:.2f} MB ({meta['weights']['parameters']:,} parameters)")
+    click.echo(path)
 
 
 def _write_samples(path, model, num, seed, key, drawn, options=None):
@@ -626,6 +719,25 @@ def _write_samples(path, model, num, seed, key, drawn, options=None):
         else:
             out.flush()
         del out
+
+
+def _default_out(run, sub, name):
+    """A command's default output file: RUN/SUB/NAME for a run; ./PRESET-NAME for a preset, whose folder is part of kgen."""
+    from kgen import presets
+
+    if presets.is_preset(run):
+        return f"{os.path.basename(os.path.normpath(run))}-{name}"
+    return os.path.join(run, sub, name)
+
+
+def _wrote(run, folder):
+    """What `kgen evaluate` wrote: RUN/metrics.json, FOLDER/metrics.json, or nothing for a preset."""
+    from kgen.evaluation.evaluate import output_folder
+
+    where = output_folder(run, folder)
+    if where is None:
+        return "wrote nothing: a preset's folder is part of kgen (--out FOLDER keeps metrics.json and plots/)"
+    return f"wrote {os.path.join(where, 'metrics.json')}"
 
 
 def _check_writable(path):

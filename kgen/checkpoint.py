@@ -111,14 +111,18 @@ def load_model(run, state=None):
         run: the run directory.
         state: a checkpoint `state` (from `read`): that checkpoint's model,
             to which `restore` puts back the rest. None: the run's
-            `model.keras`, else its latest checkpoint's model.
+            `model.keras`, else its latest checkpoint's model (a preset's
+            folder: its model, `kgen.presets.load`).
 
     Raises:
         RunError: a folder that is not a run, a run without a model yet, or a
             model file that cannot be loaded (one line naming it).
     """
     if state is None:
-        runs.load_run(run)
+        if "preset" in runs.load_run(run):  # a preset: its sampling weights (kgen.presets)
+            from kgen import presets
+
+            return presets.load(run)
         final = os.path.join(run, runs.MODEL)
         if os.path.isfile(final):
             return load_model_file(final)

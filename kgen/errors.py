@@ -29,3 +29,15 @@ class Diverged(KgenError):
     """Training stopped because a loss became NaN or infinite."""
 
     exit_code = 3
+
+
+class PresetError(KgenError, ValueError):
+    """A preset that cannot be found or read, or a run that cannot become one.
+
+    A name that is no preset, or a run that cannot be exported, is bad input
+    (exit 2); a damaged preset exits 1, as a damaged run does.
+    """
+
+    def __init__(self, message, exit_code=1):
+        super().__init__(message)
+        self.exit_code = exit_code

@@ -130,7 +130,7 @@ def check_same_evaluator(entries):
 
 def _load(path):
     entry = runs.read_run(path)
-    if not os.path.isfile(os.path.join(path, runs.METRICS)):
+    if not entry["metrics"]:  # a preset's come from its metadata.json
         warnings.warn(f"{path} has no {runs.METRICS}; run `kgen evaluate {path}` to fill its row.", stacklevel=3)
     return entry
 

@@ -37,6 +37,7 @@ CHECKPOINT = "checkpoint"  # its files: kgen.checkpoint
 SAMPLES = "samples"
 PLOTS = "plots"
 LOGS = "logs"  # TensorBoard logs (kgen train --tensorboard)
+PRESET_METADATA = "metadata.json"  # what a preset folder holds and a run does not (kgen.presets)
 
 # The layout of a run that this kgen reads: config.json and its keys, the checkpoint,
 # the trackers in model.keras. Raise it with any change that runs written before cannot follow.
@@ -94,6 +95,9 @@ def check_name(name):
 def load_run(path):
     """Checks that `path` is a run directory and returns its config.
 
+    A preset (`kgen.presets`) reads as the finished run it came from: its
+    config has `"preset"`, the preset's name.
+
     Raises:
         RunError: when the folder does not exist, holds no `config.json`,
             its `config.json` is not a kgen run config, or the run is of
@@ -102,6 +106,8 @@ def load_run(path):
     path = os.fspath(path)
     if not os.path.isdir(path):
         raise RunError(f"Run directory does not exist. Received: run={path}")
+    if os.path.isfile(os.path.join(path, PRESET_METADATA)):  # a preset reads as the finished run it came from
+        return _preset_config(path)
     config_path = os.path.join(path, CONFIG)
     if not os.path.isfile(config_path):
         raise RunError(
@@ -126,6 +132,22 @@ def load_run(path):
             f"kgen {kgen.__version__} reads runs of format {RUN_FORMAT} only: train it again with this version."
         )
     return config
+
+
+def _preset_config(path):
+    """The config of the run a preset (`kgen.presets`) came from, as `load_run` gives a run's.
+
+    Its data come from kgen's bundled digits or tensorflow-datasets
+    (`data_dir` None; `offline` for MNIST, whose test set is bundled), not
+    from the folder it trained from; `"preset"` names the preset.
+    """
+    meta_path = os.path.join(path, PRESET_METADATA)
+    meta = read_json_dict(meta_path, "the preset")
+    config = meta.get("run_config")
+    if not isinstance(config, dict) or not isinstance(config.get("train"), dict) or not isinstance(meta.get("name"), str):
+        raise RunError(f"{meta_path} lacks 'name' or 'run_config'; the preset is damaged.")
+    train = dict(config["train"], data_dir=None, offline=config["train"].get("dataset", "mnist") == "mnist")
+    return {**config, "train": train, "preset": meta["name"]}
 
 
 def read_history(path, epochs=None):
@@ -251,4 +273,6 @@ def read_run(path):
     config = load_run(path)
     metrics_path = os.path.join(path, METRICS)
     metrics = read_json_dict(metrics_path, "its metrics file") if os.path.isfile(metrics_path) else {}
+    if "preset" in config:  # its run's metrics travel in its metadata.json
+        metrics = read_json_dict(os.path.join(path, PRESET_METADATA), "the preset").get("metrics") or {}
     return {"path": os.fspath(path), "config": config, "metrics": metrics, "history": read_history(path)}

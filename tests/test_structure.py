@@ -21,12 +21,12 @@ LEVELS = [
     ["kgen.backend"],
     ["kgen.devices"],
     ["kgen.nets", "kgen.augment", "kgen.optimizers", "kgen.inputs"],
-    ["kgen.models"],
+    ["kgen.models", "kgen.presets"],  # a preset's folder and its model: kgen.models.from_preset
     ["kgen.specs"],  # names each model class and checks a TrainConfig against the devices
     ["kgen.plots"],
     ["kgen.callbacks", "kgen.checkpoint"],
     ["kgen.evaluation"],
-    ["kgen.report"],
+    ["kgen.report", "kgen.presets.export"],  # a preset made from a run, measured by the evaluator
     ["kgen.training"],
     ["kgen.cli", "kgen.__main__"],
 ]

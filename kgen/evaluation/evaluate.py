@@ -55,11 +55,12 @@ def binarized(x, seed=BINARIZE_SEED):
     return (rng.random(np.shape(x)) < x).astype(np.float32)
 
 
-def evaluate(run, num_samples=DEFAULT_NUM_SAMPLES, ll_samples=100, given=8, seed=0, figures=True, generate_options=None):
+def evaluate(run, num_samples=DEFAULT_NUM_SAMPLES, ll_samples=100, given=8, seed=0, figures=True, generate_options=None,
+             folder=None):
     """Measures a trained run and writes `metrics.json` (and figures in `plots/`).
 
     Args:
-        run: the run directory.
+        run: the run directory, or a preset's folder (`kgen.presets`).
         num_samples: images generated for the sample metrics, and test
             images used for the per-image metrics (at most the test set).
         ll_samples: importance samples per image of the VAE log-likelihood
@@ -67,6 +68,9 @@ def evaluate(run, num_samples=DEFAULT_NUM_SAMPLES, ll_samples=100, given=8, seed
         given: patches kept when the PatchLSTM completes test digits.
         seed: seed of the generated samples.
         figures: also write the figures that fit the model.
+        folder: where `metrics.json` and the figures (in `plots/`) go
+            (`output_folder`): default the run; a preset's default is none,
+            its numbers are returned only (its folder is part of kgen).
         generate_options: more keyword arguments of the model's `generate`
             for the samples and figures, e.g. `{"guidance": 1.5, "steps": 4}`
             for a flow (recorded in `metrics.json`; default: the model's own).
@@ -86,6 +90,7 @@ def evaluate(run, num_samples=DEFAULT_NUM_SAMPLES, ll_samples=100, given=8, seed
     start = time.time()
     config = runs.load_run(run)
     model = checkpoint.load_model(run)
+    folder = output_folder(run, folder)
     generate_options = dict(generate_options or {})
     check_generate_options(model, generate_options)
     model.trainable = False  # inference only: no gradient bookkeeping on any backend
@@ -141,17 +146,30 @@ def evaluate(run, num_samples=DEFAULT_NUM_SAMPLES, ll_samples=100, given=8, seed
         out["completion"] = completion(model, evaluator, x_test, y_test, given, seed)
         out["likelihood"] = {"test_nll": lstm_nll(model, x_binary), "test_set": protocol}
 
-    if figures:
+    if figures and folder:
         from kgen.evaluation import figures as figs
 
         out["figures"] = figs.write_figures(
-            model, run, images, ref, labels=labels, given=given, seed=seed, generate_options=generate_options
+            model, folder, images, ref, labels=labels, given=given, seed=seed, generate_options=generate_options
         )
     out["backend"] = keras.config.backend()  # of this evaluation; config.json has the training one
     out["seconds"] = round(time.time() - start, 1)
     out["created"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-    files.write_json(os.path.join(run, runs.METRICS), out)
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+        files.write_json(os.path.join(folder, runs.METRICS), out)
     return out
+
+
+def output_folder(run, folder=None):
+    """Where `evaluate` writes `metrics.json` and `plots/`: `folder` when given, else the run; None for a preset.
+
+    A preset's folder is part of the installed kgen: `kgen evaluate PRESET`
+    writes nothing there (`--out FOLDER` keeps its numbers and figures).
+    """
+    if folder is not None:
+        return os.fspath(folder)
+    return None if "preset" in runs.load_run(run) else os.fspath(run)
 
 
 def generate(model, n, seed, labels=None, batch_size=1000, options=None):

@@ -7,8 +7,9 @@ from kgen.models.gan import GAN
 from kgen.models.patch_lstm import PatchLSTM
 from kgen.models.scgan import SelfConditionedGAN
 from kgen.models.vae import VAE
+from kgen.presets import from_preset
 
 MODELS = {"ae": AutoEncoder, "vae": VAE, "gan": GAN, "cgan": ConditionalGAN, "scgan": SelfConditionedGAN, "lstm": PatchLSTM,
           "flow": FlowMatching}
 
-__all__ = ["AutoEncoder", "VAE", "GAN", "ConditionalGAN", "SelfConditionedGAN", "PatchLSTM", "FlowMatching", "MODELS"]
+__all__ = ["AutoEncoder", "VAE", "GAN", "ConditionalGAN", "SelfConditionedGAN", "PatchLSTM", "FlowMatching", "MODELS", "from_preset"]
