@@ -33,6 +33,11 @@ kgen evaluate artifacts/cgan/<run>          # writes artifacts/cgan/<run>/metric
 kgen runs
 ```
 
+Trained models ship with kgen as presets ([presets.md](presets.md)): `kgen
+presets` lists them, and a preset's name works wherever a run does (`kgen
+sample cgan-mnist --label 7 -n 16 --out sevens.npy`, `kgen evaluate
+cgan-mnist`); `kgen export-preset RUN NAME` makes one from a measured run.
+
 `kgen train` writes `OUT/MODEL/<date-time>[-NAME]/`: `config.json` (every
 option, the data source, versions, seed), `model.keras`, `checkpoint/`
 (resumable), `history.csv`, `samples/epoch_NNN.png` and `plots/`. Each model
