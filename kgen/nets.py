@@ -9,7 +9,9 @@ model applies the sigmoid, which keeps the Bernoulli loss numerically stable).
 import keras
 from keras import layers
 
-ARCHS = ("mlp", "conv")
+from kgen import specs
+
+ARCHS = specs.OPTIONS["arch"].choices
 IMAGE_SHAPE = (28, 28, 1)
 
 

@@ -1,11 +1,15 @@
 """What each model is, declared once: its CLI name, options and defaults, batch size and optimizers.
 
-`kgen train`'s model options, `kgen.training`'s defaults (batch size,
-optimizers, model options), the advice printed when a run diverges and the
-options `kgen compare` shows all come from `SPECS`; what a model *can do*
-(conditional, encodes, ...) is declared on its class (`kgen.capabilities`).
-This module imports neither Keras nor the models, so the CLI reads it before
-it picks the backend.
+Each option is declared once, as an `Option` in `OPTIONS` (type, range or
+choices, help), and each model's defaults once, in its `ModelSpec`. Everything
+else is derived from them: `kgen train`'s flags and their help, the checks
+(`check`, one message format, called by the model constructors and by
+`TrainConfig.validate`), the defaults of the model classes' constructors
+(`ModelSpec.constructor_defaults`), the registry `kgen.models.MODELS`, the
+advice printed when a run diverges and the options `kgen compare` shows. What
+a model *can do* (conditional, encodes, ...) is declared on its class
+(`kgen.capabilities`). This module imports neither Keras nor the models, so
+the CLI reads it before it picks the backend, and the models read it.
 
 A new model is one more `ModelSpec` here (and its class in `kgen.models`);
 an option it shares with others is one more name in its `options`, a new one
@@ -21,6 +25,8 @@ Example:
 """
 
 import dataclasses
+import math
+import numbers
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,9 +52,52 @@ class Option:
     high_open: bool = False
     alias: str = None
 
+    def check(self, name, value):
+        """Returns `value` if it is one this option takes, else raises `ValueError`, in one format for every option.
+
+        >>> OPTIONS["latent_dim"].check("latent_dim", 0)
+        Traceback (most recent call last):
+        ValueError: latent_dim must be an integer of at least 1. Received: latent_dim=0
+        """
+        if self.type is bool:
+            ok = isinstance(value, bool)
+        elif self.type is int:
+            ok = isinstance(value, numbers.Integral) and not isinstance(value, bool) and self._in_range(value)
+        elif self.type is float:
+            ok = (isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+                  and self._in_range(value))
+        else:
+            ok = isinstance(value, str) and (self.choices is None or value in self.choices)
+        if not ok:
+            raise ValueError(f"{name} must be {self.describe()}. Received: {name}={value!r}")
+        return value
+
+    def _in_range(self, value):
+        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        return above and below
+
+    def describe(self):
+        """What the option takes, as its error message says: `"an integer of at least 1"`, `"one of bce, mse"`."""
+        if self.type is bool:
+            return "True or False"
+        if self.type is str:
+            return "a string" if self.choices is None else f"one of {', '.join(self.choices)}"
+        kind = "an integer" if self.type is int else "a finite number"
+        if self.low is not None and self.high is not None:
+            return (f"{kind} in {'(' if self.low_open else '['}{self.low:g}, "
+                    f"{self.high:g}{')' if self.high_open else ']'}")
+        if self.low is not None:
+            return f"{kind} {'above' if self.low_open else 'of at least'} {self.low:g}"
+        if self.high is not None:
+            return f"{kind} {'below' if self.high_open else 'of at most'} {self.high:g}"
+        return kind
+
 
 # every option a model may take, in the order --help lists them; the names are
-# the models' constructor arguments, and for optimizers `[net_]learning_rate`, ...
+# the models' constructor arguments, and for optimizers `[net_]learning_rate`, ...;
+# a learning rate is at most 1 (Adam moves each weight by about the rate per step:
+# more is divergence, not training)
 OPTIONS = {
     "latent_dim": Option("size of the latent code (noise of a GAN).", int, low=1),
     "arch": Option("network family.", str, choices=("mlp", "conv")),
@@ -69,8 +118,8 @@ OPTIONS = {
                        int, low=2),
     "aux_weight": Option("weight of the discriminator's auxiliary classifier (0: none).", float, low=0),
     "projection": Option("add the label-projection term to the discriminator's logit.", bool),
-    "d_learning_rate": Option("discriminator's Adam step size.", float, low=0, low_open=True, alias="--d-lr"),
-    "g_learning_rate": Option("generator's Adam step size.", float, low=0, low_open=True, alias="--g-lr"),
+    "d_learning_rate": Option("discriminator's Adam step size.", float, low=0, high=1, low_open=True, alias="--d-lr"),
+    "g_learning_rate": Option("generator's Adam step size.", float, low=0, high=1, low_open=True, alias="--g-lr"),
     "d_beta_1": Option("discriminator's Adam beta_1.", float, low=0, high=1, high_open=True),
     "g_beta_1": Option("generator's Adam beta_1.", float, low=0, high=1, high_open=True),
     "d_beta_2": Option("discriminator's Adam beta_2.", float, low=0, high=1, high_open=True),
@@ -102,15 +151,15 @@ class ModelSpec:
         name: its name on the CLI and in run folders (`"vae"`).
         class_name: its class in `kgen.models`.
         batch_size: images per step unless told otherwise.
-        options: its constructor arguments that `kgen train` sets, with their
-            defaults (the class's own, a test keeps them equal, except those
-            named in `recipe`).
+        options: its constructor arguments that `kgen train` sets, with
+            their defaults (the class's own too, except `class_defaults`).
         optimizers: the Adam arguments of each optimizer, by network: `""`
             for a model with one (`compile(optimizer=)`), `"d"` and `"g"` for
             `compile(d_optimizer=, g_optimizer=)`.
-        recipe: options whose `kgen train` default is a measured recipe that
-            the class does not take by default (the gan's InfoGAN code: a
-            plain `GAN()` must work with your own generator of noise alone).
+        class_defaults: the class's own default of an option whose
+            `kgen train` default is a measured recipe that the class does not
+            take by default (the gan's InfoGAN code: a plain `GAN()` must
+            work with your own generator of noise alone).
     """
 
     name: str
@@ -118,22 +167,24 @@ class ModelSpec:
     batch_size: int
     options: dict
     optimizers: dict
-    recipe: tuple = ()
+    class_defaults: dict = dataclasses.field(default_factory=dict)
 
     @property
-    def model_class(self):
-        """The model class (imports Keras)."""
-        from kgen import models
+    def recipe(self):
+        """The options whose `kgen train` default is not the class's own."""
+        return tuple(self.class_defaults)
 
-        return getattr(models, self.class_name)
+    def constructor_defaults(self):
+        """The defaults of the model class's constructor: `options`, with the class's own where they differ.
+
+        The model classes take theirs from here (`kgen.models`), so a default
+        is written once.
+        """
+        return {**self.options, **self.class_defaults}
 
     def optimizer_options(self):
         """The optimizer arguments as options: `{"learning_rate": 1e-3}`, or `{"d_learning_rate": ..., ...}`."""
-        return {
-            f"{net}_{key}" if net else key: value
-            for net, arguments in self.optimizers.items()
-            for key, value in arguments.items()
-        }
+        return as_options(self.optimizers)
 
     def defaults(self):
         """Every option this model takes, with its default: model options, then optimizer options."""
@@ -190,7 +241,7 @@ SPECS = {
         # between two digits (lower FID, higher precision; docs/results/2026-gan.md); the Python class GAN() stays plain (codes=0),
         # so that your own generator of the noise alone works
         ModelSpec("gan", "GAN", 64, {**GAN_OPTIONS, "codes": 10, "code_weight": 2.0}, {"d": GAN_D_ADAM, "g": GAN_ADAM},
-                  recipe=("codes", "code_weight")),
+                  class_defaults={"codes": 0, "code_weight": 1.0}),
         ModelSpec(
             "cgan", "ConditionalGAN", 64, {**GAN_OPTIONS, "aux_weight": 1.0, "projection": False},
             {"d": GAN_D_ADAM, "g": GAN_ADAM},
@@ -229,6 +280,21 @@ def get(name):
     return SPECS[name]
 
 
+def as_options(optimizers):
+    """Adam arguments by network (`{"d": {"learning_rate": ...}}`) as option names (`d_learning_rate`); `""`: none."""
+    return {f"{net}_{key}" if net else key: value for net, arguments in optimizers.items() for key, value in arguments.items()}
+
+
+def check(**values):
+    """Checks options by name (`check(latent_dim=2, arch="mlp")`): `ValueError` naming the first bad one.
+
+    The model constructors call it on their options, and `TrainConfig.validate`
+    on a run's, so a value is refused in the same words from Python and the CLI.
+    """
+    for name, value in values.items():
+        OPTIONS[name].check(name, value)
+
+
 def takers(option):
     """The names of the models that take `option`, in `SPECS` order."""
     return [name for name, spec in SPECS.items() if option in spec.defaults()]
@@ -245,22 +311,23 @@ class TrainConfig:
 
     `None` and missing entries mean the model's own (its `ModelSpec`):
     `validate()` fills them in, so a run's `config.json` holds every value it
-    trained with.
+    trained with. The annotations are the types `config.json` holds
+    (`kgen.training.saved_config` checks a run's against them).
     """
 
     model: str = "vae"  # short name of the model: ae, vae, ... (SPECS)
     epochs: int = 10  # epochs in all (a resumed run continues up to this)
-    batch_size: int = None  # images per step; None: the model's own
-    learning_rate: float = None  # Adam's step size of a model with one optimizer; None: the model's own
+    batch_size: int | None = None  # images per step; None: the model's own
+    learning_rate: float | None = None  # Adam's step size of a model with one optimizer; None: the model's own
     dataset: str = "mnist"  # mnist, fashion_mnist, or another 28x28 TFDS set
-    data_dir: str = None  # folder of IDX files or an .npz, before any download
+    data_dir: str | None = None  # folder of IDX files or an .npz, before any download
     offline: bool = False  # skip the network: data_dir or the bundled sample
-    limit: int = None  # train on the first N training images only
+    limit: int | None = None  # train on the first N training images only
     lr_decay: bool = False  # lower every learning rate linearly over the epochs (kgen.callbacks.LinearDecay)
     val_images: int = 1000  # test images evaluated after every epoch (val_* in history.csv; at most `limit`); 0: none
     seed: int = 0  # seeds Keras, NumPy and the model's own generator
     out: str = "artifacts"  # root of the run directories
-    name: str = None  # suffix of the run directory's name
+    name: str | None = None  # suffix of the run directory's name
     model_options: dict = dataclasses.field(default_factory=dict)  # e.g. latent_dim, arch; missing: the model's own
     gan_optimizers: dict = dataclasses.field(default_factory=dict)  # GANs: Adam options per network, {"d": {...}, "g": {...}}
     precision: str = "float32"  # float32, or bfloat16: Keras's mixed_bfloat16 policy (bfloat16 compute, float32 weights)
@@ -280,46 +347,38 @@ class TrainConfig:
             net: {**arguments, **(self.gan_optimizers or {}).get(net, {})}
             for net, arguments in spec.optimizers.items() if net
         }
-        for field in ("epochs", "batch_size"):
-            if getattr(self, field) < 1:
-                raise ValueError(f"{field} must be at least 1. Received: {field}={getattr(self, field)}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}. Received: precision={self.precision!r}")
+        for field, option in FIELDS.items():
+            if getattr(self, field) is not None:
+                option.check(field, getattr(self, field))
         self.devices = devices.count(self.devices)  # "all" to a number; above 1 on jax only
         if self.batch_size % self.devices:
             raise ValueError(
                 f"batch_size must be a multiple of devices ({self.devices}), each device taking an equal share. "
                 f"Received: batch_size={self.batch_size}"
             )
-        if self.limit is not None and self.limit < 1:
-            raise ValueError(f"limit must be at least 1. Received: limit={self.limit}")
-        if self.val_images < 0:
-            raise ValueError(f"val_images must be 0 or more. Received: val_images={self.val_images}")
-        rates = {} if self.learning_rate is None else {"learning_rate": self.learning_rate}
-        for net, options in self.gan_optimizers.items():
-            for key, value in options.items():
-                if key == "learning_rate":
-                    rates[f"{net}_learning_rate"] = value
-                else:
-                    check_number(f"{net}_{key}", value)  # betas: finite (click's ranges let nan through)
-        for field, value in rates.items():
-            check_number(field, value, 0, MAX_LEARNING_RATE, low_open=True)
-        for field, value in self.model_options.items():
-            if isinstance(value, float):
-                check_number(field, value)
+        options = {**self.model_options, **self.optimizer_options()}
+        for name, value in options.items():
+            if name not in spec.defaults():
+                raise ValueError(
+                    f"{self.model} takes no option {name}; it takes {', '.join(spec.defaults())}. Received: {name}={value!r}"
+                )
+        check(**options)
         runs.check_name(self.name)
+
+    def optimizer_options(self):
+        """The optimizers' arguments as options: `{"learning_rate": ...}`, or `{"d_learning_rate": ..., ...}`."""
+        if self.gan_optimizers or self.learning_rate is None:
+            return as_options(self.gan_optimizers)
+        return as_options({"": {"learning_rate": self.learning_rate}})
 
 
 PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}  # --precision: Keras's dtype policy
-MAX_LEARNING_RATE = 1.0  # Adam moves each weight by about the rate per step: more is divergence, not training
 
-
-def check_number(field, value, low=None, high=None, low_open=False):
-    """Raises `ValueError` unless `value` is a finite number in [low, high] ((low, high] when `low_open`)."""
-    import math
-
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{field} must be a finite number. Received: {field}={value!r}")
-    if low is not None and (value <= low if low_open else value < low) or high is not None and value > high:
-        where = f"{'(' if low_open else '['}{low if low is not None else '-inf'}, {high if high is not None else 'inf'}]"
-        raise ValueError(f"{field} must be in {where}. Received: {field}={value!r}")
+# what TrainConfig's own fields take (its model's options are OPTIONS')
+FIELDS = {
+    "epochs": Option("epochs in all.", int, low=1),
+    "batch_size": Option("images per step.", int, low=1),
+    "limit": Option("training images used.", int, low=1),
+    "val_images": Option("test images evaluated after every epoch.", int, low=0),
+    "precision": Option("dtype policy.", str, choices=tuple(PRECISIONS)),
+}

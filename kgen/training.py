@@ -7,6 +7,7 @@ import shutil
 import sys
 import tempfile
 import time
+import typing
 
 import keras
 import numpy as np
@@ -23,7 +24,7 @@ from kgen.specs import TrainConfig
 def build_model(config):
     """The compiled model that `config` describes, the model's own defaults (`kgen.specs`) filling in the rest."""
     spec = specs.get(config.model)
-    model = spec.model_class(**{**spec.options, **config.model_options}, seed=config.seed)
+    model = models.MODELS[config.model](**{**spec.options, **config.model_options}, seed=config.seed)
     given = {"": {} if config.learning_rate is None else {"learning_rate": config.learning_rate}, **config.gan_optimizers}
     model.compile(**{
         f"{net}_optimizer" if net else "optimizer": keras.optimizers.Adam(**{**arguments, **given.get(net, {})})
@@ -371,8 +372,9 @@ def saved_config(run):
     missing = [k for k in fields if k not in train]  # a run of this format has them all
     if missing:
         raise RunError(f"{path}: 'train' lacks {missing[0]!r}; the run is damaged.")
+    types = saved_types()
     for key, value in train.items():
-        kinds = _SAVED_TYPES[key]
+        kinds = types[key]
         if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
             names = " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
             raise RunError(f"{path}: 'train.{key}' must be {names}, not {value!r}; the run is damaged.")
@@ -383,12 +385,13 @@ def saved_config(run):
     return config
 
 
-_SAVED_TYPES = {
-    "model": (str,), "epochs": (int,), "batch_size": (int,), "learning_rate": (float, int, type(None)),
-    "dataset": (str,), "data_dir": (str, type(None)), "offline": (bool,), "limit": (int, type(None)),
-    "seed": (int,), "out": (str,), "name": (str, type(None)), "model_options": (dict,), "gan_optimizers": (dict,),
-    "val_images": (int,), "devices": (int,), "lr_decay": (bool,), "precision": (str,),
-}
+def saved_types():
+    """The JSON types `config.json` holds for each `TrainConfig` field, from its annotation (a float takes an int too)."""
+    types = {}
+    for field in dataclasses.fields(TrainConfig):
+        kinds = typing.get_args(field.type) or (field.type,)
+        types[field.name] = tuple(k for kind in kinds for k in ((kind, int) if kind is float else (kind,)))
+    return types
 
 
 def _validate_saved(config, path):

@@ -20,9 +20,9 @@ LEVELS = [
     ["kgen.data"],
     ["kgen.backend"],
     ["kgen.devices"],
+    ["kgen.specs"],  # each option and model declared once: the models take their defaults and checks from it
     ["kgen.nets", "kgen.augment", "kgen.optimizers", "kgen.inputs"],
     ["kgen.models", "kgen.presets"],  # a preset's folder and its model: kgen.models.from_preset
-    ["kgen.specs"],  # names each model class and checks a TrainConfig against the devices
     ["kgen.plots"],
     ["kgen.callbacks", "kgen.checkpoint"],
     ["kgen.evaluation"],

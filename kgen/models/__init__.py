@@ -1,5 +1,6 @@
 """The generative models of kgen, one file each, and their names on the CLI."""
 
+from kgen import specs
 from kgen.models.autoencoder import AutoEncoder
 from kgen.models.cgan import ConditionalGAN
 from kgen.models.flow import FlowMatching
@@ -9,7 +10,7 @@ from kgen.models.scgan import SelfConditionedGAN
 from kgen.models.vae import VAE
 from kgen.presets import from_preset
 
-MODELS = {"ae": AutoEncoder, "vae": VAE, "gan": GAN, "cgan": ConditionalGAN, "scgan": SelfConditionedGAN, "lstm": PatchLSTM,
-          "flow": FlowMatching}
+# the model class of each CLI name, from kgen.specs (which names each class)
+MODELS = {name: globals()[spec.class_name] for name, spec in specs.SPECS.items()}
 
 __all__ = ["AutoEncoder", "VAE", "GAN", "ConditionalGAN", "SelfConditionedGAN", "PatchLSTM", "FlowMatching", "MODELS", "from_preset"]

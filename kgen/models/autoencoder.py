@@ -4,10 +4,12 @@ import keras
 from keras import ops
 
 from kgen import capabilities as caps
-from kgen import backend, nets
+from kgen import backend, nets, specs
 from kgen.inputs import CheckedInputs
 from kgen.models import own_networks as own
 from kgen.models.common import PortableCompileConfig
+
+DEFAULTS = specs.SPECS["ae"].constructor_defaults()  # declared once in kgen.specs
 
 
 @keras.saving.register_keras_serializable(package="kgen")
@@ -44,10 +46,10 @@ class AutoEncoder(PortableCompileConfig, CheckedInputs, own.OwnNetworks, keras.M
     capabilities = frozenset({caps.LATENT, caps.ENCODES, caps.RECONSTRUCTS})  # what it can do (kgen.capabilities)
     network_names = ("encoder", "decoder")  # your own networks, saved in model.keras (own_networks.OwnNetworks)
 
-    def __init__(self, latent_dim=2, arch="mlp", seed=None, encoder=None, decoder=None, image_shape=None, **kwargs):
+    def __init__(self, latent_dim=DEFAULTS["latent_dim"], arch=DEFAULTS["arch"], seed=None, encoder=None, decoder=None,
+                 image_shape=None, **kwargs):
         super().__init__(**kwargs)
-        if int(latent_dim) < 1:
-            raise ValueError(f"latent_dim must be at least 1. Received: latent_dim={latent_dim}")
+        specs.check(latent_dim=latent_dim, arch=arch)
         self.latent_dim = int(latent_dim)
         self.arch = arch
         self.seed = seed

@@ -5,8 +5,10 @@ import numpy as np
 from keras import ops
 
 from kgen import capabilities as caps
-from kgen import nets
+from kgen import nets, specs
 from kgen.models.gan import GAN, check_count, labels_array
+
+DEFAULTS = specs.SPECS["cgan"].constructor_defaults()  # declared once in kgen.specs
 
 
 @keras.saving.register_keras_serializable(package="kgen")
@@ -57,11 +59,11 @@ class ConditionalGAN(GAN):
 
     capabilities = GAN.capabilities | {caps.CONDITIONAL}  # what it can do (kgen.capabilities)
 
-    def __init__(self, *args, num_classes=10, aux_weight=1.0, projection=False, **kwargs):
+    def __init__(self, *args, num_classes=10, aux_weight=DEFAULTS["aux_weight"], projection=DEFAULTS["projection"],
+                 **kwargs):
         if int(num_classes) < 2:
             raise ValueError(f"num_classes must be at least 2. Received: num_classes={num_classes}")
-        if aux_weight < 0:
-            raise ValueError(f"aux_weight must be at least 0. Received: aux_weight={aux_weight}")
+        specs.check(aux_weight=aux_weight, projection=projection)
         if not aux_weight and not projection:
             raise ValueError(
                 "With aux_weight=0 and projection=False the discriminator never sees the labels; "

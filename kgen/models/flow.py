@@ -6,15 +6,14 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from kgen import backend
+from kgen import backend, specs
 from kgen import capabilities as caps
 from kgen.inputs import CheckedInputs
 from kgen.models.common import PortableCompileConfig
 from kgen.models.gan import check_count, labels_array
 from kgen.nets import IMAGE_SHAPE
 
-SAMPLERS = ("euler", "heun")
-TIME_SAMPLING = ("logit_normal", "uniform")
+DEFAULTS = specs.SPECS["flow"].constructor_defaults()  # declared once in kgen.specs
 
 
 # the velocity network: a small U-Net, 28 -> 14 -> 7 and back
@@ -214,27 +213,25 @@ class FlowMatching(PortableCompileConfig, CheckedInputs, keras.Model):
 
     def __init__(
         self,
-        width=32,
-        depth=1,
+        width=DEFAULTS["width"],
+        depth=DEFAULTS["depth"],
         num_classes=10,
-        label_dropout=0.1,
-        ema=0.999,
-        time_sampling="logit_normal",
-        guidance=2.0,
-        steps=10,
-        sampler="heun",
+        label_dropout=DEFAULTS["label_dropout"],
+        ema=DEFAULTS["ema"],
+        time_sampling=DEFAULTS["time_sampling"],
+        guidance=DEFAULTS["guidance"],
+        steps=DEFAULTS["steps"],
+        sampler=DEFAULTS["sampler"],
         seed=None,
         network=None,
         image_shape=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if time_sampling not in TIME_SAMPLING:
-            raise ValueError(f"time_sampling must be one of {', '.join(TIME_SAMPLING)}. Received: time_sampling={time_sampling!r}")
-        check_sampling(guidance, steps, sampler)
-        for name, value, low in (("width", width, 8), ("depth", depth, 1), ("num_classes", num_classes, 2)):
-            if isinstance(value, bool) or int(value) != value or value < low:
-                raise ValueError(f"{name} must be an integer of at least {low}. Received: {name}={value!r}")
+        specs.check(width=width, depth=depth, label_dropout=label_dropout, ema=ema, time_sampling=time_sampling,
+                    guidance=guidance, steps=steps, sampler=sampler)
+        if isinstance(num_classes, bool) or int(num_classes) != num_classes or num_classes < 2:
+            raise ValueError(f"num_classes must be an integer of at least 2. Received: num_classes={num_classes!r}")
         self.width, self.depth, self.num_classes = int(width), int(depth), int(num_classes)
         self.label_dropout = float(label_dropout)
         self.ema = float(ema)
@@ -393,7 +390,7 @@ class FlowMatching(PortableCompileConfig, CheckedInputs, keras.Model):
         guidance = self.guidance if guidance is None else guidance
         steps = self.steps if steps is None else steps
         sampler = self.sampler if sampler is None else sampler
-        check_sampling(guidance, steps, sampler)
+        specs.check(guidance=guidance, steps=steps, sampler=sampler)
         if labels is None:
             labels, guidance = np.full(n, self.num_classes, "int32"), 1.0
         else:
@@ -429,14 +426,3 @@ class FlowMatching(PortableCompileConfig, CheckedInputs, keras.Model):
         if self.custom_networks:
             config["network"] = keras.saving.serialize_keras_object(self.network)
         return config
-
-
-def check_sampling(guidance, steps, sampler):
-    """Raises `ValueError` unless the sampler's settings are usable."""
-    if isinstance(guidance, bool) or not isinstance(guidance, (int, float)) or not math.isfinite(guidance) or guidance < 0:
-        raise ValueError(f"guidance must be a finite number of at least 0 (1: none). Received: guidance={guidance!r}")
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= steps <= 1000:
-        raise ValueError(f"steps must be an integer in [1, 1000]. Received: steps={steps!r}")
-    if sampler not in SAMPLERS:
-        raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}. Received: sampler={sampler!r}")
-

@@ -5,13 +5,13 @@ import numpy as np
 from keras import ops
 
 from kgen import capabilities as caps
-from kgen import augment, backend, nets
+from kgen import augment, backend, nets, specs
 from kgen.inputs import CheckedInputs
 from kgen.models import own_networks as own
 from kgen.backend.common import portable_config
 from kgen.optimizers import GANOptimizer
 
-LOSSES = ("bce", "hinge")
+DEFAULTS = specs.SPECS["gan"].constructor_defaults()  # GAN's defaults, declared once in kgen.specs
 
 
 def discriminator_loss(loss, real_logits, fake_logits):
@@ -59,22 +59,6 @@ def step_values(d_out, g_out):
         "d_acc_fake": d_out["d_acc_fake"],
         "loss": d_out["loss"] + g_out["loss"],
     }
-
-
-def check_options(latent_dim, arch, loss, d_dropout, ema=0.0, codes=0, code_weight=1.0):
-    nets.check_arch(arch)
-    if isinstance(codes, bool) or not isinstance(codes, (int, np.integer)) or codes < 0 or codes == 1:
-        raise ValueError(f"codes must be 0 (none) or an integer of at least 2. Received: codes={codes!r}")
-    if not code_weight > 0:
-        raise ValueError(f"code_weight must be above 0. Received: code_weight={code_weight}")
-    if not 0 <= d_dropout < 1:
-        raise ValueError(f"d_dropout must be in [0, 1). Received: d_dropout={d_dropout}")
-    if int(latent_dim) < 1:
-        raise ValueError(f"latent_dim must be at least 1. Received: latent_dim={latent_dim}")
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {', '.join(LOSSES)}. Received: loss={loss!r}")
-    if not 0 <= ema < 1:
-        raise ValueError(f"ema must be in [0, 1) (0: no moving average). Received: ema={ema}")
 
 
 def labels_array(labels, n, num_classes, name="labels"):
@@ -190,15 +174,15 @@ class GAN(CheckedInputs, own.OwnNetworks, keras.Model):
 
     def __init__(
         self,
-        latent_dim=64,
-        arch="conv",
-        loss="hinge",
-        d_dropout=0.0,
-        ema=0.999,
-        spectral_norm=False,
-        diffaugment="",
-        codes=0,
-        code_weight=1.0,
+        latent_dim=DEFAULTS["latent_dim"],
+        arch=DEFAULTS["arch"],
+        loss=DEFAULTS["loss"],
+        d_dropout=DEFAULTS["d_dropout"],
+        ema=DEFAULTS["ema"],
+        spectral_norm=DEFAULTS["spectral_norm"],
+        diffaugment=DEFAULTS["diffaugment"],
+        codes=DEFAULTS["codes"],
+        code_weight=DEFAULTS["code_weight"],
         seed=None,
         generator=None,
         discriminator=None,
@@ -206,7 +190,10 @@ class GAN(CheckedInputs, own.OwnNetworks, keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        check_options(latent_dim, arch, loss, d_dropout, ema, codes, code_weight)
+        specs.check(latent_dim=latent_dim, arch=arch, loss=loss, d_dropout=d_dropout, ema=ema,
+                    spectral_norm=spectral_norm, diffaugment=diffaugment, codes=codes, code_weight=code_weight)
+        if codes == 1:
+            raise ValueError(f"codes must be 0 (none) or an integer of at least 2. Received: codes={codes!r}")
         self.latent_dim = int(latent_dim)
         self.arch = arch
         self.loss_name = loss

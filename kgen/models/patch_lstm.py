@@ -5,16 +5,15 @@ import numpy as np
 from keras import ops
 
 from kgen import capabilities as caps
-from kgen import backend
+from kgen import backend, specs
 from kgen.data.patches import NUM_PATCHES, PATCH_DIM, from_patches, to_patches
 from kgen.nets import IMAGE_SHAPE
 from kgen.inputs import CheckedInputs
 from kgen.models import own_networks as own
 from kgen.models.common import PortableCompileConfig
 
-RECON_LOSSES = ("bce", "mse")
 SAMPLINGS = ("bernoulli", "mean", "best", "average")
-PATCH_HEADS = ("dense", "made")
+DEFAULTS = specs.SPECS["lstm"].constructor_defaults()  # declared once in kgen.specs
 
 
 @keras.saving.register_keras_serializable(package="kgen")
@@ -171,32 +170,21 @@ class PatchLSTM(PortableCompileConfig, CheckedInputs, own.OwnNetworks, keras.Mod
 
     def __init__(
         self,
-        num_layers=2,
-        units=256,
-        dropout=0.0,
-        recon_loss="bce",
-        binarize=True,
+        num_layers=DEFAULTS["num_layers"],
+        units=DEFAULTS["units"],
+        dropout=DEFAULTS["dropout"],
+        recon_loss=DEFAULTS["recon_loss"],
+        binarize=DEFAULTS["binarize"],
         seed=None,
-        patch_head="made",
+        patch_head=DEFAULTS["patch_head"],
         recurrent=None,
         head=None,
         image_shape=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if int(num_layers) < 1:
-            raise ValueError(f"num_layers must be at least 1. Received: num_layers={num_layers}")
-        if int(units) < 1:
-            raise ValueError(f"units must be at least 1. Received: units={units}")
-        if not 0 <= dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1). Received: dropout={dropout}")
-        if recon_loss not in RECON_LOSSES:
-            raise ValueError(
-                f"recon_loss must be one of {', '.join(RECON_LOSSES)}. "
-                f"Received: recon_loss={recon_loss!r}"
-            )
-        if patch_head not in PATCH_HEADS:
-            raise ValueError(f"patch_head must be one of {', '.join(PATCH_HEADS)}. Received: patch_head={patch_head!r}")
+        specs.check(num_layers=num_layers, units=units, dropout=dropout, recon_loss=recon_loss, binarize=binarize,
+                    patch_head=patch_head)
         if image_shape is not None and tuple(image_shape) != IMAGE_SHAPE:
             raise ValueError(
                 f"The PatchLSTM reads {IMAGE_SHAPE} images as {NUM_PATCHES} patches of 7x7, with kgen's networks "

@@ -4,8 +4,11 @@ import keras
 import numpy as np
 from keras import ops
 
+from kgen import specs
 from kgen.models.cgan import ConditionalGAN
 from kgen.models.gan import GAN, check_count, labels_array
+
+DEFAULTS = specs.SPECS["scgan"].constructor_defaults()  # declared once in kgen.specs
 
 
 def kmeans(images, clusters, seed=None):
@@ -73,9 +76,8 @@ class SelfConditionedGAN(ConditionalGAN):
 
     capabilities = GAN.capabilities  # unconditional: no labels in, none asked for
 
-    def __init__(self, clusters=50, aux_weight=0.25, **kwargs):
-        if isinstance(clusters, bool) or not isinstance(clusters, (int, np.integer)) or clusters < 2:
-            raise ValueError(f"clusters must be an integer of at least 2. Received: clusters={clusters!r}")
+    def __init__(self, clusters=DEFAULTS["clusters"], aux_weight=DEFAULTS["aux_weight"], **kwargs):
+        specs.check(clusters=clusters)
         kwargs.pop("num_classes", None)  # it is `clusters`
         super().__init__(num_classes=int(clusters), aux_weight=aux_weight, **kwargs)
         self.clusters = int(clusters)

@@ -7,12 +7,12 @@ import numpy as np
 from keras import ops
 
 from kgen import capabilities as caps
-from kgen import backend, nets
+from kgen import backend, nets, specs
 from kgen.inputs import CheckedInputs
 from kgen.models import own_networks as own
 from kgen.models.common import PortableCompileConfig
 
-RECON_LOSSES = ("bce", "mse")
+DEFAULTS = specs.SPECS["vae"].constructor_defaults()  # declared once in kgen.specs
 
 
 @keras.saving.register_keras_serializable(package="kgen")
@@ -68,12 +68,12 @@ class VAE(PortableCompileConfig, CheckedInputs, own.OwnNetworks, keras.Model):
 
     def __init__(
         self,
-        latent_dim=2,
-        arch="mlp",
-        recon_loss="bce",
-        kl_weight=1.0,
-        binarize=False,
-        iwae_k=1,
+        latent_dim=DEFAULTS["latent_dim"],
+        arch=DEFAULTS["arch"],
+        recon_loss=DEFAULTS["recon_loss"],
+        kl_weight=DEFAULTS["kl_weight"],
+        binarize=DEFAULTS["binarize"],
+        iwae_k=DEFAULTS["iwae_k"],
         seed=None,
         encoder=None,
         decoder=None,
@@ -81,17 +81,8 @@ class VAE(PortableCompileConfig, CheckedInputs, own.OwnNetworks, keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if int(latent_dim) < 1:
-            raise ValueError(f"latent_dim must be at least 1. Received: latent_dim={latent_dim}")
-        if recon_loss not in RECON_LOSSES:
-            raise ValueError(
-                f"recon_loss must be one of {', '.join(RECON_LOSSES)}. "
-                f"Received: recon_loss={recon_loss!r}"
-            )
-        if kl_weight < 0:
-            raise ValueError(f"kl_weight must be 0 or more. Received: kl_weight={kl_weight}")
-        if isinstance(iwae_k, bool) or int(iwae_k) != iwae_k or iwae_k < 1:
-            raise ValueError(f"iwae_k must be a positive integer. Received: iwae_k={iwae_k!r}")
+        specs.check(latent_dim=latent_dim, arch=arch, recon_loss=recon_loss, kl_weight=kl_weight, binarize=binarize,
+                    iwae_k=iwae_k)
         if iwae_k > 1 and (recon_loss != "bce" or kl_weight != 1):
             raise ValueError(
                 "The IWAE bound needs the Bernoulli likelihood and the full KL term: use "
