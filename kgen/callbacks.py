@@ -1,4 +1,4 @@
-"""Keras callbacks that fill the run directory while `model.fit` trains."""
+"""Keras callbacks that fill the run directory while `model.fit` trains (the end-of-run figures: `kgen.figures`)."""
 
 import math
 import os
@@ -12,9 +12,8 @@ import numpy as np
 from kgen import capabilities as caps
 from kgen import files, plots
 from kgen.checkpoint import check_finite, resume_command
-from kgen.data import fill_missing, missing_patch_mse
+from kgen.data import fill_missing
 from kgen.errors import Diverged, Interrupted
-from kgen.models.common import encode
 
 
 class SampleGrid(keras.callbacks.Callback):
@@ -240,42 +239,6 @@ class TrainingGuard(TerminateOnNonFinite):
         self._previous = {}
 
 
-class ReconstructionGrid(keras.callbacks.Callback):
-    """At the end of training, saves test digits above their reconstructions.
-
-    Args:
-        path: the PNG to write.
-        images: test images (n, 28, 28, 1) in [0, 1]; 30 make three pairs of rows.
-    """
-
-    def __init__(self, path, images):
-        super().__init__()
-        self.path = path
-        self.images = images
-
-    def on_train_end(self, logs=None):
-        plots.save_reconstructions(self.path, self.images, self.model.reconstruct(self.images))
-
-
-class LatentMap(keras.callbacks.Callback):
-    """At the end of training, scatters the 2-D codes of test digits by label.
-
-    Args:
-        path: the PNG to write.
-        images: test images (n, 28, 28, 1) in [0, 1].
-        labels: their digit labels.
-    """
-
-    def __init__(self, path, images, labels):
-        super().__init__()
-        self.path = path
-        self.images = images
-        self.labels = labels
-
-    def on_train_end(self, logs=None):
-        plots.save_latent_map(self.path, encode(self.model, self.images), self.labels)
-
-
 class CompletionGrid(keras.callbacks.Callback):
     """Saves test digits in rows of three after every epoch: original, given, completed.
 
@@ -301,48 +264,4 @@ class CompletionGrid(keras.callbacks.Callback):
             self.images,
             fill_missing(self.images, 0.25, self.given),
             self.model.complete(self.images, given=self.given),
-        )
-
-
-class CompletionError(keras.callbacks.Callback):
-    """At the end of training, plots the completion error of test digits against K.
-
-    For K = 1..15 given patches, the MSE on the missing patches of the
-    model's completions, beside the same error of filling them with the mean
-    training image. Writes the plot and a CSV of the numbers beside it.
-
-    Args:
-        path: the PNG to write (the CSV gets the same name).
-        images: test images (n, 28, 28, 1) in [0, 1].
-        mean_image: the mean training image (28, 28, 1), the baseline's fill.
-    """
-
-    def __init__(self, path, images, mean_image):
-        super().__init__()
-        self.path = path
-        self.images = images
-        self.mean_image = mean_image
-
-    def on_train_end(self, logs=None):
-        givens = list(range(1, 16))
-        rows = []
-        for k in givens:
-            completed = self.model.complete(self.images, given=k)
-            baseline = fill_missing(self.images, self.mean_image, k)
-            rows.append(
-                {
-                    "given": k,
-                    "lstm_mse": missing_patch_mse(completed, self.images, k),
-                    "mean_image_mse": missing_patch_mse(baseline, self.images, k),
-                }
-            )
-        files.write_csv(os.path.splitext(self.path)[0] + ".csv", rows)
-        plots.save_completion_error(
-            self.path,
-            givens,
-            {
-                "PatchLSTM": [r["lstm_mse"] for r in rows],
-                "mean training image": [r["mean_image_mse"] for r in rows],
-            },
-            title=f"completion error of {len(self.images)} test digits",
         )

@@ -43,11 +43,19 @@ TOLERANCE = 1e-3  # values this far outside [0, 1] are rounding, not a different
 
 
 class CheckedInputs:
-    """Mixin of the kgen models: `fit` and `evaluate` check their data once, then run Keras's.
+    """Mixin of the kgen models: `fit` and `evaluate` check their data once, then run Keras's; `prepare` is a no-op.
 
     The model says what it takes through `image_shape` (default (28, 28, 1))
     and, for a conditional model, `num_classes`.
     """
+
+    def prepare(self, x, y=None):
+        """What the model does once with its training data before it trains: nothing here.
+
+        `kgen train` calls it on a new model, before the first step (not on a
+        resumed one, whose checkpoint holds what it made). The self-conditioned
+        GAN clusters its training images here.
+        """
 
     def compile(self, *args, **kwargs):
         """`keras.Model.compile`, after the dtype policy's check, with loss scaling where float16 computes.

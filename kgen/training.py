@@ -13,7 +13,7 @@ import keras
 import numpy as np
 
 import kgen
-from kgen import callbacks, checkpoint, data, devices, files, models, plots, runs, specs
+from kgen import callbacks, checkpoint, data, devices, figures, files, models, runs, specs
 from kgen import capabilities as caps
 from kgen.data import to_float
 from kgen.data.batches import EpochBatches
@@ -58,23 +58,33 @@ def train(config, verbose=1, callbacks=None, tensorboard=False):
     >>> model = keras.saving.load_model(f"{run}/model.keras")
     """
     config.validate()
-    extra = _extra_callbacks(callbacks, tensorboard)
+    job = _job(config, verbose, callbacks, tensorboard)
     if not devices.is_chief():  # a multi-host job: process 0 writes the run, the others a private copy
         with tempfile.TemporaryDirectory() as out:
-            _train(dataclasses.replace(config, out=out), 0, extra)
+            _train(dataclasses.replace(job, config=dataclasses.replace(config, out=out), verbose=0))
         return None
-    return _train(config, verbose, extra)
+    return _train(job)
 
 
-def _extra_callbacks(callbacks, tensorboard):
-    """The user's callbacks, checked, and whether TensorBoard logs are written: `(list, bool)`."""
+@dataclasses.dataclass
+class _Job:
+    """What one `train` or `resume` call asks for: the run's config and how to fit it."""
+
+    config: TrainConfig
+    verbose: int
+    callbacks: list  # the user's, after kgen's own
+    tensorboard: bool
+
+
+def _job(config, verbose, callbacks, tensorboard):
+    """A `_Job`, its callbacks checked (and TensorBoard, when asked for, importable)."""
     callbacks = list(callbacks or [])
     for callback in callbacks:
         if not isinstance(callback, keras.callbacks.Callback):
             raise ValueError(f"callbacks must be keras.callbacks.Callback instances. Received: {callback!r}")
     if tensorboard:
         check_tensorboard()
-    return callbacks, bool(tensorboard)
+    return _Job(config, verbose, callbacks, bool(tensorboard))
 
 
 def check_tensorboard():
@@ -92,29 +102,32 @@ def check_tensorboard():
         ) from None
 
 
-def _train(config, verbose, extra=([], False)):
+def _train(job):
+    config = job.config
     keras.utils.set_random_seed(config.seed)
     keras.config.set_dtype_policy(specs.PRECISIONS[config.precision])  # the layers keep it in model.keras
-    train_set = data.load_dataset(config.dataset, "train", config.data_dir, config.offline)
-    test_set = data.load_dataset(config.dataset, "test", config.data_dir, config.offline)
+    train_set, test_set = _datasets(config)
     with devices.scope(config.devices):  # built and fitted on config.devices devices
         model = build_model(config)
         arrays = _arrays(model, train_set, config)  # checks the labels before a run directory exists
-        if isinstance(model, models.SelfConditionedGAN):  # its labels: k-means clusters of the training images
-            try:
-                model.cluster(arrays[0])
-            except ValueError as error:  # fewer images than clusters
-                raise DataError(str(error)) from None
-
+        try:
+            model.prepare(*arrays)  # once, before the first step: the scgan's k-means clusters
+        except ValueError as error:  # fewer images than clusters
+            raise DataError(str(error)) from None
         guard = callbacks.TrainingGuard()
         guard.install()  # from the first file of the run: a stop there still ends in a checkpoint
         try:
             run = _start_run(model, train_set, test_set, config)
             with runs.locked(run):
-                _fit(model, run, arrays, test_set, config, verbose, guard=guard, extra=extra)
+                _fit(model, run, job, arrays, test_set, _Start(), guard)
         finally:
             guard.restore()
     return run
+
+
+def _datasets(config):
+    """The run's training and test sets."""
+    return tuple(data.load_dataset(config.dataset, split, config.data_dir, config.offline) for split in ("train", "test"))
 
 
 def _start_run(model, train_set, test_set, config):
@@ -144,97 +157,74 @@ def _start_run(model, train_set, test_set, config):
     return run
 
 
-def _fit(model, run, arrays, test_set, config, verbose, state=None, history=(), guard=None, extra=([], False)):
-    """Trains `model` on `arrays` ((x,) or (x, y)) from a checkpoint `state` to `config.epochs`.
+class _Start(typing.NamedTuple):
+    """Where `_fit` starts: epoch 0 of a new run, or the checkpoint that a resumed run continues from."""
 
-    SIGINT and SIGTERM are handled from the first batch to the end of the
-    final save: a stop at any point leaves a checkpoint that `resume`
-    finishes. A `state` that already has all the epochs only writes the
-    end-of-run figures and `model.keras`.
+    epoch: int = 0
+    step: int = 0  # batches of `epoch` done before an interruption
+    metric_states: list = None  # the trackers' states at that step
+    history: list = ()  # the rows of history.csv of the epochs done
+    saved: tuple = None  # (epoch, step) of the checkpoint on disk; None: none yet
+
+    @classmethod
+    def of(cls, state, history):
+        """The start of a resumed run: its checkpoint's `state` (`kgen.checkpoint.read`) and its history's rows."""
+        return cls(state["epoch"], state["step"], state.get("metric_states"), history, (state["epoch"], state["step"]))
+
+
+def _fit(model, run, job, arrays, test_set, start, guard):
+    """The training driver: callbacks, `model.fit` from `start` to `config.epochs`, end-of-run figures, `model.keras`.
+
+    `arrays` are the training arrays ((x,) or (x, y)). SIGINT and SIGTERM
+    are handled (by `guard`) from the first batch to the end of the final
+    save: a stop at any point leaves a checkpoint that `resume` finishes. A
+    `start` that already has all the epochs only writes the end-of-run
+    figures and `model.keras`.
     """
-    x_train = arrays[0]
-    x_test = to_float(test_set.images)
-    validation = _validation(model, x_test, test_set, config)
-    epoch, step = (state["epoch"], state["step"]) if state else (0, 0)
-    saver = checkpoint.Checkpoint(
-        checkpoint.folder(run), saved=(epoch, step) if state else None, run=run, advice=_diverged_advice(config)
-    )
-    guard = guard or callbacks.TrainingGuard()
+    config, x_test = job.config, to_float(test_set.images)
+    saver = checkpoint.Checkpoint(checkpoint.folder(run), saved=start.saved, run=run, advice=_diverged_advice(config))
     guard.attach(saver, run)
-    per_epoch = [
-        guard,
-        callbacks.SampleGrid(os.path.join(run, runs.SAMPLES)),
-        callbacks.HistoryCSV(os.path.join(run, runs.HISTORY), history),
-    ]
-    at_end = []
-    if caps.has(model, caps.RECONSTRUCTS):
-        at_end.append(callbacks.ReconstructionGrid(os.path.join(run, runs.PLOTS, "reconstructions.png"), x_test[:30]))
-    if caps.has(model, caps.ENCODES) and model.latent_dim == 2:
-        at_end.append(
-            callbacks.LatentMap(os.path.join(run, runs.PLOTS, "latent_map.png"), x_test, test_set.labels)
-        )
-    if caps.has(model, caps.COMPLETES):  # the patch LSTM: completions per epoch, error against K at the end
-        per_epoch.append(callbacks.CompletionGrid(os.path.join(run, runs.PLOTS, "completions"), x_test[:20]))
-        at_end.append(
-            callbacks.CompletionError(
-                os.path.join(run, runs.PLOTS, "completion_error.png"), x_test[:1000], x_train.mean(axis=0)
-            )
-        )
-    if config.lr_decay:
-        per_epoch.insert(0, callbacks.LinearDecay(config.epochs, base_rates(config)))
-    user, tensorboard = extra
-    per_epoch += user
-    if tensorboard:
-        per_epoch.append(keras.callbacks.TensorBoard(log_dir=os.path.join(run, runs.LOGS)))
-    per_epoch.append(saver)  # last: the epoch's files are all written when its checkpoint is
+    each_epoch = _callbacks(model, run, job, x_test, start, guard) + [saver]  # the checkpoint last: the epoch's files are all written
+    validation = _validation(model, x_test, test_set, config)
     guard.install()
     try:
-        if step:
-            # finish the interrupted epoch from the batch after the last one done
-            guard.resume_at(step)
-            batches = EpochBatches(arrays, config.batch_size, config.seed, skip=step)
-            model.fit(
-                batches,
-                epochs=epoch + 1,
-                initial_epoch=epoch,
-                shuffle=False,
-                callbacks=[batches.follow_epochs(), checkpoint.RestoreTrackers(state["metric_states"])] + per_epoch,
-                validation_data=validation,
-                verbose=verbose,
-            )
+        epoch = start.epoch
+        if start.step:  # finish the interrupted epoch from the batch after the last one done
+            guard.resume_at(start.step)
+            batches = EpochBatches(arrays, config.batch_size, config.seed, skip=start.step)
+            model.fit(batches, epochs=epoch + 1, initial_epoch=epoch, shuffle=False, validation_data=validation,
+                      callbacks=[batches.follow_epochs(), checkpoint.RestoreTrackers(start.metric_states)] + each_epoch,
+                      verbose=job.verbose)
             epoch += 1
         if epoch < config.epochs:
             batches = EpochBatches(arrays, config.batch_size, config.seed)
-            model.fit(
-                batches,
-                epochs=config.epochs,
-                initial_epoch=epoch,
-                shuffle=False,
-                callbacks=[batches.follow_epochs()] + per_epoch,
-                validation_data=validation,
-                verbose=verbose,
-            )
-        # end of the run: figures, then model.keras, still under the guard
-        guard.raise_if_signalled()
-        for figure in at_end:
-            figure.set_model(model)
-            figure.on_train_end()
+            model.fit(batches, epochs=config.epochs, initial_epoch=epoch, shuffle=False, validation_data=validation,
+                      callbacks=[batches.follow_epochs()] + each_epoch, verbose=job.verbose)
+        for draw in figures.end_of_run(model, run, x_test, test_set.labels, arrays[0]):  # still under the guard
             guard.raise_if_signalled()
+            draw()
+        guard.raise_if_signalled()
         with files.atomic_path(os.path.join(run, runs.MODEL)) as tmp:
             model.save(tmp)
-        rows = files.read_csv(os.path.join(run, runs.HISTORY))
-        plots.save_curves(
-            os.path.join(run, runs.PLOTS, "loss_curves.png"), rows, groups=_curve_groups(rows), title=f"{config.model} training"
-        )
-        if rows and caps.has(model, caps.ADVERSARIAL):  # GANs: the losses and accuracies of both players
-            plots.save_curves(
-                os.path.join(run, runs.PLOTS, "dynamics.png"),
-                rows,
-                groups=[["d_loss", "g_loss"], ["d_acc_real", "d_acc_fake"]],
-                title=f"{config.model} training dynamics",
-            )
+        figures.curves(run, config.model, caps.has(model, caps.ADVERSARIAL))
     finally:
         guard.restore()
+
+
+def _callbacks(model, run, job, x_test, start, guard):
+    """kgen's callbacks of every epoch, then the user's: the learning-rate decay, the guard, the sample grid, history.csv, ..."""
+    each_epoch = [callbacks.LinearDecay(job.config.epochs, base_rates(job.config))] if job.config.lr_decay else []
+    each_epoch += [
+        guard,
+        callbacks.SampleGrid(os.path.join(run, runs.SAMPLES)),
+        callbacks.HistoryCSV(os.path.join(run, runs.HISTORY), start.history),
+    ]
+    if caps.has(model, caps.COMPLETES):  # the patch LSTM: completions of test digits after every epoch
+        each_epoch.append(callbacks.CompletionGrid(os.path.join(run, runs.PLOTS, "completions"), x_test[:20]))
+    each_epoch += job.callbacks
+    if job.tensorboard:
+        each_epoch.append(keras.callbacks.TensorBoard(log_dir=os.path.join(run, runs.LOGS)))
+    return each_epoch
 
 
 def _validation(model, x_test, test_set, config):
@@ -251,16 +241,6 @@ def _validation(model, x_test, test_set, config):
             return None  # a conditional model is evaluated on labelled images only
         return x_test[:n], test_set.labels[:n]
     return (x_test[:n],)
-
-
-def _curve_groups(rows):
-    """One panel per logged value, its held-out `val_` twin beside it."""
-    if not rows:
-        return []
-    keys = [k for k in rows[0] if k != "epoch"]
-    for row in rows:
-        keys += [k for k in row if k != "epoch" and k not in keys]
-    return [[k] + ([f"val_{k}"] if f"val_{k}" in keys else []) for k in keys if not k.startswith("val_")]
 
 
 def _diverged_advice(config):
@@ -313,7 +293,7 @@ def resume(run, epochs=None, verbose=1, callbacks=None, tensorboard=False):
             that already has `epochs` epochs and its `model.keras`.
     """
     config = saved_config(run)
-    extra = _extra_callbacks(callbacks, tensorboard)
+    job = _job(config, verbose, callbacks, tensorboard)
     if epochs is not None:
         config.epochs = epochs
         _validate_saved(config, os.path.join(run, runs.CONFIG))
@@ -330,22 +310,21 @@ def resume(run, epochs=None, verbose=1, callbacks=None, tensorboard=False):
         )
     if not devices.is_chief():  # a multi-host job: process 0 writes the run, the others a private copy
         with tempfile.TemporaryDirectory() as copy:
-            _resume(shutil.copytree(run, os.path.join(copy, os.path.basename(run))), config, state, 0, extra)
+            _resume(shutil.copytree(run, os.path.join(copy, os.path.basename(run))), dataclasses.replace(job, verbose=0), state)
         return None
-    return _resume(run, config, state, verbose, extra)
+    return _resume(run, job, state)
 
 
-def _resume(run, config, state, verbose, extra=([], False)):
-    history = runs.read_history(run, state["epoch"])
-    train_set = data.load_dataset(config.dataset, "train", config.data_dir, config.offline)
-    test_set = data.load_dataset(config.dataset, "test", config.data_dir, config.offline)
-    with devices.scope(config.devices):  # the run's own number of devices
+def _resume(run, job, state):
+    start = _Start.of(state, runs.read_history(run, state["epoch"]))
+    train_set, test_set = _datasets(job.config)
+    with devices.scope(job.config.devices):  # the run's own number of devices
         model = checkpoint.load_model(run, state)
-        arrays = _arrays(model, train_set, config)
+        arrays = _arrays(model, train_set, job.config)
         with runs.locked(run):  # a second resume of the run stops here, before it removes anything
             runs.remove_temporaries(run)
-            checkpoint.restore(model, state)
-            _fit(model, run, arrays, test_set, config, verbose, state, history, extra=extra)
+            checkpoint.restore(model, state)  # its clusters too: no `prepare`
+            _fit(model, run, job, arrays, test_set, start, callbacks.TrainingGuard())
     return run
 
 

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from kgen.cli.main import main
-from kgen import callbacks, checkpoint, files, runs, specs, training
+from kgen import callbacks, checkpoint, figures, files, runs, specs, training
 from kgen.errors import Diverged, Interrupted
 
 
@@ -256,13 +256,13 @@ def test_gan_divergence_names_the_gan_learning_rates(artifacts, monkeypatch):
 
 
 def test_sigint_during_the_end_of_run_figures_is_finishable(reference, artifacts, monkeypatch):
-    original = callbacks.ReconstructionGrid.on_train_end
+    original = figures.reconstructions
 
-    def interrupt(self, logs=None):
+    def interrupt(*args):
         os.kill(os.getpid(), signal.SIGINT)
-        original(self, logs)
+        original(*args)
 
-    monkeypatch.setattr(callbacks.ReconstructionGrid, "on_train_end", interrupt)
+    monkeypatch.setattr(figures, "reconstructions", interrupt)
     before = signal.getsignal(signal.SIGINT)  # Python's default, or SIG_IGN in a background job
     with pytest.raises(Interrupted, match=r"SIGINT after epoch 3, before model.keras was written: the checkpoint "
                        r"of epoch 3 is saved\. Finish with: kgen resume"):
@@ -300,14 +300,14 @@ def test_full_disk_on_the_final_save_is_finishable(reference, artifacts, monkeyp
 SIGTERM_SCRIPT = """
 import os, signal, sys
 import keras
-from kgen import callbacks, specs, training
+from kgen import figures, specs, training
 where = sys.argv[2]
 if where == "figures":
-    original = callbacks.ReconstructionGrid.on_train_end
-    def stop(self, logs=None):
+    original = figures.reconstructions
+    def stop(*args):
         os.kill(os.getpid(), signal.SIGTERM)
-        original(self, logs)
-    callbacks.ReconstructionGrid.on_train_end = stop
+        original(*args)
+    figures.reconstructions = stop
 else:  # during the write of the final model.keras
     original = keras.Model.save
     def stop(self, filepath, *args, **kwargs):

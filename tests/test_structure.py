@@ -24,7 +24,7 @@ LEVELS = [
     ["kgen.nets", "kgen.augment", "kgen.optimizers", "kgen.inputs"],
     ["kgen.models", "kgen.presets"],  # a preset's folder and its model: kgen.models.from_preset
     ["kgen.plots"],
-    ["kgen.callbacks", "kgen.checkpoint"],
+    ["kgen.callbacks", "kgen.checkpoint", "kgen.figures"],
     ["kgen.evaluation"],
     ["kgen.report", "kgen.presets.export"],  # a preset made from a run, measured by the evaluator
     ["kgen.training"],

@@ -99,20 +99,28 @@ class SelfConditionedGAN(ConditionalGAN):
         self.centres.assign(centres)
         self.shares.assign(shares)
 
+    def prepare(self, x, y=None):
+        """Clusters the training images `x` (N, 28, 28, 1), unless the model has its clusters already.
+
+        `kgen train` calls it once before training; `fit` calls it on its
+        `x` when the model has no clusters yet. `y` is ignored.
+        """
+        if not self.clustered:
+            self.cluster(ops.convert_to_numpy(x))
+
     def fit(self, x=None, y=None, **kwargs):
-        """`keras.Model.fit`, clustering `x` first when the model has no clusters yet.
+        """`keras.Model.fit`, clustering `x` first (`prepare`) when the model has no clusters yet.
 
         `y` is ignored: the model takes no labels. With `x` a dataset or a
         generator, call `cluster(images)` first.
         """
-        if not self.clustered:
-            if not hasattr(x, "shape") or len(x.shape) != 4:
-                raise ValueError(
-                    "SelfConditionedGAN clusters its training images before it trains: call "
-                    f"model.cluster(images) first, or fit on an array (N, 28, 28, 1). Received: x of type "
-                    f"{type(x).__name__}"
-                )
-            self.cluster(ops.convert_to_numpy(x))
+        if not self.clustered and (not hasattr(x, "shape") or len(x.shape) != 4):
+            raise ValueError(
+                "SelfConditionedGAN clusters its training images before it trains: call "
+                f"model.cluster(images) first, or fit on an array (N, 28, 28, 1). Received: x of type "
+                f"{type(x).__name__}"
+            )
+        self.prepare(x)
         return super().fit(x, None, **kwargs)
 
     def unpack(self, data):
