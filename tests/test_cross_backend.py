@@ -1,6 +1,6 @@
 """Every model's `model.keras` saved under one backend loads under the others.
 
-The matrix: torch, jax and tensorflow each save the six models (with
+The matrix: torch, jax and tensorflow each save the seven models (with
 optimizer state set to random values, so it is in the file) and load the
 files the other two saved: same weights and optimizer state bit for bit, the
 loading backend's own optimizer classes, finite samples in [0, 1].
@@ -17,8 +17,9 @@ import json, os, keras, numpy as np
 from kgen.specs import TrainConfig
 from kgen.training import build_model
 
-NAMES = ("ae", "vae", "gan", "cgan", "scgan", "lstm")
-OPTIONS = {"ae": {}, "vae": {}, "gan": {"arch": "conv"}, "cgan": {}, "scgan": {}, "lstm": {"units": 32}}
+NAMES = ("ae", "vae", "gan", "cgan", "scgan", "lstm", "flow")
+OPTIONS = {"ae": {}, "vae": {}, "gan": {"arch": "conv"}, "cgan": {}, "scgan": {}, "lstm": {"units": 32},
+           "flow": {"width": 8, "steps": 2}}
 backend = keras.config.backend()
 report = {}
 
@@ -83,8 +84,8 @@ def test_every_model_loads_on_every_backend(tmp_path, run_on_backend):
     report.update(run_matrix_part("tensorflow", run_on_backend, tmp_path, ["torch", "jax"], "tensorflow"))
     report.update(run_matrix_part("torch", run_on_backend, tmp_path, ["jax", "tensorflow"]))
     report.update(run_matrix_part("jax", run_on_backend, tmp_path, ["tensorflow"]))
-    # 3 savers x 2 loaders x 6 models
-    assert len(report) == 36
+    # 3 savers x 2 loaders x 7 models
+    assert len(report) == 42
     for key, r in report.items():
         assert r["same_state"], key  # weights and optimizer state, bit for bit
         assert r["shape"] == [4, 28, 28, 1] and r["finite_in_range"], key

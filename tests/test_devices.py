@@ -48,17 +48,19 @@ def jax_results(tmp_path_factory):
         from kgen import devices, files, runs, specs, training
         from kgen.models import VAE
 
+        OPTIONS = {{"vae": {{"arch": "mlp"}}, "gan": {{"arch": "mlp"}}, "flow": {{"width": 8, "steps": 2}}}}
+
         def config(model, n, epochs, name):
             return specs.TrainConfig(
                 model=model, epochs=epochs, batch_size=32, offline=True, limit=64, val_images=32, seed=3,
-                out={str(out)!r}, name=name, devices=n, model_options={{"arch": "mlp"}},
+                out={str(out)!r}, name=name, devices=n, model_options=OPTIONS[model],
             )
 
         def history(run):
             return files.read_csv(os.path.join(run, "history.csv"))
 
         result = {{"devices": devices.count("all")}}
-        for model in ("vae", "gan"):
+        for model in ("vae", "gan", "flow"):
             result[model] = [history(training.train(config(model, n, 2, f"{{model}}{{n}}"), verbose=0)) for n in (1, 2)]
         run = training.train(config("gan", 2, 1, "resumed"), verbose=0)
         training.resume(run, epochs=2, verbose=0)
@@ -102,7 +104,7 @@ def test_jax_sees_two_virtual_devices(jax_results):
     assert jax_results["devices"] == 2
 
 
-@pytest.mark.parametrize("model", ["vae", "gan"])
+@pytest.mark.parametrize("model", ["vae", "gan", "flow"])
 def test_two_devices_train_as_one_with_the_same_global_batch(jax_results, model):
     one, two = jax_results[model]
     assert len(one) == 2 and any(k.startswith("val_") for k in one[0])
