@@ -652,6 +652,43 @@ def list_presets():
     click.echo(f"{len(found)} preset{'' if len(found) == 1 else 's'}, {total:.1f} MB, in {presets.ROOT}")
 
 
+@main.command()
+@click.argument("runs_", metavar="[RUN_OR_PRESET]...", nargs=-1, type=RUN)
+@click.option("--port", type=click.IntRange(1, 65535), default=7860, show_default=True, help="Port to listen on.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
+@backend_option
+def demo(runs_, port, host):
+    """Play with trained models in a browser: a local web page (Gradio).
+
+    Ask a conditional model for a digit; walk a model's latent space (click
+    on a 2-D VAE's map of the test digits, slide along the principal
+    directions of a larger one, interpolate between two seeds); draw the top
+    of a digit and see an lstm finish it; the same seed through several
+    models side by side. Without RUN it serves the presets kgen ships. It
+    prints the page's address; Ctrl-C stops it. Needs pip install
+    'kgen[demo]'.
+    """
+    from kgen import demo as kgen_demo
+
+    try:
+        kgen_demo.check_gradio()
+    except ImportError as e:
+        error = click.ClickException(str(e))
+        error.exit_code = 2
+        raise error from None
+    if not runs_:
+        from kgen import presets
+
+        runs_ = [os.path.join(presets.ROOT, name) for name in presets.names()]
+        if not runs_:
+            error = click.ClickException("No presets ship with this kgen yet; name the runs to serve: kgen demo RUN...")
+            error.exit_code = 2
+            raise error
+    models = kgen_demo.load(runs_)
+    kgen_demo.serve(models, host=host, port=port,
+                    ready=lambda url: click.echo(f"kgen demo: {len(models)} model{'s' if len(models) > 1 else ''} at {url} (Ctrl-C stops it)"))
+
+
 @main.command(name="export-preset")
 @click.argument("run", type=click.Path(exists=True, file_okay=False))
 @click.argument("name")
