@@ -108,7 +108,8 @@ def check_precision(model):
     not float32 (`float16`, `bfloat16`, `float64`) is refused with a
     `ValueError`: Adam's moments and the small updates of half-precision
     weights are lost to rounding (a `float16` VAE's loss is NaN after its
-    first step).
+    first step). So is a combination the backend cannot differentiate
+    (`kgen.backend.unsupported_precision`).
     """
     layers = list(_all_layers(model))
     bad = sorted({layer.dtype_policy.name for layer in layers if layer.dtype_policy.variable_dtype != "float32"})
@@ -118,6 +119,11 @@ def check_precision(model):
             "'mixed_float16' or 'mixed_bfloat16' policy (float32 weights, half-precision compute), "
             f"e.g. keras.config.set_dtype_policy('mixed_bfloat16') before building the model. Received: dtype_policy={bad[0]!r}"
         )
+    from kgen import backend
+
+    unsupported = backend.unsupported_precision(layers)  # what this backend cannot differentiate
+    if unsupported:
+        raise ValueError(unsupported)
     return any(layer.dtype_policy.compute_dtype == "float16" for layer in layers)
 
 

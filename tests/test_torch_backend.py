@@ -447,3 +447,59 @@ def test_fast_paths_step_aside_with_a_warning_on_an_untested_keras(run_on_backen
     """)
     assert "FAST False" in out and "WARNED True" in out
     assert np.isfinite(float(out.split("LOSS ")[1].split()[0]))
+
+
+# float16 on the CPU: torch's float16 convolution kernel cannot take the weight gradient of a
+# one-filter Conv2D on channels-last input, the last layer of kgen's conv generators and decoders
+
+
+def _one_filter_net():
+    return keras.Sequential([
+        keras.Input((7, 7, 8)),
+        keras.layers.Conv2DTranspose(16, 4, strides=2, padding="same"),
+        keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid"),
+    ])
+
+
+@pytest.fixture
+def mixed_float16():
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy("float32")
+
+
+def test_a_float16_one_filter_conv_trains_on_the_cpu(mixed_float16):
+    from kgen.models import GAN, AutoEncoder
+
+    network = _one_filter_net()
+    x = torch.rand(4, 7, 7, 8)
+    variables = [v.value for v in network.trainable_variables]
+    with pytest.raises(RuntimeError, match="grad_weight must be contiguous"):  # Keras's own call: torch's kernel fails
+        torch.autograd.grad(backend.float32(network(x)).sum(), variables)
+    with torch.no_grad():
+        want = network(x)  # Keras's forward pass, which works
+    with torch_backend._half_conv():
+        got = network(x)
+        grads = torch.autograd.grad(backend.float32(got).sum(), variables)
+    assert torch_backend.torch_nn.conv is torch_backend._KERAS_CONV  # Keras's own again after the step
+    assert got.dtype == torch.float16 and all(torch.isfinite(g).all() for g in grads)
+    np.testing.assert_allclose(got.detach().float().numpy(), want.float().numpy(), atol=2e-3)  # float16 rounding
+    images = np.random.default_rng(0).uniform(size=(8, 28, 28, 1)).astype("float32")
+    for model in (GAN(arch="conv", seed=0), AutoEncoder(arch="conv", seed=0)):
+        model.compile()
+        history = model.fit(images, epochs=1, batch_size=8, verbose=0).history
+        assert all(np.isfinite(v[-1]) for v in history.values()), type(model).__name__
+
+
+def test_without_the_fast_paths_compile_refuses_a_float16_one_filter_conv(mixed_float16, monkeypatch):
+    from kgen.models import AutoEncoder
+
+    monkeypatch.setattr(torch_backend, "FAST_PATHS", False)
+    with pytest.raises(ValueError) as error:
+        AutoEncoder(arch="conv", seed=0).compile()
+    message = str(error.value)
+    assert "\n" not in message and "'mixed_bfloat16'" in message and message.endswith("Received: dtype_policy='mixed_float16'")
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    AutoEncoder(arch="conv", seed=0).compile()  # bfloat16 is differentiated by torch's kernels

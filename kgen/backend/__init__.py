@@ -37,6 +37,12 @@ Every backend module offers the same names:
   does, so a `LossScaleOptimizer` (`compile` under `mixed_float16`) scales the
   loss and unscales the gradients.
 
+- `unsupported_precision(layers)`: a line saying why this backend cannot
+  train these layers under their dtype policy, else None. Only torch without
+  its fast paths has such a case (a float16 one-filter `Conv2D` on the CPU,
+  whose weight gradient torch's CPU kernel cannot take; with them, kgen
+  computes it another way); `compile` raises it as a `ValueError`.
+
 - `DATA_PARALLEL`: whether `keras.distribution.DataParallel` trains on this
   backend (jax only in Keras 3.15); `process_index()`: this process's index
   in a multi-host job (0 off jax).
@@ -51,17 +57,17 @@ _name = keras.config.backend()
 if _name == "torch":
     from kgen.backend.torch import (
         DATA_PARALLEL, forward, gradient_step, lstm, lstm_step, no_grad, process_index, test_step, train_step,
-        update_metrics,
+        unsupported_precision, update_metrics,
     )
 elif _name == "jax":
     from kgen.backend.jax import (
         DATA_PARALLEL, forward, gradient_step, lstm, lstm_step, no_grad, process_index, test_step, train_step,
-        update_metrics,
+        unsupported_precision, update_metrics,
     )
 elif _name == "tensorflow":
     from kgen.backend.tensorflow import (
         DATA_PARALLEL, forward, gradient_step, lstm, lstm_step, no_grad, process_index, test_step, train_step,
-        update_metrics,
+        unsupported_precision, update_metrics,
     )
 else:
     raise ValueError(
@@ -71,4 +77,4 @@ else:
 
 from kgen.backend.common import float32  # noqa: E402 - the same on every backend
 
-__all__ = ["DATA_PARALLEL", "float32", "process_index", "forward", "gradient_step", "lstm", "lstm_step", "no_grad", "test_step", "train_step", "update_metrics"]
+__all__ = ["DATA_PARALLEL", "float32", "process_index", "forward", "gradient_step", "lstm", "lstm_step", "no_grad", "test_step", "train_step", "unsupported_precision", "update_metrics"]

@@ -69,6 +69,11 @@ def lstm_step(layer, inputs, states):
     return layer.cell(inputs, states)
 
 
+def unsupported_precision(layers):
+    """Nothing this backend cannot train under the mixed policies: None."""
+    return None
+
+
 # Keras 3.15 implements keras.distribution (DataParallel over several devices) for jax only
 DATA_PARALLEL = False
 

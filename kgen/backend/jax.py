@@ -22,7 +22,7 @@ import jax
 import keras
 from keras import StatelessScope
 
-from kgen.backend.common import forward, lstm, lstm_step, no_grad, update_metrics  # noqa: F401
+from kgen.backend.common import forward, lstm, lstm_step, no_grad, unsupported_precision, update_metrics  # noqa: F401
 
 DATA_PARALLEL = True  # keras.distribution.DataParallel runs on jax
 

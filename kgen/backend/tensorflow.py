@@ -2,7 +2,9 @@
 
 import tensorflow as tf
 
-from kgen.backend.common import DATA_PARALLEL, forward, lstm, lstm_step, no_grad, process_index, update_metrics  # noqa: F401
+from kgen.backend.common import (  # noqa: F401
+    DATA_PARALLEL, forward, lstm, lstm_step, no_grad, process_index, unsupported_precision, update_metrics,
+)
 
 
 def gradient_step(loss_fn, variables, optimizer):

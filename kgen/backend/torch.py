@@ -25,6 +25,10 @@ the method: docs/performance.md):
   float32 rounding; see `_conv`). With both, the conv GAN's generator's
   forward and backward pass costs less CPU time than the same `torch.nn`
   layers'.
+- `gradient_step`'s forward pass computes a float16, one-filter `Conv2D` on
+  the CPU on NCHW memory (see `_keras_conv`): torch's float16 CPU kernel
+  cannot take its weight gradient on the channels-last memory Keras gives
+  it, so under `mixed_float16` every conv generator and decoder failed.
 - `no_grad` is `torch.no_grad`: the GAN's generated images for the
   discriminator's step need no autograd graph.
 - `update_metrics` adds a float32 scalar to a `keras.metrics.Mean` in place
@@ -365,6 +369,95 @@ def _maskless(layer):
     return type(layer) in (keras.layers.Concatenate, keras.layers.Add, keras.layers.Dot)  # pass input masks only
 
 
+def _keras_conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
+    """Keras's torch `conv` (`keras.ops.conv`), with a one-filter float16 2D convolution on the CPU that trains.
+
+    torch's CPU kernel for float16 convolutions (`slow_conv2d`) cannot take
+    the weight gradient of a convolution with one output channel on
+    channels-last input ("slow_conv2d: grad_weight must be contiguous"),
+    and Keras's `conv` always lays a channels-last input out so: under
+    `mixed_float16` every network ending in a `Conv2D(1, ...)` (kgen's conv
+    generators and decoders, the usual image head) failed its first backward
+    pass. That case alone is computed here on the input in NCHW memory
+    (Keras's permute and a plain `contiguous()`), with Keras's kernel
+    transpose and "same" padding, then Keras's permute back: the same
+    convolution, equal to float16 rounding (another memory layout, another
+    order of the sums). Every other call is Keras's own. Swapped in for
+    Keras's during `gradient_step`'s forward pass only (see `_half_conv`).
+    """
+    if not _one_filter_half(inputs, kernel, data_format):
+        return _KERAS_CONV(inputs, kernel, strides, padding, data_format, dilation_rate)
+    strides = (strides, strides) if isinstance(strides, int) else tuple(strides)
+    dilation = (dilation_rate, dilation_rate) if isinstance(dilation_rate, int) else tuple(dilation_rate)
+    x = inputs.permute(0, 3, 1, 2).contiguous()  # NCHW memory, not channels-last
+    kernel = keras.ops.convert_to_tensor(kernel).permute(3, 2, 0, 1)
+    if padding == "same":
+        x, padding = torch_nn._apply_same_padding(x, kernel.shape[2:], strides, "channels_last", "conv", dilation)
+    else:
+        padding = 0
+    outputs = torch.nn.functional.conv2d(x, kernel, stride=strides, padding=padding, dilation=dilation)
+    return outputs.permute(0, 2, 3, 1)
+
+
+def _one_filter_half(inputs, kernel, data_format):
+    """Whether Keras's `conv` of `inputs` with `kernel` is the float16, one-filter, channels-last case torch fails."""
+    return (
+        isinstance(inputs, torch.Tensor)
+        and inputs.dim() == 4
+        and len(kernel.shape) == 4  # a tensor, or a Keras variable (autocast to float16 inside the layer's call)
+        and kernel.shape[-1] == 1
+        and inputs.dtype == torch.float16
+        and inputs.device.type == "cpu"
+        and (data_format or keras.config.image_data_format()) == "channels_last"
+        and torch.is_grad_enabled()
+    )
+
+
+_KERAS_CONV = torch_nn.conv if FAST_PATHS else None
+
+
+class _half_conv:
+    """A context in which `keras.ops.conv` is `_keras_conv`; Keras's own again on leaving it.
+
+    Private API: the module `keras.src.backend.torch.nn` and its `conv`,
+    which `keras.ops.conv` (every `Conv` layer) calls at each call. Only with
+    the fast paths on (a Keras version this was checked with); otherwise
+    nothing is swapped, and `unsupported_precision` makes `compile` refuse
+    a float16 one-filter convolution on the CPU, naming `mixed_bfloat16`.
+    """
+
+    def __enter__(self):
+        if FAST_PATHS:
+            torch_nn.conv = _keras_conv
+
+    def __exit__(self, *exc):
+        if FAST_PATHS:
+            torch_nn.conv = _KERAS_CONV
+
+
+def unsupported_precision(layers):
+    """A line saying why torch cannot train these layers under their dtype policy, or None when it can.
+
+    Only without the fast paths (`_half_conv`): a `Conv2D` with one filter
+    that computes in float16 on the CPU, whose weight gradient torch's CPU
+    kernel cannot take.
+    """
+    if FAST_PATHS or torch.cuda.is_available():
+        return None
+    for layer in layers:
+        if (
+            isinstance(layer, keras.layers.Conv2D)
+            and layer.filters == 1
+            and layer.dtype_policy.compute_dtype == "float16"
+        ):
+            return (
+                f"torch's CPU kernel cannot train a float16 convolution with one filter (layer {layer.name!r}): "
+                "use the 'mixed_bfloat16' policy on the CPU, e.g. keras.config.set_dtype_policy('mixed_bfloat16'). "
+                "Received: dtype_policy='mixed_float16'"
+            )
+    return None
+
+
 def gradient_step(loss_fn, variables, optimizer):
     """Takes one optimizer step on `variables` to lower `loss_fn()["loss"]`.
 
@@ -375,7 +468,8 @@ def gradient_step(loss_fn, variables, optimizer):
     optimizer returns it unchanged (or scaled by its `loss_scale_factor`, which
     its `apply` undoes).
     """
-    out = loss_fn()
+    with _half_conv():  # a float16 one-filter convolution on the CPU that torch can differentiate
+        out = loss_fn()
     params = [v.value for v in variables]
     grads = torch.autograd.grad(optimizer.scale_loss(out["loss"]), params, allow_unused=True)
     with torch.no_grad():
