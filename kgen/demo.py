@@ -338,7 +338,11 @@ def from_sketch(value):
     if array.ndim == 3 and array.shape[-1] == 4:  # RGBA: what is drawn is what is opaque
         alpha = array[..., 3].astype(np.float32) / 255.0
         grey = array[..., :3].astype(np.float32).mean(axis=-1) / 255.0
-        ink = alpha * (1.0 - grey) if grey[alpha > 0.5].mean(initial=0.0) < 0.5 else alpha * grey
+        opaque = alpha > 0.5
+        dark = not opaque.any() or grey[opaque].mean() < 0.5  # a dark stroke (on a clear or light page)
+        ink = alpha * (1.0 - grey) if dark else alpha * grey
+        if opaque.mean() > 0.5:  # an opaque page: the ink is what differs from it
+            ink = 1.0 - grey if grey.mean() > 0.5 else grey
     else:
         grey = array.astype(np.float32).mean(axis=-1) if array.ndim == 3 else array.astype(np.float32)
         grey = grey / 255.0 if grey.max() > 1.0 else grey
@@ -622,7 +626,7 @@ def _latent_tab(m, key):
         seed_b = gr.Number(2, precision=0, label="seed B", minimum=0)
         frames = gr.Slider(2, 16, value=10, step=1, label="frames")
         go = gr.Button("Interpolate", elem_id=f"latent-interpolate-{key}")
-    strip = gr.Image(label="strip", format="png", interactive=False, elem_id=f"latent-strip-{key}")
+    strip = gr.Image(label="strip", format="png", interactive=False, height=180, elem_id=f"latent-strip-{key}")
     strip_status = gr.Markdown()
 
     def strip_of(a, b, frames, *values):
@@ -660,7 +664,7 @@ def _finish_tab(m, key):
             seed = gr.Number(0, precision=0, label="seed", minimum=0)
             go = gr.Button("Finish it", variant="primary", elem_id=f"finish-go-{key}")
             out = gr.Image(label="the digit, its given part, the mean-field completion, drawn ones", format="png",
-                           interactive=False, elem_id=f"finish-out-{key}")
+                           interactive=False, height=180, elem_id=f"finish-out-{key}")
             status = gr.Markdown(elem_id=f"finish-status-{key}")
 
     def run(source, sketch, upload, index, given, drawn, seed):
@@ -688,8 +692,8 @@ def _side_tab(models):
         digit = gr.Dropdown(["in turn"] + [str(k) for k in range(10)], value="in turn",
                             label="digit (conditional models)")
         go = gr.Button("Draw", variant="primary", elem_id="side-go")
-    gallery = gr.Gallery(label="the same seed through each model", columns=min(len(models), 3), height="auto",
-                         elem_id="side-out")
+    gallery = gr.Gallery(label="the same seed through each model", columns=min(len(models), 4), height="auto",
+                         object_fit="contain", elem_id="side-out")
     status = gr.Markdown(elem_id="side-status")
 
     def run(chosen, seed, n, digit):
