@@ -263,7 +263,7 @@ def main(ctx, debug):
 @click.option("--limit", type=click.IntRange(min=1), help="Train on the first N training images.")
 @click.option("--val-images", type=click.IntRange(min=0), default=TrainConfig.val_images, show_default=True, help="Test images evaluated after every epoch (val_* columns of history.csv; at most --limit); 0: none.")
 @click.option("--lr-decay", is_flag=True, help="Lower every learning rate linearly over the epochs (epoch e of E at (E - e) / E of its own).")
-@click.option("--seed", type=int, default=TrainConfig.seed, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=TrainConfig.seed, show_default=True)
 @click.option("--precision", type=click.Choice(tuple(specs.PRECISIONS)), default=TrainConfig.precision, show_default=True, help="bfloat16: Keras's mixed_bfloat16 policy (bfloat16 compute, float32 weights), faster on CPUs with AVX512_BF16 or AMX and on recent GPUs.")
 @click.option("--devices", default=str(TrainConfig.devices), show_default=True, help="Data-parallel devices, a number or 'all' (above 1: jax backend; the batch is split across them).")
 @click.option("--out", type=click.Path(file_okay=False), default=TrainConfig.out, show_default=True, help="Root of the run directories.")
@@ -338,6 +338,12 @@ def _train(ctx, verbose, model, resume_run, tensorboard, **params):
     except ValueError as e:
         raise click.UsageError(f"--devices: {e}") from None
     spec = specs.SPECS[model]
+    batch_size = params["batch_size"] or spec.batch_size
+    if batch_size % params["devices"]:
+        raise click.UsageError(
+            f"--batch-size must be a multiple of --devices ({params['devices']}), each device taking an equal share. "
+            f"Received: --batch-size {batch_size}"
+        )
     options = {name: params.pop(name) for name in specs.OPTIONS}
     given = {k: v for k, v in options.items() if ctx.get_parameter_source(k).name != "DEFAULT"}
     for option in given:
@@ -453,7 +459,7 @@ CHUNK = 1000  # images generated at a time into an .npy
 @main.command()
 @click.argument("run", type=RUN)
 @click.option("-n", "--num", type=click.IntRange(min=1), default=64, show_default=True, help=f"Number of samples (a PNG grid: at most {MAX_GRID:,}; an .npy or .npz: as many as the disk holds).")
-@click.option("--seed", type=int, help="Seed of the noise (default: random).")
+@click.option("--seed", type=click.IntRange(min=0), help="Seed of the noise (default: random).")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False), help="PNG grid, .npy array (n, 28, 28, 1) in [0, 1], or .npz of 'images' (and a cgan's 'labels', a gan's 'codes') to write [default: RUN/samples/sample.png; a preset: ./NAME-sample.png].")
 @click.option("--label", type=int, help="cgan: draw only this digit (default: column k holds digit k).")
 @click.option("--code", type=int, help="gan trained with --codes: draw only this code (default: column k holds code k).")
@@ -513,13 +519,13 @@ def sample(run, num, seed, out_file, label, code, guidance, steps):
 @click.option("--given", "-k", type=click.IntRange(1, 15), default=8, show_default=True, help="Patches kept, of 16 (8: the top half).")
 @click.option("-n", "--num", type=click.IntRange(min=1), default=16, show_default=True, help="Number of test digits (with --input: all its images).")
 @click.option("--input", "input_file", type=click.Path(exists=True, dir_okay=False), help="Your own 28x28 images: one PNG, or a .npy (n, 28, 28[, 1]).")
-@click.option("--out", "out_file", type=click.Path(dir_okay=False), help="PNG to write [default: RUN/plots/complete.png; a preset: ./NAME-complete.png].")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), help="PNG to write, or .npy of the completions (n, 28, 28, 1) in [0, 1], or .npz of 'images' and their 'completions' [default: RUN/plots/complete.png; a preset: ./NAME-complete.png].")
 @click.option("--sampling", type=click.Choice(["mean", "bernoulli", "best", "average"]), default="mean", show_default=True,
               help="mean: feed back the predicted pixel means (deterministic); bernoulli: feed back a draw; "
                    "best: the likeliest of --candidates draws; average: the mean of --candidates draws.")
 @click.option("--candidates", type=click.IntRange(min=1), default=16, show_default=True,
               help="best, average: completions drawn per digit.")
-@click.option("--seed", type=int, help="Seed of the draws of bernoulli, best and average (default: random).")
+@click.option("--seed", type=click.IntRange(min=0), help="Seed of the draws of bernoulli, best and average (default: random).")
 @backend_option
 @click.pass_context
 def complete(ctx, run, given, num, input_file, out_file, sampling, candidates, seed):
@@ -533,6 +539,12 @@ def complete(ctx, run, given, num, input_file, out_file, sampling, candidates, s
     """
     if ctx.get_parameter_source("candidates").name != "DEFAULT" and sampling not in ("best", "average"):
         raise click.UsageError(f"--candidates applies to --sampling best or average only. Received: --sampling {sampling}")
+    if out_file and os.path.splitext(out_file)[1].lower() not in (".png", ".npy", ".npz"):
+        raise click.BadParameter(
+            f"must end in .png (a figure), .npy or .npz (the completions as arrays). Received: {out_file}", param_hint="--out"
+        )
+    import numpy as np
+
     from kgen import capabilities as caps
     from kgen import checkpoint, data, plots, runs
     from kgen.errors import RunError
@@ -552,7 +564,17 @@ def complete(ctx, run, given, num, input_file, out_file, sampling, candidates, s
     out_file = out_file or _default_out(run, runs.PLOTS, "complete.png")
     _check_writable(out_file)
     completed = model.complete(images, given=given, sampling=sampling, seed=seed, candidates=candidates)
-    plots.save_completions(out_file, images, data.fill_missing(images, 0.25, given), completed, ncol=min(len(images), 8))
+    suffix = os.path.splitext(out_file)[1].lower()
+    if suffix in (".npy", ".npz"):
+        from kgen import files
+
+        with files.atomic_path(out_file) as tmp, open(tmp, "wb") as f:  # a file object: numpy adds no suffix
+            if suffix == ".npy":
+                np.save(f, completed)
+            else:
+                np.savez(f, images=np.asarray(images, np.float32).reshape(completed.shape), completions=completed)
+    else:
+        plots.save_completions(out_file, images, data.fill_missing(images, 0.25, given), completed, ncol=min(len(images), 8))
     click.echo(out_file)
 
 
@@ -564,7 +586,7 @@ def complete(ctx, run, given, num, input_file, out_file, sampling, candidates, s
               help="vae: importance samples per test image of log p(x) (0: skip it).")
 @click.option("--given", "-k", type=click.IntRange(1, 15), default=8, show_default=True,
               help="lstm: patches kept, of 16, when completing test digits.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the generated samples (and of an lstm's drawn completions).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the generated samples (and of an lstm's drawn completions).")
 @click.option("--figures/--no-figures", default=True, show_default=True, help="Also write figures into RUN/plots/.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),
               help="Folder for metrics.json and plots/  [default: RUN; a preset: none, the numbers are printed only].")

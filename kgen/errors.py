@@ -19,6 +19,12 @@ class RunError(KgenError, ValueError):
     """A run directory that is missing, incomplete or of the wrong model."""
 
 
+class RunOptionError(RunError):
+    """An option that does not fit the run it is given with (`--epochs` below the epochs done): bad usage, exit 2."""
+
+    exit_code = 2
+
+
 class Interrupted(KgenError):
     """Training stopped by Ctrl-C or SIGTERM after saving a checkpoint."""
 

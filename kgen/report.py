@@ -203,6 +203,19 @@ def _rows(entries, names):
     return run_rows, sample_rows, model_rows
 
 
+def _test_images(entries, names):
+    """The test images the runs were measured against, from their metrics.json: "the 1,000 test images" (per run when they differ)."""
+    counts = {e["metrics"]["test_images"] for e in entries if isinstance(e["metrics"].get("test_images"), int)}
+    if len(counts) == 1:
+        return f"the {counts.pop():,} test images"
+    if not counts:
+        return "the test images"
+    return "each run's first test images (" + ", ".join(
+        f"{name}: {e['metrics']['test_images']:,}" for e, name in zip(entries, names)
+        if isinstance(e["metrics"].get("test_images"), int)
+    ) + ")"
+
+
 def _md_table(rows):
     lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
     lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
@@ -219,7 +232,7 @@ def _markdown(entries, names, images):
         parts += [
             f"Measured by `kgen evaluate` with the shipped {evaluator['dataset']} evaluator "
             f"(test accuracy {evaluator['test_accuracy']:.2%}, weights sha256 `{evaluator['sha256'][:12]}…`) "
-            "against the 10,000 test images; the real-data floor is real training images measured the same way.",
+            f"against {_test_images(entries, names)}; the real-data floor is real training images measured the same way.",
             "",
         ]
     parts += [_md_table(sample_rows), ""]

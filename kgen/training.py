@@ -17,7 +17,7 @@ from kgen import callbacks, checkpoint, data, devices, figures, files, models, r
 from kgen import capabilities as caps
 from kgen.data import to_float
 from kgen.data.batches import EpochBatches
-from kgen.errors import DataError, RunError
+from kgen.errors import DataError, RunError, RunOptionError
 from kgen.specs import TrainConfig
 
 
@@ -304,7 +304,7 @@ def resume(run, epochs=None, verbose=1, callbacks=None, tensorboard=False):
         os.path.join(run, runs.MODEL)
     )
     if state["epoch"] >= config.epochs and not unfinished:
-        raise RunError(
+        raise RunOptionError(
             f"{run} already has {state['epoch']} epochs; pass --epochs larger than "
             f"{state['epoch']} to train more. Received: epochs={config.epochs}"
         )

@@ -232,7 +232,10 @@ CASES += [
     ("--batch-size with --resume", lambda t, r: ("train", "vae", "--resume", run_of(r, "vae"), "--epochs", 2, "--batch-size", 7),
      "--batch-size cannot be used with --resume"),
     ("no model and no --resume", lambda t, r: ("train", "--epochs", 1), "Missing argument"),
+    ("complete to a .jpg", lambda t, r: ("complete", run_of(r, "vae"), "--out", t / "c.jpg"), "must end in .png (a figure), .npy or .npz"),
+    ("negative --seed", lambda t, r: ("sample", run_of(r, "vae"), "--seed", -1), "-1 is not in the range x>=0"),
 ]
+USAGE = ("complete to a .jpg", "negative --seed", "resume of a finished run")  # exit 2, as click's usage errors
 
 
 def corrupt_copy(tmp, root):
@@ -256,6 +259,8 @@ def test_bad_input(what, args, words, tmp_path, runs_root, monkeypatch):
     before = tree_digest(runs_root)
     result = invoke(*args(tmp_path, runs_root))
     assert result.exit_code != 0, result.output
+    if what in USAGE:
+        assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
     errors = [line for line in result.output.splitlines() if line.startswith("Error")]
     assert len(errors) == 1, result.output
@@ -296,3 +301,52 @@ def test_debug_shows_the_traceback(tmp_path):
     result = invoke("--debug", "train", "vae", "--data-dir", idx_dir(tmp_path, empty))
     assert result.exit_code == 1
     assert "Traceback" in result.output or "Traceback" in (result.stderr if hasattr(result, "stderr") else "")
+
+
+def test_a_batch_not_split_evenly_across_devices_is_bad_usage(tmp_path, monkeypatch):
+    from kgen import devices
+
+    monkeypatch.setattr(devices, "count", lambda devices: 2)  # two jax devices, seen from any backend
+    result = invoke("train", "vae", "--batch-size", 7, "--devices", 2, "--out", tmp_path, *TINY)
+    assert result.exit_code == 2, result.output
+    assert "--batch-size must be a multiple of --devices (2)" in result.output and "Received: --batch-size 7" in result.output
+    assert not os.listdir(tmp_path)
+
+
+def test_complete_writes_arrays_and_refuses_uint8(tmp_path):
+    from kgen.models import PatchLSTM
+
+    with pytest.raises(ValueError, match=r"divide by 255.*Received: images=uint8 array of shape \(2, 28, 28, 1\)$"):
+        PatchLSTM(seed=0).complete(np.full((2, 28, 28), 200, np.uint8))
+    result = invoke("train", "lstm", "--out", tmp_path, "--units", 8, "--batch-size", 32, *TINY)
+    assert result.exit_code == 0, result.output
+    run = run_of(tmp_path, "lstm")
+    for name in ("c.npy", "c.npz"):
+        result = invoke("complete", run, "-n", 3, "--out", tmp_path / name)
+        assert result.exit_code == 0, result.output
+    completed = np.load(tmp_path / "c.npy")
+    assert completed.shape == (3, 28, 28, 1) and completed.dtype == np.float32 and 0 <= completed.min() <= completed.max() <= 1
+    with np.load(tmp_path / "c.npz") as arrays:
+        assert sorted(arrays) == ["completions", "images"]
+        np.testing.assert_array_equal(arrays["completions"], completed)  # --sampling mean: deterministic
+        np.testing.assert_array_equal(arrays["images"][:, :14], completed[:, :14])  # the given top half, as it was
+
+
+def test_generate_refuses_a_count_that_is_not_positive_on_every_model():
+    from kgen.models import MODELS
+
+    for name, cls in MODELS.items():
+        with pytest.raises(ValueError, match=r"n must be a positive integer. Received: n=-1$"):
+            cls(seed=0).generate(-1)
+
+
+def test_gan_predict_on_images_is_one_line():
+    from kgen.models import ConditionalGAN, GAN
+
+    for model, takes in ((GAN(seed=0), "noise (n, 64)"), (ConditionalGAN(seed=0), "[noise (n, 64), labels (n,)]")):
+        with pytest.raises(ValueError) as error:
+            model.predict(np.zeros((4, 28, 28, 1), "float32"))
+        message = str(error.value)
+        assert "\n" not in message and takes in message and "generate(n)" in message
+        assert message.endswith("Received: x.shape=(4, 28, 28, 1)")
+    assert GAN(seed=0).predict(np.zeros((3, 64), "float32"), verbose=0).shape == (3, 28, 28, 1)

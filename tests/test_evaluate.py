@@ -195,6 +195,9 @@ def test_compare_writes_a_report_with_images(tmp_path, tiny_runs):
     for image in ("samples.png", "latent_maps.png", "curves.png"):
         assert (out / image).is_file() and f"]({image})" in report
     assert "vae/" in report and "ae/" in report and "real-data floor" in report
+    with open(os.path.join(tiny_runs["vae"], runs.METRICS)) as f:
+        measured = json.load(f)["test_images"]  # the test images the run was evaluated on, not the whole test set
+    assert f"against the {measured:,} test images;" in report
     assert (out / "report.html").read_text().startswith("<!doctype html>")
 
 

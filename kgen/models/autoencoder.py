@@ -7,7 +7,7 @@ from kgen import capabilities as caps
 from kgen import backend, nets, specs
 from kgen.inputs import CheckedInputs
 from kgen.models import own_networks as own
-from kgen.models.common import PortableCompileConfig
+from kgen.models.common import PortableCompileConfig, check_count
 
 DEFAULTS = specs.SPECS["ae"].constructor_defaults()  # declared once in kgen.specs
 
@@ -126,7 +126,7 @@ class AutoEncoder(PortableCompileConfig, CheckedInputs, own.OwnNetworks, keras.M
             A NumPy array (n, *image_shape) in [0, 1].
         """
         if z is None:
-            eps = keras.random.normal((n, self.latent_dim), seed=seed)
+            eps = keras.random.normal((check_count(n), self.latent_dim), seed=seed)
             z = self.code_mean + self.code_std * eps
         return ops.convert_to_numpy(self.decode(z))
 

@@ -22,6 +22,13 @@ class PortableCompileConfig:
         return config
 
 
+def check_count(n):
+    """`n` as an int: the number of images `generate` draws, a positive integer; else a one-line ValueError."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be a positive integer. Received: n={n!r}")
+    return int(n)
+
+
 def encode(model, x, batch_size=1000):
     """Codes (n, latent_dim) of images, as float64 NumPy: the posterior mean for a VAE.
 

@@ -8,6 +8,7 @@ from kgen import capabilities as caps
 from kgen import augment, backend, nets, specs
 from kgen.inputs import CheckedInputs
 from kgen.models import own_networks as own
+from kgen.models.common import check_count  # noqa: F401 - the cGAN, the flow and the scGAN import it from here
 from kgen.backend.common import portable_config
 from kgen.optimizers import GANOptimizer
 
@@ -72,12 +73,6 @@ def labels_array(labels, n, num_classes, name="labels"):
     if len(bad):
         raise ValueError(f"{name} must be in 0..{num_classes - 1}. Received: {name[:-1]}={bad[0]:g}")
     return array.astype("int32")
-
-
-def check_count(n):
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be a positive integer. Received: n={n!r}")
-    return int(n)
 
 
 @keras.saving.register_keras_serializable(package="kgen")
@@ -399,6 +394,22 @@ class GAN(CheckedInputs, own.OwnNetworks, keras.Model):
     def call(self, inputs, training=False):
         """The generator's inputs (noise (batch, latent_dim)[, labels]) to images (batch, 28, 28, 1)."""
         return self.generator(inputs, training=training)
+
+    def predict(self, x, *args, **kwargs):
+        """`keras.Model.predict`: the generator's images of noise `x` (n, latent_dim) (with labels: `[noise, labels]`).
+
+        Images given in its place are refused in one line (use `generate`).
+        """
+        noise = x[0] if isinstance(x, (list, tuple)) and x else x
+        shape = getattr(noise, "shape", None)
+        if shape is not None and (len(shape) != 2 or shape[-1] != self.latent_dim):
+            two = len(getattr(self.generator, "inputs", None) or ()) > 1  # noise and labels (or InfoGAN codes)
+            takes = f"[noise (n, {self.latent_dim}), labels (n,)]" if two else f"noise (n, {self.latent_dim})"
+            raise ValueError(
+                f"{type(self).__name__}.predict takes the generator's inputs, {takes}; to draw images use "
+                f"generate(n). Received: x.shape={tuple(shape)}"
+            )
+        return super().predict(x, *args, **kwargs)
 
     def sample_noise(self, batch_size):
         return keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)

@@ -8,9 +8,9 @@ from kgen import capabilities as caps
 from kgen import backend, specs
 from kgen.data.patches import NUM_PATCHES, PATCH_DIM, from_patches, to_patches
 from kgen.nets import IMAGE_SHAPE
-from kgen.inputs import CheckedInputs
+from kgen.inputs import CheckedInputs, check_images
 from kgen.models import own_networks as own
-from kgen.models.common import PortableCompileConfig
+from kgen.models.common import PortableCompileConfig, check_count
 
 SAMPLINGS = ("bernoulli", "mean", "best", "average")
 DEFAULTS = specs.SPECS["lstm"].constructor_defaults()  # declared once in kgen.specs
@@ -360,9 +360,12 @@ class PatchLSTM(PortableCompileConfig, CheckedInputs, own.OwnNetworks, keras.Mod
         """
         if isinstance(given, bool) or not isinstance(given, (int, np.integer)) or not 1 <= given < NUM_PATCHES:
             raise ValueError(f"given must be a whole number of patches from 1 to 15. Received: given={given!r}")
-        images = np.asarray(images, dtype=np.float32)
+        images = np.asarray(images)
         if images.shape[1:] not in ((28, 28), (28, 28, 1)) or len(images) == 0:
             raise ValueError(f"complete needs images (n, 28, 28[, 1]). Received: shape={images.shape}")
+        images = images.reshape(-1, 28, 28, 1)
+        check_images(images, (28, 28, 1), "images")  # floats in [0, 1], as fit takes: not uint8 in [0, 255]
+        images = images.astype(np.float32)
         if isinstance(candidates, bool) or not isinstance(candidates, (int, np.integer)) or candidates < 1:
             raise ValueError(f"candidates must be a whole number from 1. Received: candidates={candidates!r}")
         patches = to_patches(images)  # (n, 16, 49), a new array
@@ -391,7 +394,7 @@ class PatchLSTM(PortableCompileConfig, CheckedInputs, own.OwnNetworks, keras.Mod
         Returns:
             A NumPy array (n, 28, 28, 1) in [0, 1].
         """
-        blank = np.zeros((n, NUM_PATCHES, PATCH_DIM), np.float32)
+        blank = np.zeros((check_count(n), NUM_PATCHES, PATCH_DIM), np.float32)
         return from_patches(self._rollout(blank, 0, sampling, seed, batch_size))
 
     def _rollout(self, patches, given, sampling, seed, batch_size, candidates=1):

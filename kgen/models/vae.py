@@ -10,7 +10,7 @@ from kgen import capabilities as caps
 from kgen import backend, nets, specs
 from kgen.inputs import CheckedInputs
 from kgen.models import own_networks as own
-from kgen.models.common import PortableCompileConfig
+from kgen.models.common import PortableCompileConfig, check_count
 
 DEFAULTS = specs.SPECS["vae"].constructor_defaults()  # declared once in kgen.specs
 
@@ -210,7 +210,7 @@ class VAE(PortableCompileConfig, CheckedInputs, own.OwnNetworks, keras.Model):
             A NumPy array (n, 28, 28, 1) of pixel means in [0, 1].
         """
         if z is None:
-            z = keras.random.normal((n, self.latent_dim), seed=seed)
+            z = keras.random.normal((check_count(n), self.latent_dim), seed=seed)
         return ops.convert_to_numpy(self.decode(z))
 
     def log_likelihood(self, x, k=100, chunk=None):
