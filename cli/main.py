@@ -50,11 +50,21 @@ class KgenGroup(click.Group):
 
 def _os_error_message(e):
     if e.errno == errno.ENOSPC:  # only a write fills a disk
+        from kgen.checkpoint import resume_command
+
         where = f" while writing {e.filename}" if e.filename else ""
-        return (
-            f"No space left on device{where}; the run keeps its last checkpoint. "
-            "Free some space, then continue with: kgen resume RUN"
-        )
+        run = getattr(e, "kgen_run", None)  # set by training (kgen.training._note_full_disk)
+        if getattr(e, "kgen_checkpoint", False):
+            return (
+                f"No space left on device{where}; the run keeps its last checkpoint. "
+                f"Free some space, then continue with: {resume_command(run)}"
+            )
+        if run:
+            return (
+                f"No space left on device{where}; the run had saved no checkpoint yet, so there is nothing to "
+                f"resume. Free some space, then train again (and delete {run})."
+            )
+        return f"No space left on device{where}; free some space and run the command again."
     where = f": {e.filename}" if e.filename else ""  # a read or a write: say which file, not which
     return f"{e.strerror or e}{where}."
 
@@ -453,12 +463,15 @@ def _generate_options(model, run, **options):
 
 
 MAX_GRID = 10_000  # images in one sample grid PNG (a 100x100 grid of 2,800x2,800 pixels)
-CHUNK = 1000  # images generated at a time into an .npy
+# images in one .npy or .npz (3.1 GB of float32 on disk; drawn CHUNK at a time, so the memory stays that of
+# one chunk): more is several calls with other seeds
+MAX_SAMPLES = 1_000_000
+CHUNK = 1000  # images generated at a time into an .npy or .npz
 
 
 @main.command()
 @click.argument("run", type=RUN)
-@click.option("-n", "--num", type=click.IntRange(min=1), default=64, show_default=True, help=f"Number of samples (a PNG grid: at most {MAX_GRID:,}; an .npy or .npz: as many as the disk holds).")
+@click.option("-n", "--num", type=click.IntRange(min=1), default=64, show_default=True, help=f"Number of samples (a PNG grid: at most {MAX_GRID:,}; an .npy or .npz: at most {MAX_SAMPLES:,}, as the disk holds).")
 @click.option("--seed", type=click.IntRange(min=0), help="Seed of the noise (default: random).")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False), help="PNG grid, .npy array (n, 28, 28, 1) in [0, 1], or .npz of 'images' (and a cgan's 'labels', a gan's 'codes') to write [default: RUN/samples/sample.png; a preset: ./NAME-sample.png].")
 @click.option("--label", type=int, help="cgan: draw only this digit (default: column k holds digit k).")
@@ -478,6 +491,11 @@ def sample(run, num, seed, out_file, label, code, guidance, steps):
     from kgen import capabilities as caps
     from kgen import checkpoint, plots, runs
 
+    if num > MAX_SAMPLES:  # before the model loads
+        raise click.BadParameter(
+            f"one call writes at most {MAX_SAMPLES:,} samples ({MAX_SAMPLES * 784 * 4 / 1e9:.1f} GB as float32); "
+            f"write more with several calls of other --seed. Received: {num}", param_hint="-n",
+        )
     model = checkpoint.load_model(run)
     options = _generate_options(model, run, guidance=guidance, steps=steps)
     conditional = caps.has(model, caps.CONDITIONAL)
@@ -581,7 +599,7 @@ def complete(ctx, run, given, num, input_file, out_file, sampling, candidates, s
 @main.command()
 @click.argument("run", type=RUN)
 @click.option("--num-samples", "-n", type=click.IntRange(min=10), default=5000, show_default=True,
-              help="Images generated (and test images used) for the metrics.")
+              help="Images generated (and test images used) for the metrics; at most 60,000.")
 @click.option("--ll-samples", type=click.IntRange(min=0), default=100, show_default=True,
               help="vae: importance samples per test image of log p(x) (0: skip it).")
 @click.option("--given", "-k", type=click.IntRange(1, 15), default=8, show_default=True,
@@ -772,6 +790,9 @@ def export_preset(run, name, description, root):
 def _write_samples(path, model, num, seed, key, drawn, options=None):
     """Generates `num` images CHUNK at a time into an .npy (or an .npz), written atomically; the disk is the limit.
 
+    Both are streamed: an .npz is a zip whose members are written as the
+    images come, so the memory is one chunk's whatever `num`.
+
     `drawn`: the labels (key "labels") or InfoGAN codes (key "codes") of the images, or None;
     `options`: more keyword arguments of `generate`.
     """
@@ -790,23 +811,37 @@ def _write_samples(path, model, num, seed, key, drawn, options=None):
             f"{num:,} images take {needed / 1e9:.1f} GB as float32, and {folder} has {free / 1e9:.1f} GB free. "
             f"Received: {num}", param_hint="-n",
         )
-    npz = path.lower().endswith(".npz")
+    chunks = generate_chunks(model, num, seed, drawn, CHUNK, key=key, options=options)
     with files.atomic_path(path) as tmp:
-        if npz:  # np.savez writes whole arrays: the images are gathered in memory first
-            out = np.empty((num, 28, 28, 1), np.float32)
-        else:
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(num, 28, 28, 1))
-        for start, images in generate_chunks(model, num, seed, drawn, CHUNK, key=key, options=options):
+        if path.lower().endswith(".npz"):
+            _stream_npz(tmp, num, chunks, None if drawn is None else (key, drawn))
+            return
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(num, 28, 28, 1))
+        for start, images in chunks:
             out[start : start + len(images)] = images
-        if npz:
-            arrays = {"images": out}
-            if drawn is not None:
-                arrays[key] = drawn
-            with open(tmp, "wb") as f:  # a file object: np.savez adds no second .npz
-                np.savez(f, **arrays)
-        else:
-            out.flush()
+        out.flush()
         del out
+
+
+def _stream_npz(path, num, chunks, extra=None):
+    """Writes an .npz as `np.savez` does (an uncompressed zip of .npy members), the images chunk by chunk.
+
+    `chunks`: (start, float32 images (n, 28, 28, 1)) in order; `extra`: (name, array) of a second member, or None.
+    """
+    import zipfile
+
+    import numpy as np
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        with archive.open("images.npy", "w", force_zip64=True) as member:
+            header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
+                      "shape": (num, 28, 28, 1)}
+            np.lib.format.write_array_header_2_0(member, header)
+            for _, images in chunks:
+                member.write(np.ascontiguousarray(images, np.float32))  # its buffer, not a copy
+        if extra is not None:
+            with archive.open(f"{extra[0]}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asarray(extra[1]), allow_pickle=False)
 
 
 def _default_out(run, sub, name):

@@ -21,6 +21,10 @@ spec.loader.exec_module(cases)
 RELIABILITY_ROWS = [
     "| full disk while writing | `kgen train ae ...` (simulated ENOSPC) | 1 | Error: No space left on device while writing PATH; "
     "the run keeps its last checkpoint. Free some space, then continue with: kgen resume RUN |",
+    "| full disk before the first checkpoint | `kgen train ae ...` (simulated ENOSPC) | 1 | Error: No space left on device while writing "
+    "PATH; the run had saved no checkpoint yet, so there is nothing to resume. Free some space, then train again (and delete RUN). |",
+    "| a checkpoint rewound by an epoch (state.json and its model file renamed) | `kgen resume RUN` | 1 | Error: RUN/checkpoint/state.json "
+    "is damaged: it says epoch 1, step 0 (4 steps), and its model took 12; train the run anew. |",
     "| loss becomes NaN | `kgen train ...` | 3 | Error: The loss became nan at epoch E, step S; the checkpoint of epoch E-1 "
     "is kept. Lower --learning-rate and train again, or resume the checkpoint with `kgen resume RUN`. |",
     "| weights become NaN in an epoch's last step | `kgen train ...` | 3 | Error: The weights became non-finite (NaN or inf "

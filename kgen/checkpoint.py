@@ -45,7 +45,7 @@ def write(model, where, epoch, step):
     Returns:
         The name of the model file, as `state.json` names it.
     """
-    name = f"model-{epoch:04d}-{step:05d}.keras"
+    name = model_name(epoch, step)
     with files.atomic_path(os.path.join(where, name)) as tmp:
         model.save(tmp)
     state_path = os.path.join(where, STATE)
@@ -63,6 +63,11 @@ def write(model, where, epoch, step):
     if old and old != name and os.path.exists(os.path.join(where, old)):
         os.remove(os.path.join(where, old))
     return name
+
+
+def model_name(epoch, step):
+    """The name of the model file of the checkpoint after `epoch` epochs and `step` steps: `model-0003-00000.keras`."""
+    return f"model-{epoch:04d}-{step:05d}.keras"
 
 
 def read(run):
@@ -92,6 +97,9 @@ def read(run):
             problem = f"'model' must name a .keras file in checkpoint/, not {model!r}"
         elif not all(isinstance(state.get(k, []), list) for k in ("seed_states", "metric_states")):
             problem = "'seed_states' and 'metric_states' must be lists"
+        elif model != model_name(state["epoch"], state["step"]):  # `write` names the file by the state it holds
+            problem = (f"it says epoch {state['epoch']}, step {state['step']}, and names {model!r}, the model of "
+                       f"another point of the run")
     if problem:
         raise RunError(f"{state_path} is damaged: {problem}. Train the run anew.")
     if not os.path.isfile(model_path(run, state)):
@@ -141,6 +149,7 @@ def load_model_file(path):
             f"{path} is not a .keras file (corrupt or truncated); resume the run "
             f"from its checkpoint or train it again."
         )
+    check_archive(path)
     try:
         return keras.saving.load_model(path)
     except Exception as e:
@@ -149,6 +158,37 @@ def load_model_file(path):
             f"{str(e).splitlines()[0] if str(e) else 'corrupt file'}); "
             f"resume the run from its checkpoint or train it again."
         ) from None
+
+
+# what a .keras file of kgen's may inflate to, member by member, checked before Keras opens it (Keras's
+# own guard is 4 GiB, more than the memory of many machines): its config.json and metadata.json are a
+# few kB, its weights at most a few hundred MB (the largest models that kgen.specs's bounds allow)
+MAX_KERAS_JSON_BYTES = 16 << 20
+MAX_KERAS_BYTES = 1 << 30
+
+
+def check_archive(path):
+    """Raises `RunError` when a member of the .keras (zip) file `path` inflates past kgen's bounds.
+
+    The sizes are those the archive declares, which Python's zipfile
+    never reads past: a small file that inflates to gigabytes is refused
+    before one byte of it is decompressed.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as e:
+        raise RunError(f"{path} is not a .keras file ({e}); resume the run from its checkpoint or train it again.") from None
+    total = 0
+    for member in members:
+        bound = MAX_KERAS_JSON_BYTES if member.filename.endswith(".json") else MAX_KERAS_BYTES
+        total += member.file_size
+        if member.file_size > bound or total > MAX_KERAS_BYTES:
+            raise RunError(
+                f"{path} is not a model kgen wrote: its member {member.filename} inflates to {member.file_size:,} "
+                f"bytes (kgen loads at most {bound:,}, {MAX_KERAS_BYTES:,} in all); train the run again."
+                f" Received: {os.path.getsize(path):,} bytes on disk"
+            )
 
 
 def restore(model, state):

@@ -71,6 +71,10 @@ def completion_error(path, model, images, mean_image):
     )
 
 
+CURVES = "loss_curves.png"  # in plots/: the figure of every run
+LAST = os.path.join(runs.PLOTS, CURVES)  # what a run stopped after model.keras by an older kgen may lack
+
+
 def curves(run, name, adversarial):
     """The loss curves of `history.csv` (each value beside its `val_` twin); a GAN's dynamics too.
 
@@ -80,7 +84,7 @@ def curves(run, name, adversarial):
         adversarial: also plot both players' losses and accuracies.
     """
     rows = files.read_csv(os.path.join(run, runs.HISTORY))
-    plots.save_curves(os.path.join(run, runs.PLOTS, "loss_curves.png"), rows, groups=_curve_groups(rows),
+    plots.save_curves(os.path.join(run, runs.PLOTS, CURVES), rows, groups=_curve_groups(rows),
                       title=f"{name} training")
     if rows and adversarial:
         plots.save_curves(

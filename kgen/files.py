@@ -54,9 +54,20 @@ def write_json(path, obj):
     write_text(path, json.dumps(obj, indent=2, default=_jsonable) + "\n")
 
 
+# the largest JSON file kgen reads (a run's config.json is about 2 kB, a checkpoint's state.json a few kB)
+MAX_JSON_BYTES = 16 << 20
+
+
 def read_json(path):
+    """The JSON value in `path`; `ValueError` for a file over `MAX_JSON_BYTES` or nested too deep for Python."""
     with open(path, encoding="utf-8") as f:
-        return json.load(f)
+        size = os.fstat(f.fileno()).st_size
+        if size > MAX_JSON_BYTES:
+            raise ValueError(f"it holds {size:,} bytes, and kgen reads JSON files of at most {MAX_JSON_BYTES:,}")
+        try:
+            return json.loads(f.read(MAX_JSON_BYTES + 1))
+        except RecursionError:
+            raise ValueError("it is nested too deep to be read") from None
 
 
 def read_json_dict(path, what):

@@ -81,13 +81,12 @@ def check_name(name):
         not isinstance(name, str)
         or not name
         or name.startswith((".", "-"))
-        or any(c in name for c in '/\\:\0')
-        or any(ord(c) < 32 for c in name)
+        or not all(c.isalnum() or c in "_-." for c in name)  # no space, control, separator or direction mark
         or len(name) > 100
     )
     if bad:
         raise RunError(
-            f"--name must be one folder-name part (letters, digits, '_', '-', '.'; no '/', no "
+            f"--name must be one folder-name part (letters, digits, '_', '-', '.' only; no "
             f"leading '.' or '-', at most 100 characters); runs stay under --out. Received: name={name!r}"
         )
 
@@ -189,6 +188,8 @@ def read_history(path, epochs=None):
                 break
         if problem is None and epochs is not None and len(rows) < epochs:
             problem = f"it has {len(rows)} rows, and the checkpoint has {epochs} epochs"
+        elif problem is None and epochs is not None and len(rows) > epochs + 1:  # one more: a stop before the checkpoint
+            problem = f"it has {len(rows)} rows, and the checkpoint has only {epochs} epochs (a rewound checkpoint)"
     if problem:
         then = "; resume will not write over it. Restore it, or move it away to resume without the earlier rows" \
             if epochs is not None else ""
@@ -214,7 +215,16 @@ def locked(path):
     except ImportError:  # no flock on this system: no lock
         yield
         return
-    fd = os.open(os.path.join(path, LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+    lock = os.path.join(path, LOCK)
+    try:  # never through a link: a .lock linked elsewhere would create or open a file outside the run
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    except OSError as e:
+        if os.path.islink(lock):
+            raise RunError(
+                f"{lock} is a symbolic link; kgen locks a run with a plain file of its own. Remove the link and "
+                f"run the command again. Received: {LOCK} -> {os.readlink(lock)}"
+            ) from None
+        raise RunError(f"{lock} cannot be opened ({e.strerror or e}); the run cannot be locked.") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -97,25 +97,28 @@ class Option:
 # every option a model may take, in the order --help lists them; the names are
 # the models' constructor arguments, and for optimizers `[net_]learning_rate`, ...;
 # a learning rate is at most 1 (Adam moves each weight by about the rate per step:
-# more is divergence, not training)
+# more is divergence, not training); the sizes are bounded so that every model, its optimizer's
+# state (and a flow's moving average) included, fits one .keras file of at most 1 GiB
+# (kgen.checkpoint.MAX_KERAS_BYTES) and trains in a few GB (docs/errors.md, "Bounds")
 OPTIONS = {
-    "latent_dim": Option("size of the latent code (noise of a GAN).", int, low=1),
+    "latent_dim": Option("size of the latent code (noise of a GAN).", int, low=1, high=1024),
     "arch": Option("network family.", str, choices=("mlp", "conv")),
     "learning_rate": Option("Adam's step size.", float, low=0, high=1, low_open=True, alias="--lr"),
     "kl_weight": Option("weight of the KL term (0: no-KL ablation).", float, low=0),
     "recon_loss": Option("per-pixel loss.", str, choices=("bce", "mse")),
     "binarize": Option("dynamically binarize the training images.", bool),
-    "iwae_k": Option("importance samples in the training bound (1: the VAE's ELBO; k > 1: the IWAE).", int, low=1),
+    "iwae_k": Option("importance samples in the training bound (1: the VAE's ELBO; k > 1: the IWAE).", int, low=1,
+                     high=1000),
     "loss": Option("hinge or non-saturating BCE loss.", str, choices=("bce", "hinge")),
     "d_dropout": Option("discriminator's dropout.", float, low=0, high=1, high_open=True),
     "ema": Option("decay of the weight average that draws samples (0: off).", float, low=0, high=1, high_open=True),
     "spectral_norm": Option("spectral normalization of the discriminator.", bool),
     "diffaugment": Option("DiffAugment policy, e.g. translation,cutout (empty: off).", str),
     "codes": Option("values of an InfoGAN code the generator takes and the discriminator reads back (0: none).",
-                    int, low=0),
+                    int, low=0, high=100),
     "code_weight": Option("weight of the InfoGAN code's cross-entropy in both losses.", float, low=0, low_open=True),
     "clusters": Option("k-means clusters of the training images that the GAN conditions on (labels of its own).",
-                       int, low=2),
+                       int, low=2, high=1000),
     "aux_weight": Option("weight of the discriminator's auxiliary classifier (0: none).", float, low=0),
     "projection": Option("add the label-projection term to the discriminator's logit.", bool),
     "d_learning_rate": Option("discriminator's Adam step size.", float, low=0, high=1, low_open=True, alias="--d-lr"),
@@ -124,11 +127,11 @@ OPTIONS = {
     "g_beta_1": Option("generator's Adam beta_1.", float, low=0, high=1, high_open=True),
     "d_beta_2": Option("discriminator's Adam beta_2.", float, low=0, high=1, high_open=True),
     "g_beta_2": Option("generator's Adam beta_2.", float, low=0, high=1, high_open=True),
-    "num_layers": Option("stacked LSTM layers.", int, low=1),
-    "units": Option("units per LSTM layer.", int, low=1),
+    "num_layers": Option("stacked LSTM layers.", int, low=1, high=4),
+    "units": Option("units per LSTM layer.", int, low=1, high=1024),
     "dropout": Option("dropout after each LSTM layer.", float, low=0, high=1, high_open=True),
-    "width": Option("channels of the U-Net at full resolution (a multiple of 8).", int, low=8),
-    "depth": Option("residual blocks per U-Net level and direction.", int, low=1),
+    "width": Option("channels of the U-Net at full resolution (a multiple of 8).", int, low=8, high=128),
+    "depth": Option("residual blocks per U-Net level and direction.", int, low=1, high=4),
     "label_dropout": Option("share of training labels replaced by the null label (classifier-free guidance).",
                             float, low=0, high=1, high_open=True),
     "time_sampling": Option("how training times are drawn.", str, choices=("logit_normal", "uniform")),

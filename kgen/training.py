@@ -1,6 +1,8 @@
 """`kgen train` as a Python function: data, model, callbacks, `model.fit`, run directory."""
 
 import dataclasses
+import errno
+import math
 import os
 import platform
 import shutil
@@ -58,6 +60,8 @@ def train(config, verbose=1, callbacks=None, tensorboard=False):
     >>> model = keras.saving.load_model(f"{run}/model.keras")
     """
     config.validate()
+    if config.data_dir:  # stored absolute: a resume from another folder trains on the same data
+        config.data_dir = os.path.abspath(os.path.expanduser(config.data_dir))
     job = _job(config, verbose, callbacks, tensorboard)
     if not devices.is_chief():  # a multi-host job: process 0 writes the run, the others a private copy
         with tempfile.TemporaryDirectory() as out:
@@ -110,19 +114,35 @@ def _train(job):
     with devices.scope(config.devices):  # built and fitted on config.devices devices
         model = build_model(config)
         arrays = _arrays(model, train_set, config)  # checks the labels before a run directory exists
+        _check_labels(model, test_set, config, test_set.labels)
         try:
             model.prepare(*arrays)  # once, before the first step: the scgan's k-means clusters
         except ValueError as error:  # fewer images than clusters
             raise DataError(str(error)) from None
         guard = callbacks.TrainingGuard()
         guard.install()  # from the first file of the run: a stop there still ends in a checkpoint
+        run = None
         try:
             run = _start_run(model, train_set, test_set, config)
             with runs.locked(run):
                 _fit(model, run, job, arrays, test_set, _Start(), guard)
+        except OSError as error:
+            _note_full_disk(error, run or getattr(error, "kgen_run", None))
+            raise
         finally:
             guard.restore()
     return run
+
+
+def _note_full_disk(error, run):
+    """Tells the CLI what a full disk (`ENOSPC`) left: the run, and whether it has a checkpoint to resume.
+
+    Sets `error.kgen_run` and `error.kgen_checkpoint` (True, False); the CLI
+    says "continue with: kgen resume RUN" only when there is a checkpoint.
+    """
+    if error.errno == errno.ENOSPC:
+        error.kgen_run = run
+        error.kgen_checkpoint = bool(run) and os.path.isfile(os.path.join(checkpoint.folder(run), checkpoint.STATE))
 
 
 def _datasets(config):
@@ -133,6 +153,15 @@ def _datasets(config):
 def _start_run(model, train_set, test_set, config):
     """Creates the run directory and writes its config.json; returns its path."""
     run = runs.create_run(config.out, config.model, config.name)
+    try:
+        _write_config(run, model, train_set, test_set, config)
+    except OSError as error:  # a full disk at the first file: the run is named in the message
+        error.kgen_run = run
+        raise
+    return run
+
+
+def _write_config(run, model, train_set, test_set, config):
     files.write_json(
         os.path.join(run, runs.CONFIG),
         {
@@ -154,7 +183,6 @@ def _start_run(model, train_set, test_set, config):
             "command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
         },
     )
-    return run
 
 
 class _Start(typing.NamedTuple):
@@ -203,10 +231,10 @@ def _fit(model, run, job, arrays, test_set, start, guard):
         for draw in figures.end_of_run(model, run, x_test, test_set.labels, arrays[0]):  # still under the guard
             guard.raise_if_signalled()
             draw()
-        guard.raise_if_signalled()
-        with files.atomic_path(os.path.join(run, runs.MODEL)) as tmp:
-            model.save(tmp)
         figures.curves(run, config.model, caps.has(model, caps.ADVERSARIAL))
+        guard.raise_if_signalled()
+        with files.atomic_path(os.path.join(run, runs.MODEL)) as tmp:  # the last file: a run with it is finished
+            model.save(tmp)
     finally:
         guard.restore()
 
@@ -257,13 +285,21 @@ def _arrays(model, train_set, config):
         if labels is None:
             raise DataError(f"{config.model} trains on labels, and {train_set.source} has none.")
         labels = labels[: config.limit]
-        if labels.size and int(labels.max()) >= model.num_classes:
-            raise DataError(
-                f"{config.model} draws labels 0 to {model.num_classes - 1}, and {train_set.source} holds "
-                f"label {int(labels.max())}. Received: labels in {int(labels.min())}..{int(labels.max())}"
-            )
+        _check_labels(model, train_set, config, labels)
         return x, labels
     return (x,)
+
+
+def _check_labels(model, dataset, config, labels):
+    """Raises `DataError` when a conditional model's `labels` of `dataset` hold a class it does not draw."""
+    if not caps.has(model, caps.CONDITIONAL) or labels is None or not labels.size:
+        return
+    if int(labels.max()) >= model.num_classes:
+        split = "" if dataset.split == "train" else f" ({dataset.split} set)"
+        raise DataError(
+            f"{config.model} draws labels 0 to {model.num_classes - 1}, and {dataset.source}{split} holds "
+            f"label {int(labels.max())}. Received: labels in {int(labels.min())}..{int(labels.max())}"
+        )
 
 
 def resume(run, epochs=None, verbose=1, callbacks=None, tensorboard=False):
@@ -300,9 +336,9 @@ def resume(run, epochs=None, verbose=1, callbacks=None, tensorboard=False):
     state = checkpoint.read(run)
     if state is None:
         raise RunError(f"{run} has no checkpoint to resume from; train it anew.")
-    unfinished = state["epoch"] == config.epochs and not state["step"] and not os.path.isfile(
-        os.path.join(run, runs.MODEL)
-    )
+    unfinished = state["epoch"] == config.epochs and not state["step"] and not all(
+        os.path.isfile(os.path.join(run, name)) for name in (runs.MODEL, figures.LAST)
+    )  # stopped before model.keras, or before the figures that follow it
     if state["epoch"] >= config.epochs and not unfinished:
         raise RunOptionError(
             f"{run} already has {state['epoch']} epochs; pass --epochs larger than "
@@ -321,11 +357,59 @@ def _resume(run, job, state):
     with devices.scope(job.config.devices):  # the run's own number of devices
         model = checkpoint.load_model(run, state)
         arrays = _arrays(model, train_set, job.config)
-        with runs.locked(run):  # a second resume of the run stops here, before it removes anything
-            runs.remove_temporaries(run)
-            checkpoint.restore(model, state)  # its clusters too: no `prepare`
-            _fit(model, run, job, arrays, test_set, start, callbacks.TrainingGuard())
+        _check_labels(model, test_set, job.config, test_set.labels)
+        _check_checkpoint(run, state, model, arrays, start.history, _validation(model, to_float(test_set.images[:1]), test_set, job.config))
+        try:
+            with runs.locked(run):  # a second resume of the run stops here, before it removes anything
+                runs.remove_temporaries(run)
+                checkpoint.restore(model, state)  # its clusters too: no `prepare`
+                _fit(model, run, job, arrays, test_set, start, callbacks.TrainingGuard())
+        except OSError as error:
+            _note_full_disk(error, run)
+            raise
     return run
+
+
+def _check_checkpoint(run, state, model, arrays, history, validation):
+    """Raises `RunError` (one line, before anything is written) unless the checkpoint agrees with the run around it.
+
+    Its step lies within an epoch of the run's data; its model took as
+    many optimizer steps as its epoch and step say; `history.csv` has the
+    columns that the model logs (`val_*` too when it is validated).
+    """
+    state_path = os.path.join(checkpoint.folder(run), checkpoint.STATE)
+    saved = runs.load_run(run).get("data", {}).get("train_images")
+    images = len(arrays[0])
+    if isinstance(saved, int) and saved != images:
+        raise RunError(
+            f"{run} trained on {saved} images, and its data now holds {images}; resume it with the data it "
+            f"trained on (config.json's 'train.data_dir'). Received: {images} images"
+        )
+    steps = math.ceil(images / runs.load_run(run)["train"]["batch_size"])
+    if state["step"] >= steps:
+        raise RunError(
+            f"{state_path} is damaged: it says step {state['step']} of an epoch of {steps} steps; "
+            f"train the run anew. Received: step={state['step']}"
+        )
+    iterations = getattr(getattr(model, "optimizer", None), "iterations", None)
+    if iterations is not None:
+        done = int(keras.ops.convert_to_numpy(iterations))
+        if done != state["epoch"] * steps + state["step"]:
+            raise RunError(
+                f"{state_path} is damaged: it says epoch {state['epoch']}, step {state['step']} "
+                f"({state['epoch'] * steps + state['step']} steps), and its model took {done}; train the run anew."
+            )
+    if history:
+        names = [m.name for m in model.metrics]
+        expected = {"epoch", *names, *(f"val_{n}" for n in names if validation is not None)}
+        columns = set(history[0])
+        if columns != expected:
+            odd = sorted(columns - expected) or sorted(expected - columns)
+            which = "has a column the model does not log" if columns - expected else "lacks the column"
+            raise RunError(
+                f"{os.path.join(run, runs.HISTORY)} is damaged: it {which} {odd[0]!r}; resume will not write over it. "
+                f"Restore it, or move it away to resume without the earlier rows. Received: columns {sorted(columns)}"
+            )
 
 
 def base_rates(config):

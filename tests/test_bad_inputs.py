@@ -123,7 +123,7 @@ CASES = [
 ]
 
 
-def npz_dir(tmp, x=None, y=None):
+def npz_dir(tmp, x=None, y=None, y_test=None):
     """A data folder holding one Keras-style .npz; its training images or labels replaced by `x`, `y`."""
     rng = np.random.default_rng(0)
     data = tmp / "data"
@@ -138,6 +138,8 @@ def npz_dir(tmp, x=None, y=None):
         arrays["x_train"] = x
     if y is not None:
         arrays["y_train"] = y
+    if y_test is not None:
+        arrays["y_test"] = y_test
     np.savez(data / "mnist.npz", **arrays)
     return data
 
@@ -237,6 +239,91 @@ CASES += [
 ]
 USAGE = ("complete to a .jpg", "negative --seed", "resume of a finished run")  # exit 2, as click's usage errors
 
+CASES += [
+    # memory: every reader checks sizes before it allocates
+    ("gzipped IDX inflating past its header", lambda t, r: ("train", "vae", "--data-dir", idx_dir(t, gzip_bomb)),
+     "is longer than its header says"),
+    ("IDX file linked to /dev/zero", lambda t, r: ("train", "vae", "--data-dir", idx_dir(t, dev_zero)), "is not a regular file"),
+    ("model.keras whose config.json inflates past 16 MB", lambda t, r: ("sample", keras_bomb_copy(t, r)),
+     "model.keras is not a model kgen wrote: its member config.json inflates to"),
+    ("sample 10,000,000 to an .npz", lambda t, r: ("sample", run_of(r, "vae"), "-n", 10_000_000, "--out", t / "x.npz"),
+     "one call writes at most 1,000,000 samples"),
+    ("evaluate 10,000,000 samples", lambda t, r: ("evaluate", run_of(r, "vae"), "--num-samples", 10_000_000),
+     "num_samples must be at most 60,000"),
+    ("latent size 3,000,000", lambda t, r: ("train", "vae", "--latent-dim", 3_000_000, *TINY), "not in the range 1<=x<=1024"),
+    ("gan with 100,000 codes", lambda t, r: ("train", "gan", "--codes", 100_000, *TINY), "not in the range 0<=x<=100"),
+    ("lstm of 100,000 units", lambda t, r: ("train", "lstm", "--units", 100_000, *TINY), "not in the range 1<=x<=1024"),
+    ("lstm of 100,000 layers", lambda t, r: ("train", "lstm", "--layers", 100_000, *TINY), "not in the range 1<=x<=4"),
+    ("scgan with 100,000 clusters", lambda t, r: ("train", "scgan", "--clusters", 100_000, *TINY), "not in the range 2<=x<=1000"),
+    ("vae with 100,000,000 importance samples", lambda t, r: ("train", "vae", "--iwae-k", 100_000_000, *TINY),
+     "not in the range 1<=x<=1000"),
+    ("flow 100,000 channels wide", lambda t, r: ("train", "flow", "--width", 100_000, *TINY), "not in the range 8<=x<=128"),
+    ("flow 1,000 blocks deep", lambda t, r: ("train", "flow", "--depth", 1000, *TINY), "not in the range 1<=x<=4"),
+    # runs that resume exactly or refuse
+    ("cGAN test label above 9", lambda t, r: ("train", "cgan", "--data-dir", npz_dir(t, y_test=np.r_[np.zeros(9), 12].astype(np.uint8)),
+                                              "--epochs", 1), "(test set) holds label 12"),
+    ("state.json at step 1,000,000", lambda t, r: (*RESUME, edited_state(t, r, lambda s: s.update(step=1_000_000))),
+     "checkpoint/state.json is damaged: it says epoch 1, step 1000000, and names 'model-0001-00000.keras'"),
+    ("state.json a step past its epoch's end", lambda t, r: (*RESUME, state_past_the_epoch(t, r)),
+     "it says step 1000000 of an epoch of 2 steps"),
+    ("history.csv with an extra column", lambda t, r: (*RESUME, extra_column_copy(t, r)),
+     "history.csv is damaged: it has a column the model does not log 'foo'"),
+    ("state.json rewound an epoch", lambda t, r: (*RESUME, edited_state(t, r, lambda s: s.update(epoch=0))),
+     "it says epoch 0, step 0, and names 'model-0001-00000.keras', the model of another point of the run"),
+    # readers that cannot be crashed
+    ("config.json nested 100,000 levels", lambda t, r: (*RESUME, damaged_copy(t, r, "config.json", "[" * 100_000 + "]" * 100_000)),
+     "config.json cannot be read (it is nested too deep to be read)"),
+    ("RUN/.lock linked outside the run", lambda t, r: (*RESUME, linked_lock_copy(t, r)), ".lock is a symbolic link"),
+    ("--name with DEL", lambda t, r: ("train", "ae", "--name", "a\x7fb", *TINY), "Invalid value for --name"),
+    ("--name with U+0085", lambda t, r: ("train", "ae", "--name", "a\u0085b", *TINY), "Invalid value for --name"),
+    ("--name with U+2028", lambda t, r: ("train", "ae", "--name", "a\u2028b", *TINY), "Invalid value for --name"),
+    ("--name with U+202E", lambda t, r: ("train", "ae", "--name", "a\u202eb", *TINY), "Invalid value for --name"),
+]
+
+
+def gzip_bomb(data):
+    """A gzipped IDX file whose header promises 20 images, followed by 3 MB of zeros (10 GiB in the attack)."""
+    path = data / "train-images-idx3-ubyte.gz"
+    with idx.gzip.open(path, "wb") as f:
+        f.write(b"\x00\x00\x08\x03" + np.array([20, 28, 28], ">u4").tobytes())
+        f.write(bytes(3 << 20))
+
+
+def dev_zero(data):
+    os.remove(data / "train-images-idx3-ubyte.gz")
+    os.symlink("/dev/zero", data / "train-images-idx3-ubyte")
+
+
+def keras_bomb_copy(tmp, root):
+    """A copy of the VAE run whose model.keras holds a config.json of 17 MB of spaces (3.75 GiB in the attack)."""
+    import zipfile
+
+    copy = tmp / "corrupt"
+    shutil.copytree(run_of(root, "vae"), copy)
+    with zipfile.ZipFile(copy / "model.keras", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("config.json", b" " * (17 << 20))
+    return copy
+
+
+def state_past_the_epoch(tmp, root):
+    """A copy of the VAE run whose checkpoint says step 1,000,000 of its 2-step epochs, its model file named so."""
+    copy = edited_state(tmp, root, lambda s: s.update(step=1_000_000, model="model-0001-1000000.keras"))
+    os.rename(copy / "checkpoint" / "model-0001-00000.keras", copy / "checkpoint" / "model-0001-1000000.keras")
+    return copy
+
+
+def extra_column_copy(tmp, root):
+    history = (run_of(root, "vae") / "history.csv").read_text().splitlines()
+    rows = [history[0] + ",foo"] + [line + ",1.0" for line in history[1:]]
+    return damaged_copy(tmp, root, "history.csv", "\n".join(rows) + "\n")
+
+
+def linked_lock_copy(tmp, root):
+    copy = damaged_copy(tmp, root, "history.csv", (run_of(root, "vae") / "history.csv").read_text())
+    os.remove(copy / ".lock")
+    os.symlink(tmp / "outside", copy / ".lock")
+    return copy
+
 
 def corrupt_copy(tmp, root):
     copy = tmp / "corrupt"
@@ -301,6 +388,17 @@ def test_debug_shows_the_traceback(tmp_path):
     result = invoke("--debug", "train", "vae", "--data-dir", idx_dir(tmp_path, empty))
     assert result.exit_code == 1
     assert "Traceback" in result.output or "Traceback" in (result.stderr if hasattr(result, "stderr") else "")
+
+
+def test_runs_lists_the_good_runs_beside_a_config_nested_too_deep(tmp_path, runs_root):
+    root = tmp_path / "root"
+    shutil.copytree(run_of(runs_root, "vae"), root / "vae" / "good")
+    (root / "vae" / "nested").mkdir()
+    (root / "vae" / "nested" / "config.json").write_text("[" * 100_000 + "]" * 100_000)
+    result = CliRunner().invoke(main, ["runs", "--root", str(root)])
+    assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+    assert str(root / "vae" / "good") in result.output
+    assert "skipped a run" in result.output and "nested too deep" in result.output
 
 
 def test_a_batch_not_split_evenly_across_devices_is_bad_usage(tmp_path, monkeypatch):

@@ -509,3 +509,173 @@ def test_lr_decay_on_the_cli(artifacts):
     assert runs.load_run(run)["train"]["lr_decay"] is True
     rate = keras.saving.load_model(os.path.join(run, "model.keras")).optimizer.learning_rate
     np.testing.assert_allclose(float(keras.ops.convert_to_numpy(rate)), 1e-3 / 2, rtol=1e-6)
+
+
+# bounded memory, runs that resume exactly or refuse, readers that cannot be crashed
+
+
+def test_a_gzip_bomb_is_refused_without_inflating_it(tmp_path, monkeypatch):
+    from kgen.data import idx
+    from kgen.errors import DataError
+
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    with idx.gzip.open(path, "wb") as f:  # 300 images promised, then 8 MB of zeros (10 GiB in the attack)
+        f.write(b"\x00\x00\x08\x03" + np.array([300, 28, 28], ">u4").tobytes())
+        f.write(bytes(8 << 20))
+    inflated = []
+
+    class Counting(idx.gzip.GzipFile):
+        def read(self, size=-1):  # readinto reads through it too
+            data = super().read(size)
+            inflated.append(len(data))
+            return data
+
+    monkeypatch.setattr(idx.gzip, "GzipFile", Counting)
+    with pytest.raises(DataError, match=r"longer than its header says: the header promises 235200 bytes .* holds more"):
+        idx.read_idx(path, ndim=3)
+    assert sum(inflated) <= 16 + 235_200 + 1  # the header, the promised bytes and one more: not the 8 MB
+    monkeypatch.setattr(idx, "MAX_BYTES", 100_000)  # a header promising more than kgen reads: refused before reading
+    with pytest.raises(DataError, match=r"promises 235,200 bytes .* at most 100,000 bytes"):
+        idx.read_idx(path, ndim=3)
+
+
+def test_sampling_to_an_npz_streams(reference, tmp_path):
+    import tracemalloc
+
+    from kgen.cli import main as cli
+
+    model = checkpoint.load_model(reference["vae"])
+    cli._write_samples(str(tmp_path / "a.npy"), model, 12_000, 1, "labels", None)
+    tracemalloc.start()
+    cli._write_samples(str(tmp_path / "a.npz"), model, 12_000, 1, "labels", None)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 12_000 * 784 * 4 / 4  # chunks of 1,000, never the 37.6 MB of all the images
+    with np.load(tmp_path / "a.npz") as f:
+        assert f.files == ["images"]
+        np.testing.assert_array_equal(f["images"], np.load(tmp_path / "a.npy"))
+
+
+def test_a_model_size_above_its_bound_is_refused_before_the_run_exists(artifacts):
+    for model, options in (("vae", {"iwae_k": 100_000_000}), ("lstm", {"units": 100_000}), ("flow", {"depth": 1000})):
+        with pytest.raises(ValueError, match=r"must be an integer in \[\d+, \d+\]"):
+            training.train(specs.TrainConfig(model=model, out=str(artifacts), offline=True, model_options=options))
+    assert os.listdir(artifacts) == []
+
+
+def test_a_relative_data_dir_is_stored_absolute_and_resumes_on_the_same_data(tmp_path, monkeypatch):
+    from kgen.data import idx
+
+    rng = np.random.default_rng(0)
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    for folder in (work / "data", elsewhere / "data"):  # the same relative name, other data
+        folder.mkdir(parents=True)
+        for prefix, n in (("train", 64), ("t10k", 16)):
+            idx.write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+            idx.write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", rng.integers(0, 10, n, dtype=np.uint8))
+    monkeypatch.chdir(work)
+    run = training.train(specs.TrainConfig(model="ae", epochs=1, batch_size=32, data_dir="data", out=str(tmp_path / "runs")),
+                         verbose=0)
+    assert json.loads(open(os.path.join(run, "config.json")).read())["train"]["data_dir"] == str(work / "data")
+    monkeypatch.chdir(elsewhere)
+    training.resume(run, epochs=2, verbose=0)
+    assert training.saved_config(run).data_dir == str(work / "data")
+
+
+def test_resume_finishes_a_run_stopped_before_its_last_figures(reference, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(reference["vae"], run)
+    os.remove(run / "plots" / "loss_curves.png")  # killed between model.keras and the curves (an older kgen)
+    (run / "plots" / ".tmp-99999-loss_curves.png").write_bytes(b"half a png")
+    training.resume(str(run), verbose=0)
+    assert (run / "plots" / "loss_curves.png").is_file()
+    assert not [n for _, _, names in os.walk(run) for n in names if n.startswith(".tmp-")]
+    assert_same_run(reference["vae"], str(run))
+    with pytest.raises(Exception, match="already has 3 epochs"):
+        training.resume(str(run), verbose=0)
+
+
+def test_the_model_file_is_written_after_every_figure(artifacts, monkeypatch):
+    written = []
+    original = os.replace
+
+    def record(source, target):  # every file of a run is renamed into place (kgen.files.atomic_path)
+        written.append(os.path.basename(str(target)))
+        return original(source, target)
+
+    monkeypatch.setattr(os, "replace", record)
+    training.train(config(artifacts, epochs=1), verbose=0)
+    monkeypatch.undo()
+    assert written[-1] == "model.keras" and "loss_curves.png" in written  # a run with model.keras is finished
+
+
+def inconsistent(run):
+    """The rewound checkpoint of a 3-epoch run: its state and model file say epoch 1, its model took 12 steps."""
+    folder = run / "checkpoint"
+    state = json.loads((folder / "state.json").read_text())
+    os.rename(folder / state["model"], folder / "model-0001-00000.keras")
+    state.update(epoch=1, model="model-0001-00000.keras")
+    (folder / "state.json").write_text(json.dumps(state))
+    os.remove(run / "model.keras")
+
+
+@pytest.mark.parametrize("history_rows, words", [
+    (3, r"history.csv is damaged: it has 3 rows, and the checkpoint has only 1 epochs"),
+    (1, r"state.json is damaged: it says epoch 1, step 0 \(4 steps\), and its model took 12"),
+])
+def test_a_rewound_checkpoint_is_refused_before_anything_is_written(reference, tmp_path, history_rows, words):
+    import hashlib
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(reference["vae"], run)
+    inconsistent(run)
+    lines = (run / "history.csv").read_text().splitlines(keepends=True)
+    (run / "history.csv").write_text("".join(lines[: history_rows + 1]))
+    digest = lambda: sorted((str(p), hashlib.sha256(p.read_bytes()).hexdigest()) for p in run.rglob("*") if p.is_file())
+    before = digest()
+    result = CliRunner().invoke(main, ["resume", str(run)])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    (error,) = [line for line in result.output.splitlines() if line.startswith("Error")]
+    assert __import__("re").search(words, error), error
+    assert digest() == before
+
+
+def test_a_linked_lock_creates_nothing_outside_the_run(reference, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(reference["vae"], run)
+    os.remove(run / ".lock")
+    os.symlink(tmp_path / "outside", run / ".lock")
+    with pytest.raises(Exception, match=r"\.lock is a symbolic link; kgen locks a run with a plain file of its own"):
+        training.resume(str(run), epochs=4, verbose=0)
+    assert not (tmp_path / "outside").exists() and checkpoint.read(str(run))["epoch"] == 3
+
+
+def test_full_disk_before_the_first_checkpoint_says_there_is_none(artifacts, monkeypatch):
+    def full(self, filepath, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(filepath))
+
+    monkeypatch.setattr(keras.Model, "save", full)
+    result = CliRunner().invoke(main, ["train", "ae", "--epochs", "1", "--limit", "64", "--offline", "--out", str(artifacts)])
+    (error,) = [line for line in result.output.splitlines() if line.startswith("Error")]
+    assert result.exit_code == 1 and "the run had saved no checkpoint yet, so there is nothing to resume" in error
+    assert "kgen resume" not in error
+
+
+def test_full_disk_after_a_checkpoint_names_the_resume_command(artifacts, monkeypatch):
+    original = keras.Model.save
+
+    def full_on_epoch_2(self, filepath, *args, **kwargs):
+        if "model-0002" in str(filepath):
+            raise OSError(errno.ENOSPC, "No space left on device", str(filepath))
+        return original(self, filepath, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "save", full_on_epoch_2)
+    result = CliRunner().invoke(main, ["train", "ae", "--epochs", "2", "--limit", "64", "--offline", "--out", str(artifacts)])
+    run = runs.list_runs(str(artifacts))[0]["path"]
+    (error,) = [line for line in result.output.splitlines() if line.startswith("Error")]
+    assert error.endswith(f"the run keeps its last checkpoint. Free some space, then continue with: kgen resume {run}")

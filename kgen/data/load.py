@@ -8,6 +8,7 @@ their labels and the source they came from (the order of the sources:
 import dataclasses
 import glob
 import os
+import stat
 import warnings
 
 import numpy as np
@@ -158,7 +159,7 @@ def _standard(folder, prefix):
     found = []
     for kind in ("images-idx3-ubyte", "labels-idx1-ubyte"):
         names = [os.path.join(folder, f"{prefix}-{kind}{ext}") for ext in ("", ".gz")]
-        names = [p for p in names if os.path.isfile(p)]
+        names = _regular(names)
         if not names:
             return None
         found.append(names[:1])
@@ -167,7 +168,28 @@ def _standard(folder, prefix):
 
 def _find(folder, pattern):
     found = glob.glob(os.path.join(folder, pattern))
-    return sorted(p for p in found if p.endswith(("ubyte", ".gz")))
+    return _regular(sorted(p for p in found if p.endswith(("ubyte", ".gz"))))
+
+
+def _regular(paths):
+    """The `paths` that exist; `DataError` for one that is not a regular file once its links are followed.
+
+    A name linked to /dev/zero, a FIFO or a socket has no size to check and
+    no end: it is refused before it is opened.
+    """
+    found = []
+    for path in paths:
+        try:
+            mode = os.stat(os.path.realpath(path)).st_mode
+        except OSError:
+            continue  # missing, or a dangling link
+        if not stat.S_ISREG(mode):
+            raise DataError(
+                f"{os.path.basename(path)} is not a regular file (a device, a pipe or a socket); kgen reads IDX "
+                f"data from plain files only. Received: path={path}"
+            )
+        found.append(path)
+    return found
 
 
 def _load_npz(path, split):

@@ -39,6 +39,9 @@ from kgen.evaluation.evaluator import load_evaluator
 DEFAULT_NUM_SAMPLES = 5000
 BINARIZE_SEED = 0  # the one binarization of the test set that likelihoods are measured on
 FLOOR_SEED = 0  # which real training images make the real-data floor
+# samples of one evaluation: MNIST's 60,000 training digits (the real-data floor uses as many); the samples,
+# the test digits and their features then take well under 2 GB (docs/errors.md, "Bounds")
+MAX_NUM_SAMPLES = 60_000
 # drawn completions averaged per test digit (PatchLSTM): on the full MNIST, 4 / 8 / 16 draws read
 # 93.5 / 94.0 / 94.2 % right against 93.0 % for the mean-field completion (docs/patch_lstm.md)
 COMPLETION_DRAWS = 16
@@ -92,6 +95,13 @@ def evaluate(run, num_samples=DEFAULT_NUM_SAMPLES, ll_samples=100, given=8, seed
     model = checkpoint.load_model(run)
     folder = output_folder(run, folder)
     generate_options = dict(generate_options or {})
+    if num_samples > MAX_NUM_SAMPLES:
+        error = KgenError(
+            f"num_samples must be at most {MAX_NUM_SAMPLES:,} (as many as MNIST's training digits, against which "
+            f"the real-data floor is measured). Received: num_samples={num_samples}"
+        )
+        error.exit_code = 2  # a bad option, as click's
+        raise error
     check_generate_options(model, generate_options)
     model.trainable = False  # inference only: no gradient bookkeeping on any backend
     dataset = config.get("data", {}).get("dataset", "mnist")
