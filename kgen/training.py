@@ -97,8 +97,12 @@ def check_tensorboard():
     Keras's `TensorBoard` callback writes through `tensorflow.summary`, which
     needs both TensorFlow and TensorBoard, on every backend.
     """
+    from kgen.data.load import import_tensorflow
+
     try:
         import tensorboard  # noqa: F401
+
+        import_tensorflow()  # its start-up lines off the screen
         import tensorflow.summary  # noqa: F401
     except ImportError:
         raise ImportError(

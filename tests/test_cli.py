@@ -602,3 +602,46 @@ def test_hide_tensorflow_keeps_it_out_of_seeding_and_saving_and_falls_back_to_th
     monkeypatch.delitem(sys.modules, "tensorflow", raising=False)  # as if no test had imported it yet
     monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
     assert hide_tensorflow() is False and os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3"
+
+
+# TensorFlow's start-up lines on torch: none where kgen imports it (TFDS, --tensorboard)
+
+TINY_TRAIN = ("--epochs", "1", "--limit", "64", "--val-images", "0", "--offline", "--verbose", "0")
+TENSORFLOW_LINES = ("absl", "oneDNN", "cuda", "I0000", "W0000", "E0000", "cpu_feature_guard", "tensorflow/")
+
+
+def _tensorflow_lines(tmp_path, *args):
+    """The stderr lines of `kgen ARGS` on torch (in a subprocess) that come from TensorFlow's or absl's loggers."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "KERAS_BACKEND": "torch", "OMP_NUM_THREADS": "1"}
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # kgen's own settings, not the test's
+    result = subprocess.run(
+        [sys.executable, "-m", "kgen.cli.main", *args], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600,
+    )
+    return result, [line for line in result.stderr.splitlines() if any(word in line for word in TENSORFLOW_LINES)]
+
+
+def test_tensorboard_on_torch_prints_no_tensorflow_line(tmp_path):
+    pytest.importorskip("tensorflow")
+    pytest.importorskip("tensorboard")
+    result, lines = _tensorflow_lines(tmp_path, "train", "vae", *TINY_TRAIN, "--out", str(tmp_path), "--tensorboard")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert not lines, lines
+    assert any((tmp_path / "vae").glob("*/logs/train"))  # the logs were written
+
+
+def test_a_tfds_data_set_on_torch_prints_no_tensorflow_line(tmp_path):
+    pytest.importorskip("tensorflow")
+    from kgen.data.load import check_network
+
+    try:
+        check_network()
+    except Exception:
+        pass
+    else:
+        pytest.skip("the network is up: TFDS would download fashion_mnist")
+    result, lines = _tensorflow_lines(tmp_path, "train", "vae", "--dataset", "fashion_mnist", "--epochs", "1", "--out", str(tmp_path))
+    assert result.returncode == 1 and "fashion_mnist could not be loaded" in result.stderr, result.stderr[-2000:]
+    assert not lines, lines

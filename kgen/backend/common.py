@@ -99,7 +99,9 @@ def hide_tensorflow():
     The `kgen` command calls it before any model is built. From Python, call
     it after choosing the backend; then `keras.utils.set_random_seed` no
     longer seeds TensorFlow in that process (a `tf.data` pipeline of your
-    own), and `--tensorboard` still imports TensorFlow's summary module itself.
+    own), and `--tensorboard` and TFDS's data sets still import TensorFlow,
+    through `kgen.data.load.import_tensorflow`, which keeps its start-up
+    lines off the screen.
     """
     import importlib
     import os

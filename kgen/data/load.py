@@ -216,9 +216,39 @@ def _load_npz(path, split):
     return images, labels, f"npz file {path}"
 
 
+def import_tensorflow():
+    """`import tensorflow` with its start-up lines off the screen; returns the module (ImportError if absent).
+
+    TensorFlow writes its start-up lines (absl's "All log messages before
+    absl::InitializeLog()", oneDNN, CUDA, the CPU's instructions) from C++
+    straight to file descriptor 2, whatever `TF_CPP_MIN_LOG_LEVEL` says. On
+    torch and jax kgen imports it only where it needs it: TFDS preparing a
+    data set, and `--tensorboard`. File descriptor 2 points at /dev/null
+    during the import and the creation of its CPU device (which logs too),
+    then back where it was; Python's exceptions are not touched. With
+    TensorFlow already imported (the tensorflow backend), nothing is done.
+    """
+    import sys
+
+    if sys.modules.get("tensorflow") is not None:
+        return sys.modules["tensorflow"]
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            import tensorflow
+
+            tensorflow.config.list_logical_devices("CPU")  # the CPU device, whose creation logs a line
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    return tensorflow
+
+
 def _load_online(name, split):
     try:
-        import tensorflow  # noqa: F401  (TFDS prepares data sets with it)
+        import_tensorflow()  # TFDS prepares data sets with it
     except ImportError:
         if name not in ("mnist", "fashion_mnist"):
             raise RuntimeError(f"{name} needs tensorflow-datasets with TensorFlow")
@@ -231,11 +261,19 @@ def _load_online(name, split):
         if split == "train":
             return x_train, y_train, f"keras.datasets.{name}"
         return x_test, y_test, f"keras.datasets.{name}"
+    import logging
+
     import tensorflow_datasets as tfds
 
-    if not tfds.builder(name).is_prepared():
-        check_network()
-    batches = list(tfds.as_numpy(tfds.load(name, split=split).batch(4096)))
+    absl = logging.getLogger("absl")  # TFDS's notes on its cache folders ("has no dataset_info.json"): not kgen's user's
+    level = absl.level
+    absl.setLevel(logging.ERROR)
+    try:
+        if not tfds.builder(name).is_prepared():
+            check_network()
+        batches = list(tfds.as_numpy(tfds.load(name, split=split).batch(4096)))
+    finally:
+        absl.setLevel(level)
     images = np.concatenate([b["image"] for b in batches])
     labels = np.concatenate([b["label"] for b in batches]) if "label" in batches[0] else None
     if images.ndim == 4:
