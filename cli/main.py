@@ -608,9 +608,15 @@ def complete(ctx, run, given, num, input_file, out_file, sampling, candidates, s
 @click.option("--figures/--no-figures", default=True, show_default=True, help="Also write figures into RUN/plots/.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),
               help="Folder for metrics.json and plots/  [default: RUN; a preset: none, the numbers are printed only].")
+@click.option("--cas", is_flag=True,
+              help="cgan, flow: also the classification accuracy score: a fresh classifier of the evaluator's "
+                   "architecture trained on labelled samples only, its accuracy on the real test digits, beside "
+                   "the same on real training digits (a few minutes).")
+@click.option("--cas-samples", type=click.IntRange(10, 60_000), default=10_000, show_default=True,
+              help="--cas: labelled samples the classifier trains on (and real training digits of the ceiling).")
 @generate_options
 @backend_option
-def evaluate(run, num_samples, ll_samples, given, seed, figures, out_dir, guidance, steps):
+def evaluate(run, num_samples, ll_samples, given, seed, figures, out_dir, cas, cas_samples, guidance, steps):
     """Measure a trained run with the shipped evaluator; write RUN/metrics.json.
 
     Every model gets FID, KID, the inception-style score, precision and
@@ -620,6 +626,8 @@ def evaluate(run, num_samples, ll_samples, given, seed, figures, out_dir, guidan
     reconstruction errors (and a VAE its test ELBO and log-likelihood); an
     lstm the evaluator's agreement with the true label on completed digits
     (the mean-field completion, and the average of 16 drawn completions).
+    With --cas a cGAN or a flow also gets its classification accuracy score
+    (docs/evaluation.md).
 
     RUN is a run directory or a preset (`kgen presets`); the installed
     presets stay as they are: a preset's numbers are printed, and written
@@ -632,8 +640,16 @@ def evaluate(run, num_samples, ll_samples, given, seed, figures, out_dir, guidan
     options = {k: v for k, v in (("guidance", guidance), ("steps", steps)) if v is not None}
     if options:  # checked before the model loads: the run's model class says what its generate takes
         _generate_options(MODELS[runs.load_run(run)["model"]], run, **options)
+    if cas:  # checked before the model loads, as the options above
+        from kgen import capabilities as caps
+
+        kind = runs.load_run(run)["model"]
+        if not caps.has(MODELS[kind], caps.CONDITIONAL):
+            raise click.UsageError(
+                f"--cas applies to conditional runs only (cgan, flow); {run} is a {kind} run. Received: --cas"
+            )
     m = ev.evaluate(run, num_samples=num_samples, ll_samples=ll_samples, given=given, seed=seed, figures=figures,
-                    generate_options=options, folder=out_dir)
+                    generate_options=options, folder=out_dir, cas_samples=cas_samples if cas else 0)
     floor_n = m["floor_num_samples"]
     drawn = "".join(f", {k} {v:g}" for k, v in options.items())
     click.echo(f"{m['model_class']} run {run}: {num_samples} samples{drawn}, {m['test_images']} test images, "
@@ -644,6 +660,12 @@ def evaluate(run, num_samples, ll_samples, given, seed, figures, out_dir, guidan
         click.echo(f"{name:<42} {value:10.4g} {shown:>10}")
     if floor_n < num_samples:
         click.echo(f"Note: the real-data floor uses all {floor_n} training images available, not {num_samples}.")
+    if "cas" in m:
+        c = m["cas"]
+        click.echo(f"CAS: a classifier trained {c['epochs']} epochs on {c['num_samples']} labelled samples reads "
+                   f"{c['accuracy']:.2%} of the {c['test_images']} real test digits right (worst class "
+                   f"{c['worst_class']}: {c['worst_accuracy']:.2%}); on {c['ceiling_num_samples']} real training "
+                   f"digits, {c['ceiling']:.2%} ({c['seconds']:.0f} s).")
     click.echo(f"{m['seconds']:.0f} s ({m['generate_seconds']:.0f} s drawing the samples); "
                f"{_wrote(run, out_dir)}")
 

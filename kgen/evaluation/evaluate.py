@@ -6,6 +6,8 @@ What a model offers decides what is measured:
   recall, class coverage of N samples, each beside the real-data floor (N real
   training images measured the same way against the same test set);
 - `generate(n, labels=...)` (cGAN, flow): conditional accuracy, mean and worst class;
+  and, asked for (`cas_samples`), the classification accuracy score beside its
+  real-data ceiling (`kgen.evaluation.cas`);
 - `encode` and `reconstruct` (AE, VAE): test reconstruction MSE and BCE, and
   the latent-space figures;
 - `log_likelihood` (VAE with a Bernoulli decoder): test ELBO and an
@@ -59,7 +61,7 @@ def binarized(x, seed=BINARIZE_SEED):
 
 
 def evaluate(run, num_samples=DEFAULT_NUM_SAMPLES, ll_samples=100, given=8, seed=0, figures=True, generate_options=None,
-             folder=None):
+             folder=None, cas_samples=0, cas_epochs=None):
     """Measures a trained run and writes `metrics.json` (and figures in `plots/`).
 
     Args:
@@ -77,6 +79,11 @@ def evaluate(run, num_samples=DEFAULT_NUM_SAMPLES, ll_samples=100, given=8, seed
         generate_options: more keyword arguments of the model's `generate`
             for the samples and figures, e.g. `{"guidance": 1.5, "steps": 4}`
             for a flow (recorded in `metrics.json`; default: the model's own).
+        cas_samples: a conditional model: also its classification accuracy
+            score on this many labelled samples, beside its real-data ceiling
+            (`kgen.evaluation.cas`; `"cas"` in `metrics.json`); 0 skips it.
+        cas_epochs: the classifier's epochs of that score (default
+            `cas.DEFAULT_EPOCHS`).
 
     Returns:
         The metrics as a dict (what `metrics.json` holds).
@@ -103,6 +110,13 @@ def evaluate(run, num_samples=DEFAULT_NUM_SAMPLES, ll_samples=100, given=8, seed
         error.exit_code = 2  # a bad option, as click's
         raise error
     check_generate_options(model, generate_options)
+    if cas_samples and not caps.has(model, caps.CONDITIONAL):
+        error = KgenError(
+            f"The classification accuracy score applies to conditional models (cgan, flow); this is a "
+            f"{type(model).__name__}. Received: cas_samples={cas_samples}"
+        )
+        error.exit_code = 2  # a bad option, as click's
+        raise error
     model.trainable = False  # inference only: no gradient bookkeeping on any backend
     dataset = config.get("data", {}).get("dataset", "mnist")
     data_dir = config.get("train", {}).get("data_dir")
@@ -144,6 +158,13 @@ def evaluate(run, num_samples=DEFAULT_NUM_SAMPLES, ll_samples=100, given=8, seed
     out["floor"] = floor_metrics(dataset, data_dir, num_samples)
     if conditional:
         out["conditional"] = metrics.conditional_accuracy(probs.argmax(1), labels, probs.shape[1])
+    if cas_samples:  # the samples above are its samples when N agrees (drawn alike: labels 0..9, seed + i)
+        from kgen.evaluation import cas
+
+        out["cas"] = cas.classification_accuracy_score(
+            model, cas_samples, seed, cas_epochs or cas.DEFAULT_EPOCHS, generate_options=generate_options,
+            dataset=dataset, data_dir=data_dir, samples=(images, labels) if cas_samples == num_samples else None,
+        )
 
     x_test, y_test = ref["x_test"][:n_test], ref["y_test"][:n_test]
     if caps.has(model, caps.RECONSTRUCTS):
@@ -415,6 +436,8 @@ def table(m):
         c = m["conditional"]
         rows.append(("conditional accuracy", c["accuracy"], None))
         rows.append((f"worst class ({c['worst_class']}) accuracy", c["worst_accuracy"], None))
+    if "cas" in m:  # real data: the same protocol on real training digits (the ceiling)
+        rows.append(("classification accuracy score (CAS)", m["cas"]["accuracy"], m["cas"]["ceiling"]))
     if "reconstruction" in m:
         rows.append(("test reconstruction MSE", m["reconstruction"]["mse"], None))
         rows.append(("test reconstruction BCE (nats)", m["reconstruction"]["bce"], None))
