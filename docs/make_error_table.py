@@ -75,6 +75,8 @@ with tempfile.TemporaryDirectory() as tmp:
             for a in argv
         )
         line = re.sub(r"/\S*/(runs|case\d+)(/[^\s;:,'`]*)?", short, line).replace("|", "\\|")
+        shown = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in shown)  # DEL, U+2028, ... as escapes
+        line = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in line)
         print(f"| {what} | `kgen {shown}` | {result.exit_code} | {line} |")
     for row in RELIABILITY_ROWS:
         print(row)
