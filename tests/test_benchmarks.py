@@ -171,3 +171,48 @@ def test_lstm_completion_reads_the_averaged_completions_once_per_seed(tmp_path, 
     completed = checkpoint.load_model(run).complete(to_float(digits.images[:24]), given=8, sampling="average", candidates=2, seed=1)
     expected = np.mean(load_evaluator("mnist").predict(completed) == digits.labels[:24])
     assert agreement["seeds"]["1"] == pytest.approx(expected)
+
+
+def test_gpu_check_runs_its_cpu_half_and_the_fast_paths_equal_keras(tmp_path, capsys, monkeypatch):
+    import json
+
+    import gpu_check
+
+    from kgen import specs
+
+    out = tmp_path / "gpu_check.json"
+    monkeypatch.setenv(gpu_check.CPU_ENV, "1")  # the variable, as a CUDA-less CI would set it; --cpu does the same
+    results = gpu_check.main(["--json", str(out), "--steps", "2", "--warmup-steps", "1", "--images", "8"])
+    printed = capsys.readouterr().out
+    assert json.loads(out.read_text())["device"] == results["device"] == "cpu"
+    assert set(results) >= {"machine", "settings", "torch_flags", "fast_paths", "training", "speed", "passed", "seconds"}
+    # every fast path kgen takes on the CPU, called and compared with Keras's own call: all within rounding
+    paths = {r["path"] for r in results["fast_paths"]}
+    assert paths == gpu_check.PUBLIC | {"_conv", "_fused_lstm", "_apply_adam"}
+    assert all(r["taken"] and r["passed"] and r["worst"] <= 1e-4 for r in results["fast_paths"]), [
+        (r["check"], r["worst"], r["note"]) for r in results["fast_paths"] if not (r["taken"] and r["passed"])]
+    assert results["fast_paths_passed"] and results["direct_not_taken_passed"]
+    # every model of kgen train trained its steps, the losses finite
+    assert [r["model"] for r in results["training"]] == list(specs.SPECS)
+    for r in results["training"]:
+        assert r["steps"] == 2 and r["batch_size"] == 8 and r["finite"] and r["steps_per_s"] > 0, r
+        assert r["peak_mib"] is None  # GPU memory: none on the CPU
+    # kgen against the plain PyTorch loop, each model that has one
+    assert [r["model"] for r in results["speed"]] == list(speed.MODELS)
+    assert all(r["device"] == "cpu" and r["ratio_wall"] > 0 and r["images"] == 8 for r in results["speed"])
+    assert results["passed"]
+    assert "| forward: conv generator (batch norm), training=True | `forward` | yes |" in printed
+    assert "| flow | 8 | 2 |" in printed and "| gan-conv | 8 |" in printed
+    assert printed.rstrip().splitlines()[-1].startswith("passed in ")
+
+
+def test_gpu_check_without_cuda_says_so_in_one_line(tmp_path, capsys, monkeypatch):
+    import gpu_check
+    import torch
+
+    monkeypatch.delenv(gpu_check.CPU_ENV, raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert gpu_check.main(["--json", str(tmp_path / "out.json")]) is None
+    printed = capsys.readouterr().out
+    assert printed.count("\n") == 1 and printed.startswith("No CUDA device") and "--cpu" in printed
+    assert not (tmp_path / "out.json").exists()
