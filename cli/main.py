@@ -648,8 +648,9 @@ def evaluate(run, num_samples, ll_samples, given, seed, figures, out_dir, cas, c
             raise click.UsageError(
                 f"--cas applies to conditional runs only (cgan, flow); {run} is a {kind} run. Received: --cas"
             )
-    m = ev.evaluate(run, num_samples=num_samples, ll_samples=ll_samples, given=given, seed=seed, figures=figures,
-                    generate_options=options, folder=out_dir, cas_samples=cas_samples if cas else 0)
+    with Progress("evaluate") as progress:
+        m = ev.evaluate(run, num_samples=num_samples, ll_samples=ll_samples, given=given, seed=seed, figures=figures,
+                        generate_options=options, folder=out_dir, progress=progress, cas_samples=cas_samples if cas else 0)
     floor_n = m["floor_num_samples"]
     drawn = "".join(f", {k} {v:g}" for k, v in options.items())
     click.echo(f"{m['model_class']} run {run}: {num_samples} samples{drawn}, {m['test_images']} test images, "
@@ -687,7 +688,9 @@ def compare(runs_, out):
 
     if out and os.path.exists(out) and not os.path.isdir(out):
         raise click.UsageError(f"--out must be a folder; {out} is a file.")
-    click.echo(report.compare(list(runs_), out))
+    with Progress("compare") as progress:
+        path = report.compare(list(runs_), out, progress=progress)
+    click.echo(path)
 
 
 @main.command(name="runs")
@@ -883,6 +886,50 @@ def _wrote(run, folder):
     if where is None:
         return "wrote nothing: a preset's folder is part of kgen (--out FOLDER keeps metrics.json and plots/)"
     return f"wrote {os.path.join(where, 'metrics.json')}"
+
+
+class Progress:
+    """What a long command is doing, on stderr: `progress(message, step, steps)` at the start of each stage.
+
+    On a terminal, each stage's line and a Keras progress bar
+    (`keras.utils.Progbar`) over the stages beneath it; in a pipe or a file,
+    one plain line per stage (`kgen evaluate: generating 5,000 samples (1/5)`).
+    Standard output keeps the results only. Used as a context around the work.
+    """
+
+    def __init__(self, command):
+        self.command = command
+        self.bar = None
+
+    def __call__(self, message, step, steps):
+        line = f"kgen {self.command}: {message} ({step}/{steps})"
+        if not sys.stderr.isatty():
+            click.echo(line, err=True)
+            return
+        import contextlib
+
+        import keras
+
+        with contextlib.redirect_stdout(sys.stderr):  # Keras's bar writes to stdout
+            if self.bar is None:
+                self.bar = keras.utils.Progbar(steps, unit_name="stage")
+            click.echo(f"\r\x1b[K{line}", err=True)  # the bar's line gives way to the stage's
+            self.bar.update(step - 1)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, trace):
+        """Completes the bar on a terminal once the work is over, or ends its line before an error's."""
+        if self.bar is None:
+            return
+        if kind is not None:
+            click.echo(err=True)
+            return
+        import contextlib
+
+        with contextlib.redirect_stdout(sys.stderr):
+            self.bar.update(self.bar.target, finalize=True)
 
 
 def _check_writable(path):

@@ -41,12 +41,14 @@ SAMPLE_COLUMNS = [  # FID, KID and IS in kgen's evaluator's feature space (evalu
 ]
 
 
-def compare(run_paths, out=None):
+def compare(run_paths, out=None, progress=None):
     """Writes a side-by-side report of runs; returns the path of `report.md`.
 
     Args:
         run_paths: two or more run directories (one is allowed).
         out: the report folder (default: `artifacts/compare/<date-time>`).
+        progress: called as `progress(message, step, steps)` at the start of
+            each stage ("loading 2 runs", ...): the CLI shows it on stderr.
 
     Example:
 
@@ -62,9 +64,17 @@ def compare(run_paths, out=None):
     out = out or os.path.join("artifacts", "compare", time.strftime("%Y%m%d-%H%M%S"))
     os.makedirs(out, exist_ok=True)
     names = _names(entries)
+    stages = [f"loading {len(entries)} run{'s' if len(entries) > 1 else ''}", "drawing 100 samples of each",
+              "latent maps", "training curves and the report"]
+
+    def say(step):
+        if progress is not None:
+            progress(stages[step], step + 1, len(stages))
 
     # samples of every run, one seed, grids of one size
+    say(0)
     models = [checkpoint.load_model(e["path"]) for e in entries]
+    say(1)
     grids = [np.asarray(m.generate(100, seed=SAMPLES_SEED, **_columns(m))) for m in models]
     plots.save_side_by_side(os.path.join(out, "samples.png"), grids, names)
     caption = "100 samples of each run, one seed"
@@ -74,6 +84,7 @@ def compare(run_paths, out=None):
 
     # latent maps of the runs that encode
     encoders = [(n, m) for n, m in zip(names, models) if caps.has(m, caps.ENCODES)]
+    say(2)
     if encoders:
         x, y = _test_digits(next(e["config"] for e, m in zip(entries, models) if caps.has(m, caps.ENCODES)))
         panels, titles = [], []
@@ -88,6 +99,7 @@ def compare(run_paths, out=None):
         images["latent_maps.png"] = "latent codes of 2,000 test digits (dashed: the prior's 2σ circle)"
 
     # training curves
+    say(3)
     with_history = [(e["history"], n) for e, n in zip(entries, names) if e["history"]]
     if with_history:
         histories, titles = zip(*with_history)

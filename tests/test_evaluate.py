@@ -121,6 +121,19 @@ def test_evaluate_vae_through_the_cli(tiny_runs):
     result = CliRunner().invoke(main, ["evaluate", run, "-n", "200", "--ll-samples", "4"])
     assert result.exit_code == 0, result.output
     assert "FID (kgen evaluator)" in result.output and "test ELBO" in result.output and "real data" in result.output
+    # what it is doing, on stderr, one line per stage in a pipe (stdout keeps the results)
+    stages = [line for line in result.stderr.splitlines() if line.startswith("kgen evaluate: ")]
+    assert stages == [
+        "kgen evaluate: loading the model, the evaluator and the test digits (1/8)",
+        "kgen evaluate: generating 200 samples (2/8)",
+        "kgen evaluate: embedding them with the evaluator (3/8)",
+        "kgen evaluate: FID, KID, inception score, precision and recall (4/8)",
+        "kgen evaluate: the real-data floor (5/8)",
+        "kgen evaluate: reconstructing test digits (6/8)",
+        "kgen evaluate: test log-likelihood (7/8)",
+        "kgen evaluate: figures (8/8)",
+    ], result.stderr
+    assert "kgen evaluate:" not in result.stdout
     m = files.read_json(os.path.join(run, runs.METRICS))
     assert m["evaluator"]["sha256"] == ev_module.manifest()["mnist"]["sha256"]
     assert m["num_samples"] == 200 and m["floor_num_samples"] == 200
@@ -191,7 +204,11 @@ def test_compare_writes_a_report_with_images(tmp_path, tiny_runs):
     result = runner.invoke(main, ["compare", tiny_runs["vae"], tiny_runs["ae"], "--out", str(out)])
     assert result.exit_code == 0, result.output
     report = (out / "report.md").read_text()
-    assert result.output.strip().endswith("report.md")
+    assert result.stdout.strip().endswith("report.md")
+    assert [line for line in result.stderr.splitlines() if line.startswith("kgen compare: ")] == [
+        "kgen compare: loading 2 runs (1/4)", "kgen compare: drawing 100 samples of each (2/4)",
+        "kgen compare: latent maps (3/4)", "kgen compare: training curves and the report (4/4)",
+    ], result.stderr
     for image in ("samples.png", "latent_maps.png", "curves.png"):
         assert (out / image).is_file() and f"]({image})" in report
     assert "vae/" in report and "ae/" in report and "real-data floor" in report

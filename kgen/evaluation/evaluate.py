@@ -61,7 +61,7 @@ def binarized(x, seed=BINARIZE_SEED):
 
 
 def evaluate(run, num_samples=DEFAULT_NUM_SAMPLES, ll_samples=100, given=8, seed=0, figures=True, generate_options=None,
-             folder=None, cas_samples=0, cas_epochs=None):
+             folder=None, cas_samples=0, cas_epochs=None, progress=None):
     """Measures a trained run and writes `metrics.json` (and figures in `plots/`).
 
     Args:
@@ -84,6 +84,9 @@ def evaluate(run, num_samples=DEFAULT_NUM_SAMPLES, ll_samples=100, given=8, seed
             (`kgen.evaluation.cas`; `"cas"` in `metrics.json`); 0 skips it.
         cas_epochs: the classifier's epochs of that score (default
             `cas.DEFAULT_EPOCHS`).
+        progress: called as `progress(message, step, steps)` at the start
+            of each of the `steps` long stages ("generating 5,000 samples",
+            ...): the CLI shows it on stderr. Default: nothing.
 
     Returns:
         The metrics as a dict (what `metrics.json` holds).
@@ -99,6 +102,10 @@ def evaluate(run, num_samples=DEFAULT_NUM_SAMPLES, ll_samples=100, given=8, seed
         raise KgenError(f"ll_samples must be 0 or more. Received: ll_samples={ll_samples}")
     start = time.time()
     config = runs.load_run(run)
+    from kgen.models import MODELS
+
+    say = _stages(MODELS.get(config.get("model")), num_samples, figures and output_folder(run, folder), progress)
+    say("load")
     model = checkpoint.load_model(run)
     folder = output_folder(run, folder)
     generate_options = dict(generate_options or {})
@@ -150,11 +157,15 @@ def evaluate(run, num_samples=DEFAULT_NUM_SAMPLES, ll_samples=100, given=8, seed
     # samples: N generated images against the test set, beside N real training images
     conditional = caps.has(model, caps.CONDITIONAL)
     labels = np.arange(num_samples) % model.num_classes if conditional else None
+    say("generate")
     generating = time.time()
     images = generate(model, num_samples, seed, labels, options=generate_options)
     out["generate_seconds"] = round(time.time() - generating, 1)
+    say("embed")
     features, probs = evaluator.embed(images)
+    say("metrics")
     out["samples"] = sample_metrics(features, probs, ref)
+    say("floor")
     out["floor"] = floor_metrics(dataset, data_dir, num_samples)
     if conditional:
         out["conditional"] = metrics.conditional_accuracy(probs.argmax(1), labels, probs.shape[1])
@@ -168,18 +179,22 @@ def evaluate(run, num_samples=DEFAULT_NUM_SAMPLES, ll_samples=100, given=8, seed
 
     x_test, y_test = ref["x_test"][:n_test], ref["y_test"][:n_test]
     if caps.has(model, caps.RECONSTRUCTS):
+        say("reconstruct")
         out["reconstruction"] = metrics.reconstruction_errors(x_test, batched(model.reconstruct, x_test))
     x_binary = binarized(ref["x_test"])[:n_test]
     protocol = f"{n_test} test images binarized once (Bernoulli of the grey level, seed {BINARIZE_SEED})"
     if caps.has(model, caps.LIKELIHOOD):
+        say("likelihood")
         out["likelihood"] = {**likelihood(model, x_binary, ll_samples), "test_set": protocol}
     if caps.has(model, caps.COMPLETES):
+        say("complete")
         out["completion"] = completion(model, evaluator, x_test, y_test, given, seed)
         out["likelihood"] = {"test_nll": lstm_nll(model, x_binary), "test_set": protocol}
 
     if figures and folder:
         from kgen.evaluation import figures as figs
 
+        say("figures")
         out["figures"] = figs.write_figures(
             model, folder, images, ref, labels=labels, given=given, seed=seed, generate_options=generate_options
         )
@@ -190,6 +205,31 @@ def evaluate(run, num_samples=DEFAULT_NUM_SAMPLES, ll_samples=100, given=8, seed
         os.makedirs(folder, exist_ok=True)
         files.write_json(os.path.join(folder, runs.METRICS), out)
     return out
+
+
+def _stages(model, num_samples, figures, progress):
+    """`say(stage)`: calls `progress(message, step, steps)` for each stage `evaluate` runs for `model` (nothing without it).
+
+    `model`: the model's class (its capabilities say which stages run).
+    """
+    stages = {
+        "load": "loading the model, the evaluator and the test digits",
+        "generate": f"generating {num_samples:,} samples",
+        "embed": "embedding them with the evaluator",
+        "metrics": "FID, KID, inception score, precision and recall",
+        "floor": "the real-data floor",
+        "reconstruct": "reconstructing test digits" if caps.has(model, caps.RECONSTRUCTS) else None,
+        "likelihood": "test log-likelihood" if caps.has(model, caps.LIKELIHOOD) else None,
+        "complete": "completing test digits" if caps.has(model, caps.COMPLETES) else None,
+        "figures": "figures" if figures else None,
+    }
+    order = [name for name, message in stages.items() if message]
+
+    def say(stage):
+        if progress is not None:
+            progress(stages[stage], order.index(stage) + 1, len(order))
+
+    return say
 
 
 def output_folder(run, folder=None):
