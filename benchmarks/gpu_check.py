@@ -249,7 +249,6 @@ def check_forward(device, rtol, batch=16):
 def check_conv_direct(device, rtol):
     """`_conv` called directly on the device against the layer's call (it is taken on the CPU only)."""
     import keras
-    import torch
 
     from kgen.backend import torch as torch_backend
 
