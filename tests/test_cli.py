@@ -645,3 +645,20 @@ def test_a_tfds_data_set_on_torch_prints_no_tensorflow_line(tmp_path):
     result, lines = _tensorflow_lines(tmp_path, "train", "vae", "--dataset", "fashion_mnist", "--epochs", "1", "--out", str(tmp_path))
     assert result.returncode == 1 and "fashion_mnist could not be loaded" in result.stderr, result.stderr[-2000:]
     assert not lines, lines
+
+
+def test_the_command_imports_keras_without_what_it_never_uses(tmp_path):
+    # jax, scikit-learn, matplotlib and IPython are imported by `import keras` for features no command uses;
+    # kgen's own imports of them later work as usual
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from kgen.cli import main as m; m._import_keras('torch'); "
+        "print(sorted(n for n in m.KERAS_EXTRAS if n in sys.modules)); "
+        "import keras, sklearn.manifold, matplotlib.pyplot; print(keras.config.backend(), 'later imports work')"
+    )
+    env = {**os.environ, "KERAS_BACKEND": "torch", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines() == ["[]", "torch later imports work"], result.stdout
