@@ -40,20 +40,20 @@ def tiny_reference(monkeypatch):
             "x_test": to_float(x_test[:1000]), "y_test": y_test[:1000]}
     monkeypatch.setattr(ev, "reference", lambda dataset="mnist", data_dir=None: tiny)
     monkeypatch.setattr(cas, "BATCH_SIZE", 32)  # more steps from few images
-    cas._ceiling.cache_clear()
+    ev._ceiling.cache_clear()
     yield tiny
-    cas._ceiling.cache_clear()
+    ev._ceiling.cache_clear()
 
 
 def test_cas_of_real_digits_is_near_the_ceiling_and_of_wrong_labels_low(tiny_reference):
     x, y = tiny_reference["x_train"], tiny_reference["y_train"]
     options = dict(num_samples=600, seed=0, epochs=2, data_dir="tiny")
-    right = cas.classification_accuracy_score(RealDigits(x, y), **options)
+    right = ev.classification_accuracy_score(RealDigits(x, y), **options)
     assert right["num_samples"] == right["ceiling_num_samples"] == 600 and right["epochs"] == 2
     assert right["test_images"] == 1000
     assert right["ceiling"] > 0.6
     assert right["accuracy"] == pytest.approx(right["ceiling"], abs=0.1)
-    wrong = cas.classification_accuracy_score(RealDigits(x, y, shift=1), **options)
+    wrong = ev.classification_accuracy_score(RealDigits(x, y, shift=1), **options)
     assert wrong["accuracy"] < 0.1  # the classifier learned each digit under its neighbour's label
     assert wrong["ceiling"] == right["ceiling"]  # computed once
 
@@ -67,7 +67,7 @@ def test_cas_draws_as_evaluate_does_and_passes_generate_options(tiny_reference, 
 
     monkeypatch.setattr(cas, "train_and_test", train_and_test)
     model = RealDigits(tiny_reference["x_train"], tiny_reference["y_train"])
-    m = cas.classification_accuracy_score(model, num_samples=1200, seed=5, epochs=1, data_dir="tiny",
+    m = ev.classification_accuracy_score(model, num_samples=1200, seed=5, epochs=1, data_dir="tiny",
                                           generate_options={"guidance": 1.5})
     assert [c["n"] for c in model.calls] == [1000, 200] and [c["seed"] for c in model.calls] == [5, 6]
     assert all(c["guidance"] == 1.5 for c in model.calls)
@@ -76,7 +76,7 @@ def test_cas_draws_as_evaluate_does_and_passes_generate_options(tiny_reference, 
     assert ceiling[0] == 1200 and ceiling[2:] == (1, 5)
     assert m["accuracy"] == m["ceiling"] == 0.5
     # the ceiling stops at the training digits there are
-    again = cas.classification_accuracy_score(model, num_samples=3000, seed=5, epochs=1, data_dir="tiny")
+    again = ev.classification_accuracy_score(model, num_samples=3000, seed=5, epochs=1, data_dir="tiny")
     assert again["ceiling_num_samples"] == 2000 and again["num_samples"] == 3000
 
 
@@ -85,7 +85,7 @@ def test_cas_refuses_a_model_that_is_not_conditional(tiny_reference):
         capabilities = frozenset()
 
     with pytest.raises(KgenError, match="needs a conditional model"):
-        cas.classification_accuracy_score(Unconditional(None, None), num_samples=100, epochs=1)
+        ev.classification_accuracy_score(Unconditional(None, None), num_samples=100, epochs=1)
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ LEVELS = [
     ["kgen.callbacks", "kgen.checkpoint", "kgen.figures"],
     ["kgen.evaluation"],
     ["kgen.report", "kgen.presets.export"],  # a preset made from a run, measured by the evaluator
-    ["kgen.training"],
+    ["kgen.training", "kgen.demo"],  # the demo page serves runs and presets
     ["kgen.cli", "kgen.__main__"],
 ]
 

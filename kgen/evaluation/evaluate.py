@@ -35,7 +35,7 @@ from kgen import capabilities as caps
 from kgen import checkpoint, data, files, runs
 from kgen.data import to_float
 from kgen.errors import KgenError
-from kgen.evaluation import metrics
+from kgen.evaluation import cas, metrics
 from kgen.evaluation.evaluator import load_evaluator
 
 DEFAULT_NUM_SAMPLES = 5000
@@ -170,9 +170,7 @@ def evaluate(run, num_samples=DEFAULT_NUM_SAMPLES, ll_samples=100, given=8, seed
     if conditional:
         out["conditional"] = metrics.conditional_accuracy(probs.argmax(1), labels, probs.shape[1])
     if cas_samples:  # the samples above are its samples when N agrees (drawn alike: labels 0..9, seed + i)
-        from kgen.evaluation import cas
-
-        out["cas"] = cas.classification_accuracy_score(
+        out["cas"] = classification_accuracy_score(
             model, cas_samples, seed, cas_epochs or cas.DEFAULT_EPOCHS, generate_options=generate_options,
             dataset=dataset, data_dir=data_dir, samples=(images, labels) if cas_samples == num_samples else None,
         )
@@ -282,6 +280,91 @@ def generate_chunks(model, n, seed=None, labels=None, batch_size=1000, key="labe
         if labels is not None:
             kwargs[key] = labels[start : start + size]
         yield start, np.asarray(model.generate(size, **kwargs), np.float32)
+
+
+def classification_accuracy_score(model, num_samples=cas.DEFAULT_NUM_SAMPLES, seed=0, epochs=cas.DEFAULT_EPOCHS,
+                                  generate_options=None, dataset="mnist", data_dir=None, samples=None):
+    """The accuracy on real test digits of a classifier trained on `model`'s labelled samples only.
+
+    Args:
+        model: a conditional kgen model (`generate(n, labels=...)`).
+        num_samples: labelled samples drawn (labels cycling 0..9) and real
+            training digits of the ceiling.
+        seed: seed of the samples (chunk i: `seed + i`) and of the
+            classifier's initial weights and shuffling (the same for the
+            ceiling, so both classifiers start alike).
+        epochs: passes of the classifier over its training images.
+        generate_options: more keyword arguments of `generate`, e.g.
+            `{"guidance": 1.5, "steps": 4}` for a flow (default: its own).
+        dataset, data_dir: the run's data source: the test digits, and the
+            training digits of the ceiling (`reference`).
+        samples: `(images, labels)` already drawn this way (`kgen evaluate`
+            reuses its own when N and the seed agree), or None to draw them.
+
+    Returns:
+        A dict: `accuracy` (CAS), `ceiling` (the same protocol on real
+        training digits), `per_class` accuracy and `worst_class`,
+        `num_samples`, `ceiling_num_samples`, `epochs`, `seed`,
+        `test_images`, `seconds`.
+
+    Example:
+
+    >>> cas = classification_accuracy_score(checkpoint.load_model(run), 10_000)
+    >>> cas["accuracy"], cas["ceiling"]
+    """
+    if not caps.has(model, caps.CONDITIONAL):
+        raise KgenError(
+            f"The classification accuracy score needs a conditional model (generate(n, labels=...)); "
+            f"this is a {type(model).__name__}."
+        )
+    if num_samples < model.num_classes:
+        raise KgenError(f"num_samples must be at least {model.num_classes} (one of each label). "
+                        f"Received: num_samples={num_samples}")
+    if epochs < 1:
+        raise KgenError(f"epochs must be 1 or more. Received: epochs={epochs}")
+    start = time.time()
+    if samples is None:
+        labels = np.arange(num_samples) % model.num_classes
+        images = generate(model, num_samples, seed, labels, options=dict(generate_options or {}))
+    else:
+        images, labels = samples
+    ref = reference(dataset, data_dir)
+    result = cas.train_and_test(images, labels, ref["x_test"], ref["y_test"], epochs, seed, model.num_classes)
+    ceiling = real_data_ceiling(dataset, data_dir, num_samples, epochs, seed)
+    return {
+        "accuracy": result["accuracy"],
+        "ceiling": ceiling["accuracy"],
+        "per_class": result["per_class"],
+        "worst_class": result["worst_class"],
+        "worst_accuracy": result["worst_accuracy"],
+        "ceiling_worst_accuracy": ceiling["worst_accuracy"],
+        "num_samples": int(num_samples),
+        "ceiling_num_samples": ceiling["num_samples"],
+        "epochs": int(epochs),
+        "seed": seed,
+        "test_images": len(ref["y_test"]),
+        "seconds": round(time.time() - start, 1),
+    }
+
+
+def real_data_ceiling(dataset, data_dir, num_samples, epochs, seed):
+    """The protocol on N real training digits drawn as the real-data floor draws them: `accuracy`, `per_class`, ...
+
+    N is `num_samples`, or all the training digits when there are fewer
+    (`num_samples` in the result says which). Computed once per process.
+    """
+    return dict(_ceiling(dataset, data_dir or None, int(num_samples), int(epochs), seed))
+
+
+@functools.lru_cache(maxsize=8)
+def _ceiling(dataset, data_dir, num_samples, epochs, seed):
+    ref = reference(dataset, data_dir)
+    n = min(num_samples, len(ref["x_train"]))
+    pick = np.random.default_rng(FLOOR_SEED).permutation(len(ref["x_train"]))[:n]
+    num_classes = int(np.max(ref["y_test"])) + 1
+    result = cas.train_and_test(ref["x_train"][pick], ref["y_train"][pick], ref["x_test"], ref["y_test"], epochs, seed,
+                            num_classes)
+    return {**result, "num_samples": int(n)}
 
 
 def batched(fn, x, batch_size=500):
