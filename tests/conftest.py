@@ -13,6 +13,27 @@ import textwrap
 os.environ.setdefault("KERAS_BACKEND", "torch")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    # One jax compilation cache for the session: the jax subprocesses (every
+    # test file's, and both xdist workers' through the environment they
+    # inherit) compile the same kernels again, the initializers' random draws
+    # of every weight shape first (0.3 s each), so a later process loads what
+    # an earlier one compiled (a tiny flow's script: 19 s on its own, 6 s
+    # after another). The size limit makes jax lock the folder between
+    # processes. Removed when the process that made it exits.
+    import atexit
+    import shutil
+    import tempfile
+
+    _jax_cache = tempfile.mkdtemp(prefix="kgen-tests-jax-cache-")
+    atexit.register(shutil.rmtree, _jax_cache, ignore_errors=True)
+    os.environ.update(
+        JAX_COMPILATION_CACHE_DIR=_jax_cache,
+        JAX_COMPILATION_CACHE_MAX_SIZE=str(2**30),
+        JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+        JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
+    )
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 

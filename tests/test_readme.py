@@ -8,7 +8,8 @@
   with `--backend jax|tensorflow`, `--devices` or `--data-dir` (another
   backend, several devices, data that is not here) is parsed, not run.
 - `artifacts/MODEL/<run>` (and `RUN`) stand for a run directory: each becomes
-  a tiny run of that model trained here first; so does a preset's name
+  a tiny run of that model trained here first (64 images; a flow 8 channels
+  wide); so does a preset's name
   (`cgan-mnist`) that kgen does not ship yet.
 - Every `kgen ...` line of the docs pages (docs/*.md; not docs/results/, the
   log of what was run then) is parsed by click with its real arguments: an
@@ -45,6 +46,7 @@ TRAIN_CUT = ["--epochs", "1", "--limit", "256", "--val-images", "32", "--offline
 EVALUATE_CUT = ["-n", "32", "--ll-samples", "0", "--no-figures"]
 RUN_PLACEHOLDER = re.compile(r"^(?:artifacts/(\w+)/)?(?:<[^>]*>[\w-]*|RUN|GAN_RUN)$")
 NOT_HERE = ("--devices", "--data-dir")
+STAND_IN_CUT = {"flow": ["--width", "8", "--steps", "2"]}  # a stand-in run only has to exist: the smallest there is
 PRESET_NAME = re.compile(r"^(\w+)-mnist$")  # a preset's name (cgan-mnist): a tiny run of its model stands in until it ships
 
 
@@ -124,7 +126,8 @@ def run_of(model, runs, workdir):
         return runs[sorted(runs)[0]]
     model = model or "vae"
     if model not in runs:
-        result = invoke(["train", model, *TRAIN_CUT, "--out", workdir / "artifacts", "--name", "stand-in"])
+        result = invoke(["train", model, *TRAIN_CUT, *STAND_IN_CUT.get(model, ()), "--limit", "64",
+                         "--out", workdir / "artifacts", "--name", "stand-in"])
         assert result.exit_code == 0, result.output
         runs[model] = result.output.strip().splitlines()[-1]
     return runs[model]
