@@ -357,10 +357,17 @@ class FlowMatching(PortableCompileConfig, CheckedInputs, keras.Model):
         return uncond + guidance * (cond - uncond)
 
     def solve(self, x, labels, guidance, steps, sampler):
-        """Integrates dx/dt = v from t = 0 (noise `x`) to t = 1, in `steps` steps."""
-        dt = 1.0 / steps
+        """Integrates dx/dt = v from t = 0 (noise `x`) to t = 1, in `steps` steps.
+
+        The times are t_i = 1 - (1 - i / steps)^2: short steps near the
+        image, long ones near the noise. With evenly spaced steps the last
+        few leave a grain of noise in the black background (with 10 Heun
+        steps a fifth of the pixels sat between 0.02 and 0.25); this grid
+        removes it at the same cost (docs/flow.md, "Samplers").
+        """
+        times = [1.0 - (1.0 - i / steps) ** 2 for i in range(steps + 1)]
         for i in range(steps):
-            t = i * dt
+            t, dt = times[i], times[i + 1] - times[i]
             v = self.velocity(x, t, labels, guidance)
             if sampler == "heun":  # the average of the slopes at both ends of the Euler step
                 v = 0.5 * (v + self.velocity(x + dt * v, t + dt, labels, guidance))
