@@ -202,14 +202,9 @@ def ask_for_digit(loaded, digit, n, seed, truncation=None, guidance=None, steps=
 
 def _prior(loaded, eps):
     """Codes of the model's prior for standard-normal `eps`: an autoencoder's Gaussian of its training codes."""
-    model = loaded.model
-    if hasattr(model, "code_mean") and hasattr(model, "code_std"):
-        import keras
+    import keras
 
-        mean = keras.ops.convert_to_numpy(model.code_mean)
-        std = keras.ops.convert_to_numpy(model.code_std)
-        return (mean + std * eps).astype(np.float32)
-    return eps.astype(np.float32)
+    return np.asarray(keras.ops.convert_to_numpy(loaded.model.prior_codes(eps.astype(np.float32))), np.float32)
 
 
 def decode(loaded, z, digit=0):

@@ -57,6 +57,15 @@ class CheckedInputs:
         GAN clusters its training images here.
         """
 
+    def prior_codes(self, eps):
+        """Latent codes (n, latent_dim) that `generate` draws for standard-normal `eps`: `eps` itself here.
+
+        A model whose prior is not N(0, I) (the autoencoder's Gaussian of its
+        training codes) maps `eps` onto it, so that `generate(n, z=...)` of
+        these codes draws as `generate(n)` does.
+        """
+        return eps
+
     def compile(self, *args, **kwargs):
         """`keras.Model.compile`, after the dtype policy's check, with loss scaling where float16 computes.
 

@@ -90,7 +90,7 @@ def test_bad_options():
         GAN(loss="wgan")
     with pytest.raises(ValueError, match="Received: arch='rnn'"):
         GAN(arch="rnn")
-    with pytest.raises(ValueError, match="latent_dim must be an integer of at least 1"):
+    with pytest.raises(ValueError, match=r"latent_dim must be an integer in \[1, 1024\]"):
         GAN(latent_dim=0)
     with pytest.raises(ValueError, match="Received: d_dropout=1"):
         GAN(d_dropout=1)
@@ -607,7 +607,7 @@ def test_cli_gan_defaults_and_a_bad_policy(artifacts):
     assert not os.listdir(artifacts)
     help_text = " ".join(CliRunner().invoke(main, ["train", "--help"]).output.split()).replace("- ", "-")  # click wraps at hyphens
     for shown in ("[default: hinge]", "[default: 0.999;", "[default: no-spectral-norm]", "[default: 0.0004;",
-                  "[default: (gan, cgan: 0.0008; scgan: 0.002); 0<x<=1]", "[default: 10; x>=0]", "[default: 2.0; x>0]"):
+                  "[default: (gan, cgan: 0.0008; scgan: 0.002); 0<x<=1]", "[default: 10; 0<=x<=100]", "[default: 2.0; x>0]"):
         assert shown in help_text
     # the gan's InfoGAN code is on by default on the command line; the Python class is a plain GAN
     assert SPECS["gan"].options["codes"] == 10 and SPECS["gan"].options["code_weight"] == 2.0

@@ -158,3 +158,20 @@ def portable_config(config):
             )
     return config
 
+
+
+def save_weights_skipping(model, path, objects_to_skip):
+    """`model.save_weights(path)` without the weights of `objects_to_skip` (layers, optimizers).
+
+    `keras.Model.load_weights` takes `objects_to_skip`, `save_weights` does
+    not (Keras 3.15); the function it calls, the private
+    `keras.src.saving.saving_lib.save_weights_only`, does. Where that has
+    changed, every weight is saved with the public `save_weights` (a larger
+    file that loads the same way: the skipped objects' weights are read past).
+    """
+    try:
+        from keras.src.saving import saving_lib
+
+        saving_lib.save_weights_only(model, path, objects_to_skip=objects_to_skip)
+    except (ImportError, AttributeError, TypeError):
+        model.save_weights(path)

@@ -126,9 +126,12 @@ class AutoEncoder(PortableCompileConfig, CheckedInputs, own.OwnNetworks, keras.M
             A NumPy array (n, *image_shape) in [0, 1].
         """
         if z is None:
-            eps = keras.random.normal((check_count(n), self.latent_dim), seed=seed)
-            z = self.code_mean + self.code_std * eps
+            z = self.prior_codes(keras.random.normal((check_count(n), self.latent_dim), seed=seed))
         return ops.convert_to_numpy(self.decode(z))
+
+    def prior_codes(self, eps):
+        """The Gaussian of the training codes (their running mean and standard deviation) for standard-normal `eps`."""
+        return self.code_mean + self.code_std * eps
 
     def get_config(self):
         return {

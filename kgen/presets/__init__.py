@@ -233,10 +233,9 @@ def left_out(model):
 
 def save_weights(model, path):
     """Writes the sampling weights of `model` (all but `left_out(model)`) to `path` (`.weights.h5`)."""
-    # `model.save_weights` takes no `objects_to_skip` (`load_weights` does): the function it calls does
-    from keras.src.saving import saving_lib
+    from kgen.backend.common import save_weights_skipping
 
-    saving_lib.save_weights_only(model, path, objects_to_skip=left_out(model))
+    save_weights_skipping(model, path, left_out(model))
 
 
 def headline(m):
