@@ -16,7 +16,7 @@ one; on MNIST a CNN of this size gets close to it (99.4 % on whole digits).
 Example:
 
     KERAS_BACKEND=torch python benchmarks/top_half_bound.py \
-        --data-dir ../shared/data/mnist --given 8 --epochs 8
+        --data-dir ~/data/mnist --given 8 --epochs 8
 """
 
 import argparse

@@ -15,7 +15,7 @@ when it loads them.
 Example:
 
     KERAS_BACKEND=tensorflow python benchmarks/train_evaluator.py --dataset mnist \
-        --data-dir ../shared/data/mnist --epochs 6
+        --data-dir ~/data/mnist --epochs 6
     KERAS_BACKEND=torch python benchmarks/train_evaluator.py --dataset fashion_mnist \
         --data-dir /usr/share/datasets/fashion-mnist --epochs 6
 """

@@ -16,13 +16,13 @@ at that constant rate) up to `--epochs` on the same schedule.
 Example:
 
     OMP_NUM_THREADS=1 KERAS_BACKEND=jax python benchmarks/train_likelihood.py \\
-        --data-dir ../shared/data/mnist --epochs 150
+        --data-dir ~/data/mnist --epochs 150
     OMP_NUM_THREADS=1 KERAS_BACKEND=jax python benchmarks/train_likelihood.py \\
-        --data-dir ../shared/data/mnist --epochs 120 --iwae-k 10
+        --data-dir ~/data/mnist --epochs 120 --iwae-k 10
     OMP_NUM_THREADS=1 KERAS_BACKEND=jax python benchmarks/train_likelihood.py \\
-        --data-dir ../shared/data/mnist --model lstm --epochs 16 --lr 2e-3
+        --data-dir ~/data/mnist --model lstm --epochs 16 --lr 2e-3
     OMP_NUM_THREADS=2 KERAS_BACKEND=jax python benchmarks/train_likelihood.py \\
-        --data-dir ../shared/data/mnist --model lstm --epochs 32 --lr 2e-3 --units 512 --dropout 0.2
+        --data-dir ~/data/mnist --model lstm --epochs 32 --lr 2e-3 --units 512 --dropout 0.2
 
 then measure with `benchmarks/likelihood.py RUN --k 5000`.
 """
