@@ -43,3 +43,33 @@ def encode(model, x, batch_size=1000):
         z = z[0] if isinstance(z, (tuple, list)) else z
         out.append(keras.ops.convert_to_numpy(z))
     return np.concatenate(out).astype(np.float64)
+
+
+def average_copy(network, name):
+    """A non-trainable copy of `network` holding its weights: the start of their moving average.
+
+    Non-trainable, so that Keras's jax trainer carries it in the state and
+    `model.keras` saves it; its weights are copies (jax must not see one
+    buffer twice).
+    """
+    average = keras.models.clone_model(network)
+    average.name = name
+    average.trainable = False
+    for a, weight in zip(average.weights, network.weights):
+        a.assign(keras.ops.convert_to_numpy(weight))
+    return average
+
+
+def update_average(average, network, ema, iterations):
+    """One step of the moving average of `network`'s weights (batch-norm statistics too) in `average`.
+
+    The decay at optimizer step t is min(ema, (1 + t) / (10 + t)): a
+    warm-up in which early weights fade fast.
+    """
+    from kgen import backend
+
+    step = keras.ops.cast(iterations, "float32")
+    decay = keras.ops.minimum(ema, (1.0 + step) / (10.0 + step))
+    with backend.no_grad():
+        for a, weight in zip(average.weights, network.weights):
+            a.assign(decay * a + (1.0 - decay) * weight)

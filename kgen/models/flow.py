@@ -9,8 +9,9 @@ from keras import layers, ops
 from kgen import backend, specs
 from kgen import capabilities as caps
 from kgen.inputs import CheckedInputs
-from kgen.models.common import PortableCompileConfig
-from kgen.models.gan import check_count, labels_array
+from kgen.models import common
+from kgen.models.common import PortableCompileConfig, check_count
+from kgen.models.gan import labels_array
 from kgen.nets import IMAGE_SHAPE
 
 DEFAULTS = specs.SPECS["flow"].constructor_defaults()  # declared once in kgen.specs
@@ -259,11 +260,7 @@ class FlowMatching(PortableCompileConfig, CheckedInputs, keras.Model):
         self.ema_network = None
         if self.ema:
             # the moving average: a non-trainable copy, carried by Keras's jax trainer and saved in model.keras
-            self.ema_network = keras.models.clone_model(self.network)
-            self.ema_network.name = "ema_velocity"
-            self.ema_network.trainable = False
-            for average, weight in zip(self.ema_network.weights, self.network.weights):
-                average.assign(ops.convert_to_numpy(weight))  # a copy: jax must not see one buffer twice
+            self.ema_network = common.average_copy(self.network, "ema_velocity")
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.built = True  # every network is built above
@@ -335,11 +332,7 @@ class FlowMatching(PortableCompileConfig, CheckedInputs, keras.Model):
 
     def update_average(self):
         """One step of the weights' moving average."""
-        step = ops.cast(self.optimizer.iterations, "float32")
-        decay = ops.minimum(self.ema, (1.0 + step) / (10.0 + step))  # warm-up: early weights fade fast
-        with backend.no_grad():
-            for average, weight in zip(self.ema_network.weights, self.network.weights):
-                average.assign(decay * average + (1.0 - decay) * weight)
+        common.update_average(self.ema_network, self.network, self.ema, self.optimizer.iterations)
 
     def velocity(self, x, t, labels, guidance):
         """The guided velocity at `x` (n, 28, 28, 1), time `t` (a float), for int labels (n,) (null: unconditional)."""

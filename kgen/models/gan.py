@@ -7,8 +7,9 @@ from keras import ops
 from kgen import capabilities as caps
 from kgen import augment, backend, nets, specs
 from kgen.inputs import CheckedInputs
+from kgen.models import common
 from kgen.models import own_networks as own
-from kgen.models.common import check_count  # noqa: F401 - the cGAN, the flow and the scGAN import it from here
+from kgen.models.common import check_count  # noqa: F401 - the cGAN and the scGAN import it from here
 from kgen.backend.common import portable_config
 from kgen.optimizers import GANOptimizer
 
@@ -221,11 +222,7 @@ class GAN(CheckedInputs, own.OwnNetworks, keras.Model):
         if self.ema:
             # the moving average: a copy of the generator, non-trainable, so that
             # Keras's jax trainer carries it in the state and model.keras saves it
-            self.ema_generator = keras.models.clone_model(self.generator)
-            self.ema_generator.name = "ema_generator"
-            self.ema_generator.trainable = False
-            for average, weight in zip(self.ema_generator.weights, self.generator.weights):
-                average.assign(ops.convert_to_numpy(weight))  # a copy: jax must not see one buffer twice
+            self.ema_generator = common.average_copy(self.generator, "ema_generator")
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
@@ -453,11 +450,7 @@ class GAN(CheckedInputs, own.OwnNetworks, keras.Model):
 
     def update_average(self):
         """One step of the generator's moving average (weights and batch-norm statistics)."""
-        step = ops.cast(self.optimizer.g_optimizer.iterations, "float32")
-        decay = ops.minimum(self.ema, (1.0 + step) / (10.0 + step))  # warm-up: early weights fade fast
-        with backend.no_grad():
-            for average, weight in zip(self.ema_generator.weights, self.generator.weights):
-                average.assign(decay * average + (1.0 - decay) * weight)
+        common.update_average(self.ema_generator, self.generator, self.ema, self.optimizer.g_optimizer.iterations)
 
     @backend.train_step
     def train_step(self, data):

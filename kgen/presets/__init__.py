@@ -170,10 +170,9 @@ def from_preset(name):
 
 def load(path):
     """The model of the preset folder `path` (its `config.json` and `model.weights.h5`; `from_preset` reads its metadata first)."""
-    import keras
+    import importlib
 
-    # the model classes, registered with Keras (as importing kgen.models does: it imports this module)
-    from kgen.models import autoencoder, cgan, flow, gan, patch_lstm, scgan, vae  # noqa: F401
+    import keras
 
     config_path, weights_path = os.path.join(path, CONFIG), os.path.join(path, WEIGHTS)
     try:
@@ -182,7 +181,13 @@ def load(path):
         raise PresetError(str(e)) from None
     if not os.path.isfile(weights_path):
         raise PresetError(f"{weights_path} is missing; the preset is damaged.")
+    module = config.get("module")
+    if not isinstance(module, str) or not module.startswith("kgen.models."):
+        raise PresetError(f"{config_path} names no kgen model module; the preset is damaged. Received: module={module!r}")
     try:
+        # the module of the model's class registers it with Keras; kgen.models imports this package for
+        # from_preset, so it is named by the preset's config instead of imported here
+        importlib.import_module(module)
         model = keras.saving.deserialize_keras_object(config)
     except Exception as e:
         raise PresetError(f"{config_path} does not rebuild a model ({_reason(e)}); the preset is damaged.") from None
