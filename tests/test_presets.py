@@ -2,8 +2,10 @@
 
 Most tests use a tiny preset exported on the fly from a one-epoch cGAN, in a
 temporary presets folder (`kgen.presets.ROOT` monkeypatched). The last ones
-iterate over the presets kgen ships (`kgen/presets/*/`): each draws 1,000
-samples and must measure what its `metadata.json` says, within `TOLERANCE`.
+iterate over the presets kgen ships (`kgen/presets/*/`): on every backend each
+must draw its fingerprint (`export.fingerprint`, 16 images from fixed inputs)
+as its `metadata.json` records it; in the slow run each draws 1,000 samples
+and must measure what its metadata says, within `TOLERANCE`.
 """
 
 import json
@@ -18,7 +20,7 @@ import kgen
 from kgen import checkpoint, files, presets, runs, specs, training
 from kgen.cli.main import main
 from kgen.errors import PresetError
-from kgen.presets.export import export_preset, measure
+from kgen.presets.export import export_preset, fingerprint, measure
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -221,6 +223,11 @@ TOLERANCE = {  # key of presets.headline: (kind, amount)
     "elbo": ("relative", 0.02),
 }
 
+# How far a fingerprint's 4 x 4 block means (pixels in [0, 1]) may differ from those recorded:
+# backends agree to about 2e-4 (float32 convolutions summed in other orders, through a flow's
+# ten ODE steps); other weights differ by tenths.
+FINGERPRINT_TOLERANCE = 0.01
+
 
 def assert_measures_up(recorded, measured, where):
     checked = 0
@@ -235,18 +242,68 @@ def assert_measures_up(recorded, measured, where):
     assert checked, f"{where}: metadata.json's check holds no number to compare"
 
 
+def assert_same_fingerprint(recorded, drawn, where):
+    recorded, drawn = np.asarray(recorded), np.asarray(drawn)
+    assert recorded.shape == drawn.shape == (presets.FINGERPRINT_IMAGES, 7, 7), where
+    assert np.abs(recorded - drawn).max() <= FINGERPRINT_TOLERANCE, (
+        f"{where}: draws {np.abs(recorded - drawn).max():.3g} away from the fingerprint in metadata.json"
+    )
+
+
+def test_export_records_the_fingerprint_it_draws(shelf):
+    recorded = presets.read_metadata(str(shelf / NAME))["check"]["fingerprint"]
+    assert recorded == fingerprint(kgen.models.from_preset(str(shelf / NAME)))  # same backend, same draw
+
+
+def test_the_fingerprint_tells_other_weights_apart():
+    name = SHIPPED[0]
+    model = kgen.models.from_preset(name)
+    recorded = presets.read_metadata(os.path.join(presets.ROOT, name))["check"]["fingerprint"]
+    rng = np.random.default_rng(0)
+    for w in model.weights:  # the same network, each weight's values shuffled
+        w.assign(rng.permutation(np.asarray(w).ravel()).reshape(w.shape))
+    assert np.abs(np.asarray(recorded) - np.asarray(fingerprint(model))).max() > 10 * FINGERPRINT_TOLERANCE
+
+
 @pytest.mark.parametrize("name", SHIPPED)
-def test_shipped_preset_still_measures_what_its_metadata_says(name):
+def test_shipped_preset_is_whole_and_draws_its_fingerprint(name):
     folder = os.path.join(presets.ROOT, name)
     meta = presets.read_metadata(folder)
     assert meta["name"] == name
     assert sorted(os.listdir(folder)) == ["config.json", "metadata.json", "model.weights.h5"]
     assert meta["weights"]["bytes"] == os.path.getsize(os.path.join(folder, presets.WEIGHTS))
-    check = meta["check"]
-    assert check["num_samples"] == presets.CHECK_SAMPLES
+    assert meta["check"]["num_samples"] == presets.CHECK_SAMPLES
     model = kgen.models.from_preset(name)
     assert type(model).__name__ == meta["model_class"]
-    measured = measure(model, check["num_samples"], check["seed"])
+    assert_same_fingerprint(meta["check"]["fingerprint"], fingerprint(model), name)
+
+
+FINGERPRINT_SCRIPT = """
+import json, kgen.models
+from kgen import presets
+from kgen.presets.export import fingerprint
+print(json.dumps({name: fingerprint(kgen.models.from_preset(name)) for name in presets.names()}))
+"""
+
+
+@pytest.mark.parametrize("backend", ["jax", "tensorflow"])
+def test_shipped_presets_load_and_draw_their_fingerprints_on_other_backends(backend, run_on_backend):
+    drawn = json.loads(run_on_backend(backend, FINGERPRINT_SCRIPT).strip().splitlines()[-1])
+    assert sorted(drawn) == sorted(SHIPPED)
+    for name in SHIPPED:
+        meta = presets.read_metadata(os.path.join(presets.ROOT, name))
+        assert_same_fingerprint(meta["check"]["fingerprint"], drawn[name], f"{name} on {backend}")
+
+
+# The checks on CHECK_SAMPLES samples take minutes per preset (a flow draws 1,000 samples in
+# 19 network passes each): the slow run repeats them on every backend.
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_preset_still_measures_what_its_metadata_says(name):
+    meta = presets.read_metadata(os.path.join(presets.ROOT, name))
+    check = meta["check"]
+    measured = measure(kgen.models.from_preset(name), check["num_samples"], check["seed"])
     assert measured["evaluator"]["sha256"] == meta["evaluator"]["sha256"], "the evaluator changed: export the preset anew"
     assert_measures_up(check["numbers"], presets.headline(measured), name)
 
@@ -260,10 +317,10 @@ print(json.dumps(presets.headline(measure(model, presets.CHECK_SAMPLES, presets.
 """
 
 
-@pytest.mark.backends
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["jax", "tensorflow"])
 @pytest.mark.parametrize("name", SHIPPED)
-def test_shipped_preset_loads_and_measures_up_on_other_backends(name, backend, run_on_backend):
+def test_shipped_preset_measures_up_on_other_backends(name, backend, run_on_backend):
     meta = presets.read_metadata(os.path.join(presets.ROOT, name))
     out = run_on_backend(backend, BACKEND_SCRIPT.format(name=name))
     assert_measures_up(meta["check"]["numbers"], json.loads(out.strip().splitlines()[-1]), f"{name} on {backend}")

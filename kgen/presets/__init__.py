@@ -41,6 +41,7 @@ WEIGHTS = "model.weights.h5"
 CHECK_SAMPLES = 1000  # the samples of the check that metadata.json records and the tests repeat
 CHECK_SEED = 0
 CHECK_GIVEN = 8  # patches kept when a PatchLSTM's check completes test digits
+FINGERPRINT_IMAGES = 16  # images of the cheap check that every backend draws alike (export.fingerprint)
 # what "sampling weights only" leaves out of model.weights.h5 (`left_out`)
 SAMPLING_WEIGHTS = (
     "no optimizer state; no discriminator; of a model with a moving average (EMA) only the "

@@ -15,9 +15,44 @@ import kgen
 from kgen import files
 from kgen.errors import PresetError
 from kgen.presets import (
-    CHECK_GIVEN, CHECK_SAMPLES, CHECK_SEED, CONFIG, METADATA, ROOT, SAMPLING_WEIGHTS, WEIGHTS, check_name, folder_size,
-    headline, left_out, load, save_weights,
+    CHECK_GIVEN, CHECK_SAMPLES, CHECK_SEED, CONFIG, FINGERPRINT_IMAGES, METADATA, ROOT, SAMPLING_WEIGHTS, WEIGHTS,
+    check_name, folder_size, headline, left_out, load, save_weights,
 )
+
+
+def fingerprint(model, n=FINGERPRINT_IMAGES, seed=CHECK_SEED):
+    """What a model draws from fixed inputs, each image averaged over 4 × 4 blocks: `n` lists of 7 × 7 floats.
+
+    The images come from noise that NumPy draws with `seed` (a conditional
+    model asked for the labels 0, 1, 2, ...), or for a model that completes
+    (the PatchLSTM) from its mean-field completions of the first `n` test
+    digits given `CHECK_GIVEN` patches. Nothing depends on a backend's own
+    random generator, so every backend draws the same from the same weights
+    (to float32 rounding) and other weights draw something else. It costs a
+    second where `measure` costs minutes, so every test run checks each
+    shipped preset on every backend with it.
+
+    Example:
+
+    >>> len(fingerprint(kgen.models.from_preset("flow-mnist")))
+    16
+    """
+    import numpy as np
+
+    from kgen import capabilities as caps
+
+    if caps.has(model, caps.COMPLETES):
+        from kgen.data import load_bundled
+
+        digits, _ = load_bundled("test")
+        images = model.complete((digits[:n, :, :, None] / 255.0).astype("float32"), given=CHECK_GIVEN)
+    else:
+        shape = (model.latent_dim,) if hasattr(model, "latent_dim") else model.image_shape  # a flow starts from images
+        z = np.random.default_rng(seed).standard_normal((n, *shape)).astype("float32")
+        labels = {"labels": np.arange(n) % model.num_classes} if caps.has(model, caps.CONDITIONAL) else {}
+        images = model.generate(n, seed=seed, z=z, **labels)
+    images = np.asarray(images, dtype="float64").reshape(n, 7, 4, 7, 4)  # (n, 7 blocks, 4 rows, 7 blocks, 4 columns)
+    return np.round(images.mean(axis=(2, 4)), 5).tolist()
 
 
 def measure(model, num_samples=CHECK_SAMPLES, seed=CHECK_SEED, dataset="mnist"):
@@ -176,6 +211,7 @@ def _write(model, folder, name, description, run, config, metrics, dataset, comm
             "num_samples": CHECK_SAMPLES,
             "seed": CHECK_SEED,
             "backend": check["backend"],
+            "fingerprint": fingerprint(loaded),
             "how": "kgen.presets.measure(kgen.models.from_preset(NAME)): the samples' metrics, labels read as asked, "
                    "the mean-field completion from 8 patches, the test ELBO or exact NLL; no figures",
         },
