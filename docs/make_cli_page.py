@@ -27,7 +27,7 @@ damages an existing run; [errors.md](errors.md) lists every message.
 A typical session:
 
 ```bash
-kgen train cgan --offline --epochs 14 --batch-size 16   # last line printed: the run directory
+kgen train cgan --offline --epochs 14       # last line printed: the run directory
 kgen sample artifacts/cgan/<run> --label 7 -n 16 --out sevens.png
 kgen evaluate artifacts/cgan/<run>          # writes artifacts/cgan/<run>/metrics.json
 kgen runs
