@@ -47,7 +47,7 @@ def fingerprint(model, n=FINGERPRINT_IMAGES, seed=CHECK_SEED):
         digits, _ = load_bundled("test")
         images = model.complete((digits[:n, :, :, None] / 255.0).astype("float32"), given=CHECK_GIVEN)
     else:
-        shape = (model.latent_dim,) if hasattr(model, "latent_dim") else model.image_shape  # a flow starts from images
+        shape = (model.latent_dim,) if caps.has(model, caps.LATENT) else model.image_shape  # a flow starts from images
         z = np.random.default_rng(seed).standard_normal((n, *shape)).astype("float32")
         labels = {"labels": np.arange(n) % model.num_classes} if caps.has(model, caps.CONDITIONAL) else {}
         images = model.generate(n, seed=seed, z=z, **labels)
