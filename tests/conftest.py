@@ -34,12 +34,6 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
         JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
     )
 
-# The jax subprocesses compile many small models to run each for a few steps: XLA's CPU
-# backend without its expensive LLVM passes compiles them much sooner than the optimized
-# code would win back. Set before any jax starts; the subprocesses inherit it (test_devices
-# adds its own flag to it).
-os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true")
-
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
