@@ -178,9 +178,10 @@ def _check_name(ctx, param, value):
 
 
 # what `import keras` imports whenever it is installed, each in a try/except ImportError, for features that no
-# command uses: jax (keras.callbacks.OrbaxCheckpoint, on every backend), scikit-learn (keras.wrappers),
-# matplotlib.pyplot (keras.visualization), IPython (keras.saving's file editor)
-KERAS_EXTRAS = ("jax", "sklearn", "matplotlib", "IPython")
+# command uses: jax (keras.callbacks.OrbaxCheckpoint, on every backend), scikit-learn (keras.wrappers), pandas
+# (DataFrames as fit inputs), matplotlib.pyplot (keras.visualization), IPython (keras.saving's file editor),
+# requests (keras.callbacks.RemoteMonitor); each with the backend that needs it (TensorFlow imports requests)
+KERAS_EXTRAS = {"jax": "jax", "sklearn": None, "pandas": None, "matplotlib": None, "IPython": None, "requests": "tensorflow"}
 
 
 def _import_keras(backend):
@@ -194,7 +195,7 @@ def _import_keras(backend):
     """
     if "keras" in sys.modules:
         return
-    skipped = [name for name in KERAS_EXTRAS if name not in sys.modules and not (name == "jax" and backend == "jax")]
+    skipped = [name for name, needed_by in KERAS_EXTRAS.items() if name not in sys.modules and needed_by != backend]
     for name in skipped:
         sys.modules[name] = None
     try:

@@ -7,13 +7,23 @@ returns its path. Images are arrays in [0, 1] of shape (n, 28, 28) or
 
 import math
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from kgen.files import atomic_path
 
-from kgen.files import atomic_path  # noqa: E402
+
+def _pyplot():
+    """matplotlib.pyplot on the file-only Agg backend, imported on the first figure.
+
+    Image grids are written with Pillow, so commands that only write grids
+    (`kgen sample`, the per-epoch samples) do not pay for importing matplotlib.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def tile(images, ncol=None, pad=2):
@@ -42,10 +52,12 @@ def save_grid(path, images, ncol=None, scale=2):
 
     >>> save_grid("samples.png", model.generate(16))  # a 4x4 grid
     """
+    from PIL import Image
+
     grid = tile(images, ncol)
     grid = np.kron(grid, np.ones((scale, scale), np.float32))
     with atomic_path(path) as tmp:
-        plt.imsave(tmp, grid, cmap="gray", vmin=0.0, vmax=1.0, format="png")
+        Image.fromarray(np.round(grid * 255).astype(np.uint8)).save(tmp, format="PNG")  # (h, w) uint8: 8-bit grey
     return path
 
 
@@ -76,7 +88,7 @@ def save_completion_error(path, givens, errors, title="completion error of the t
         givens: the numbers of given patches K.
         errors: a dict of label to one MSE per K (e.g. the model and a baseline).
     """
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = _pyplot().subplots(figsize=(6, 4))
     for label, values in errors.items():
         ax.plot(givens, values, marker="o", label=label)
     ax.set_xlabel("given patches K (of 16; 8 = top half)")
@@ -92,7 +104,7 @@ def save_completion_error(path, givens, errors, title="completion error of the t
 def save_latent_map(path, codes, labels, title="latent space of the test digits"):
     """Scatters 2-D codes coloured by digit label."""
     codes = np.asarray(codes)
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    fig, ax = _pyplot().subplots(figsize=(6.5, 5.5))
     points = ax.scatter(codes[:, 0], codes[:, 1], c=labels, cmap="tab10", s=3, vmin=-0.5, vmax=9.5)
     fig.colorbar(points, ax=ax, ticks=range(10), label="digit")
     ax.set_xlabel("z[0]")
@@ -114,7 +126,7 @@ def save_curves(path, history, groups=None, title=None):
     epochs = [row["epoch"] for row in history]
     if groups is None:
         groups = [[k] for k in history[0] if k != "epoch"] if history else []
-    fig, axes = plt.subplots(1, max(len(groups), 1), figsize=(4 * max(len(groups), 1), 3.2), squeeze=False)
+    fig, axes = _pyplot().subplots(1, max(len(groups), 1), figsize=(4 * max(len(groups), 1), 3.2), squeeze=False)
     for ax, keys in zip(axes[0], groups):
         for key in keys:
             ax.plot(epochs, [row.get(key, np.nan) for row in history], marker=".", label=key)
@@ -186,13 +198,13 @@ def save_latent_panels(path, panels, labels, titles, prior_radius=None, suptitle
             origin in every panel (2 for the 2-sigma circle of N(0, I)).
         suptitle: optional figure title.
     """
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels) + 0.8, 4.4), squeeze=False)
+    fig, axes = _pyplot().subplots(1, len(panels), figsize=(4.6 * len(panels) + 0.8, 4.4), squeeze=False)
     for i, (ax, points, title) in enumerate(zip(axes[0], panels, titles)):
         points = np.asarray(points)
         c = labels[i] if isinstance(labels, (list, tuple)) else labels
         sc = ax.scatter(points[:, 0], points[:, 1], c=c, cmap="tab10", s=2, vmin=-0.5, vmax=9.5)
         if prior_radius:
-            ax.add_patch(plt.Circle((0, 0), prior_radius, fill=False, ls="--", color="k", lw=1))
+            ax.add_patch(_pyplot().Circle((0, 0), prior_radius, fill=False, ls="--", color="k", lw=1))
             ax.set_aspect("equal", adjustable="datalim")
         ax.set_title(title, fontsize=10)
     fig.colorbar(sc, ax=list(axes[0]), ticks=range(10), label="digit", fraction=0.03)
@@ -210,7 +222,7 @@ def save_labelled_grid(path, images, row_labels, col_labels=None, title=None):
     images = np.asarray(images)
     rows, cols = images.shape[:2]
     grid = tile(images.reshape(rows * cols, 28, 28, -1)[..., :1], ncol=cols)
-    fig, ax = plt.subplots(figsize=(0.42 * cols + 1.2, 0.42 * rows + 0.8))
+    fig, ax = _pyplot().subplots(figsize=(0.42 * cols + 1.2, 0.42 * rows + 0.8))
     ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     step = 30  # 28 pixels and the 2-pixel padding of `tile`
     ax.set_yticks([2 + 14 + step * r for r in range(rows)], row_labels, fontsize=8)
@@ -247,7 +259,7 @@ def _panels(n, width, height, per_row=4):
     """A figure of n panels, at most `per_row` to a row; returns it and a flat list of axes."""
     cols = min(n, per_row)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    fig, axes = _pyplot().subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
     return fig, list(axes.flat)
 
 
@@ -256,5 +268,5 @@ def _save(fig, path, tight=True):
         fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
+    _pyplot().close(fig)
     return path

@@ -648,15 +648,16 @@ def test_a_tfds_data_set_on_torch_prints_no_tensorflow_line(tmp_path):
 
 
 def test_the_command_imports_keras_without_what_it_never_uses(tmp_path):
-    # jax, scikit-learn, matplotlib and IPython are imported by `import keras` for features no command uses;
-    # kgen's own imports of them later work as usual
+    # `import keras` imports jax, scikit-learn, pandas, matplotlib, IPython and requests for features no command
+    # uses; a sample grid is written without matplotlib; kgen's own imports of them later work as usual
     import subprocess
     import sys
 
     code = (
         "import sys; from kgen.cli import main as m; m._import_keras('torch'); "
+        "from kgen import plots; plots.save_grid('grid.png', [[[0.5]]]); "
         "print(sorted(n for n in m.KERAS_EXTRAS if n in sys.modules)); "
-        "import keras, sklearn.manifold, matplotlib.pyplot; print(keras.config.backend(), 'later imports work')"
+        "import keras, sklearn.manifold, matplotlib.pyplot, pandas; print(keras.config.backend(), 'later imports work')"
     )
     env = {**os.environ, "KERAS_BACKEND": "torch", "OMP_NUM_THREADS": "1"}
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600)

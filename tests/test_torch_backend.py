@@ -151,6 +151,47 @@ def test_forward_walks_a_functional_network_as_keras_does(name, training):
         _assert_same(g, w, "conv generator (batch norm)")
 
 
+@pytest.mark.parametrize("options", [{"groups": 4}, {"groups": 1, "scale": False}, {"groups": 8, "center": False}])
+def test_group_norm_is_torchs_kernel_with_kerass_statistics(options):
+    layer = keras.layers.GroupNormalization(**options)
+    x = torch.rand((3, 7, 7, 8), generator=torch.Generator().manual_seed(0)) * 4 - 1
+    layer.build(x.shape)
+    if layer.scale:  # weights away from their initial ones
+        layer.gamma.assign(np.linspace(0.5, 2, 8))
+    if layer.center:
+        layer.beta.assign(np.linspace(-1, 1, 8))
+    want = layer(x)
+    assert torch_backend._plain_group_norm(layer, x) and torch_backend._plain_layer(layer, x)
+    got = backend.forward(layer, x)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_the_flow_unet_through_its_blocks_equals_kerass_own_calls(monkeypatch):
+    # the U-Net's residual blocks pass their layers (group norms, convolutions, dense) to `backend.forward`:
+    # outputs and gradients as with every fast path off (Keras's calls throughout), to float32 rounding
+    from kgen.models.flow import velocity_network
+
+    keras.utils.set_random_seed(0)
+    network = velocity_network(width=8, depth=1)
+    for v in network.trainable_variables:  # the zero-initialized last convolutions would hide the blocks
+        v.assign(np.random.default_rng(len(v.path)).normal(0, 0.2, v.shape))
+    inputs = [torch.rand((4, 28, 28, 1)), torch.full((4, 1), 0.3), torch.tensor([0, 3, 9, 10], dtype=torch.int32)]
+    weights = [v.value for v in network.trainable_variables]
+    results = []
+    for fast in (False, True):
+        monkeypatch.setattr(torch_backend, "FAST_PATHS", fast)
+        assert torch_backend._direct(network, inputs) == fast
+        out = backend.forward(network, inputs, training=True)
+        results.append((out, torch.autograd.grad((out * out).sum(), weights)))
+    (want, want_grads), (got, got_grads) = results
+    assert float(want.detach().abs().max()) > 0.1
+    np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-4, atol=1e-5)
+    scale = max(float(w.abs().max()) for w in want_grads)  # rounding, relative to the gradients' size
+    for g, w in zip(got_grads, want_grads):
+        np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-3, atol=1e-5 * scale)
+
+
 def test_forward_inherits_training_from_an_enclosing_call():
     network = nets.discriminator("mlp", dropout=0.5)
 

@@ -13,9 +13,11 @@ Every backend module offers the same names:
   returns the new state. `test_step` does the same for `test_step(self, data)`
   (so `model.evaluate` works on every backend).
 - `forward(network, inputs, training=None)`: `network(inputs,
-  training=training)`. On torch, where every step runs eagerly, a plain
-  `keras.Sequential` goes straight through its layers' `call` methods,
-  skipping `Layer.__call__`'s per-call work; the result is the same.
+  training=training)`, for a network or one layer. On torch, where every
+  step runs eagerly, a plain `keras.Sequential` or functional model goes
+  straight through its layers' `call` methods, skipping `Layer.__call__`'s
+  per-call work, and so does one float32 layer (a custom layer's `call` can
+  pass its own layers); the result is the same.
 - `no_grad()`: a context in which the torch backend records no autograd
   graph (a tensor that is only an input to the loss needs none); nothing on
   the other backends, which differentiate only inside `gradient_step`.

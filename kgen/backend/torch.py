@@ -16,7 +16,9 @@ the method: docs/performance.md):
   (matmul, add, activation) behind Keras's operation dispatch (conversions,
   dtype checks and casts); `forward` runs the three directly, and a plain
   `BatchNormalization` as torch's fused batch-norm kernel with Keras's
-  statistics (equal to float32 rounding; see `_batch_norm`). A plain
+  statistics (equal to float32 rounding; see `_batch_norm`), and a
+  `GroupNormalization` as torch's group-norm kernel (see `_group_norm`). One
+  float32 layer passed alone takes the same path (see `_plain_layer`). A plain
   channels-last `Conv2D` on the CPU skips Keras's two layout copies around
   torch's convolution (NHWC to NCHW memory and back to channels-last, which
   is where it started: the same bits) and `Conv2DTranspose` with an even
@@ -112,11 +114,14 @@ def forward(network, inputs, training=None):
     `network(inputs, training=training)`. `training=None` means what it means
     to Keras: the enclosing call's value, else each layer's default.
     """
-    if not _direct(network, inputs):
+    layer = _plain_layer(network, inputs)
+    if not (layer or _direct(network, inputs)):
         return common.forward(network, inputs, training=training)
     if training is None:
         context = global_state.get_global_attribute("current_call_ctx")
         training = context.training if context is not None else None
+    if layer:
+        return _call(network, inputs, training)
     if type(network) is not keras.Sequential:
         return _graph(network, inputs, training)
     x = inputs
@@ -134,6 +139,8 @@ def _call(layer, x, training):
             return _batch_norm(layer, x, training)
         if _plain_conv(layer, x):
             return _conv(layer, x)
+        if _plain_group_norm(layer, x):
+            return _group_norm(layer, x)
     if layer._call_has_training_arg:
         return layer.call(x, training=training)
     return layer.call(x)
@@ -248,6 +255,29 @@ def _conv(layer, x):
     return outputs if layer.activation is None else layer.activation(outputs)
 
 
+def _plain_group_norm(layer, x):
+    """Whether `layer` is a `GroupNormalization` over the last axis of a 4D `x`."""
+    return type(layer) is keras.layers.GroupNormalization and x.dim() == 4 and layer.axis in (-1, 3)
+
+
+def _group_norm(layer, x):
+    """`GroupNormalization.call` on NHWC `x` as torch's group-norm kernel on its NCHW view.
+
+    Keras's call is a dozen operations (reshape into groups, moments, rsqrt,
+    scale and shift); torch's kernel reads the channels-last memory once and
+    normalizes with the same statistics and epsilon (equal to float32
+    rounding).
+    """
+    outputs = torch.nn.functional.group_norm(
+        x.permute(0, 3, 1, 2),  # NCHW view of the NHWC memory
+        layer.groups,
+        layer.gamma.value if layer.scale else None,
+        layer.beta.value if layer.center else None,
+        layer.epsilon,
+    )
+    return outputs.permute(0, 2, 3, 1)
+
+
 def _plain_batch_norm(layer):
     """Whether `layer` is a `BatchNormalization` without renorm, sync or missing scale/center."""
     return (
@@ -349,6 +379,27 @@ def _direct(network, inputs):
         and layer.activity_regularizer is None
         and _maskless(layer)
         for layer in network.layers
+    )
+
+
+def _plain_layer(layer, inputs):
+    """Whether `forward` may call `layer`, one built float32 Keras layer (not a network), as `_call` does.
+
+    A custom layer's `call` passes its own layers to `forward`, as kgen's
+    flow U-Net blocks do; what `_direct` asks of a network's layers is asked
+    of this one.
+    """
+    return (
+        FAST_PATHS
+        and isinstance(layer, keras.layers.Layer)
+        and not isinstance(layer, keras.Model)
+        and isinstance(inputs, torch.Tensor)
+        and inputs.dtype == torch.float32
+        and not hasattr(inputs, "_keras_mask")
+        and layer.built
+        and layer.dtype_policy.name == "float32"
+        and layer.activity_regularizer is None
+        and not (in_symbolic_scope() or in_stateless_scope() or torch.compiler.is_compiling())
     )
 
 

@@ -85,11 +85,12 @@ class ResBlock(layers.Layer):
             self.skip.build(x_shape)
 
     def call(self, inputs):
+        # each layer through `backend.forward`: on torch, without Keras's per-call work (the same outputs)
         x, emb = inputs
-        h = self.conv1(ops.silu(self.norm1(x)))  # (batch, h, w, channels)
-        h = h + self.emb(emb)[:, None, None, :]  # the time and the label, added to every pixel
-        h = self.conv2(ops.silu(self.norm2(h)))
-        return h + (x if self.skip is None else self.skip(x))
+        h = backend.forward(self.conv1, ops.silu(backend.forward(self.norm1, x)))  # (batch, h, w, channels)
+        h = h + backend.forward(self.emb, emb)[:, None, None, :]  # the time and the label, added to every pixel
+        h = backend.forward(self.conv2, ops.silu(backend.forward(self.norm2, h)))
+        return h + (x if self.skip is None else backend.forward(self.skip, x))
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[0][:-1], self.channels)
@@ -340,13 +341,14 @@ class FlowMatching(PortableCompileConfig, CheckedInputs, keras.Model):
         net = self.sampler_network
         times = ops.full((n, 1), t, "float32")
         if guidance == 1.0:
-            return backend.float32(net([x, times, labels], training=False))
-        both = net(
+            return backend.forward(net, [x, times, labels], training=False)
+        both = backend.forward(
+            net,
             [ops.concatenate([x, x]), ops.concatenate([times, times]),
              ops.concatenate([labels, ops.full((n,), self.num_classes, "int32")])],
             training=False,
         )
-        cond, uncond = ops.split(backend.float32(both), 2)
+        cond, uncond = ops.split(both, 2)
         return uncond + guidance * (cond - uncond)
 
     def solve(self, x, labels, guidance, steps, sampler):
