@@ -216,3 +216,20 @@ def test_gpu_check_without_cuda_says_so_in_one_line(tmp_path, capsys, monkeypatc
     printed = capsys.readouterr().out
     assert printed.count("\n") == 1 and printed.startswith("No CUDA device") and "--cpu" in printed
     assert not (tmp_path / "out.json").exists()
+
+
+def test_grid_time_draws_a_grid_of_16_after_a_warm_up():
+    import grid_time
+
+    from kgen.models import FlowMatching
+
+    calls = []
+
+    class Counted(FlowMatching):
+        def generate(self, n, **options):
+            calls.append((n, sorted(options)))
+            return super().generate(n, **options)
+
+    model = Counted(width=8, steps=2)
+    assert grid_time.draw_time(model, steps=1, repeats=2) > 0
+    assert calls == [(16, ["labels", "seed", "steps"])] * 3  # one warm-up draw, then the repeats
