@@ -233,3 +233,4 @@ def test_grid_time_draws_a_grid_of_16_after_a_warm_up():
     model = Counted(width=8, steps=2)
     assert grid_time.draw_time(model, steps=1, repeats=2) > 0
     assert calls == [(16, ["labels", "seed", "steps"])] * 3  # one warm-up draw, then the repeats
+    assert grid_time.fit_time(model, steps=2, batch_size=8) > 0
