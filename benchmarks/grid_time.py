@@ -41,10 +41,14 @@ def fit_time(model, steps, batch_size=128):
     """Seconds per training step of a fresh, compiled model with `model`'s configuration."""
     import keras
 
+    from kgen import capabilities as caps
     from kgen.data import load_bundled
 
     fresh = type(model).from_config(model.get_config())
-    fresh.compile(optimizer=keras.optimizers.Adam(1e-3))
+    if caps.has(fresh, caps.ADVERSARIAL):  # one optimizer per player
+        fresh.compile(d_optimizer=keras.optimizers.Adam(2e-4), g_optimizer=keras.optimizers.Adam(2e-4))
+    else:
+        fresh.compile(optimizer=keras.optimizers.Adam(1e-3))
     x, y = load_bundled("train")
     x = (x[: batch_size * (steps + 1)].astype("float32") / 255.0)[..., None]  # (n, 28, 28, 1) in [0, 1]
     y = y[: batch_size * (steps + 1)]

@@ -234,3 +234,6 @@ def test_grid_time_draws_a_grid_of_16_after_a_warm_up():
     assert grid_time.draw_time(model, steps=1, repeats=2) > 0
     assert calls == [(16, ["labels", "seed", "steps"])] * 3  # one warm-up draw, then the repeats
     assert grid_time.fit_time(model, steps=2, batch_size=8) > 0
+    from kgen.models import ConditionalGAN
+
+    assert grid_time.fit_time(ConditionalGAN(arch="mlp", latent_dim=8), steps=2, batch_size=8) > 0  # two optimizers
