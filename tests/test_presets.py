@@ -344,3 +344,21 @@ def test_shipped_preset_measures_up_on_other_backends(name, backend, run_on_back
     meta = presets.read_metadata(os.path.join(presets.ROOT, name))
     out = run_on_backend(backend, BACKEND_SCRIPT.format(name=name))
     assert_measures_up(meta["check"]["numbers"], json.loads(out.strip().splitlines()[-1]), f"{name} on {backend}")
+
+
+def test_a_flow_measured_with_sampler_settings_exports_them_as_its_defaults(tmp_path):
+    # `kgen evaluate --guidance 1.5 --steps 1`: the preset draws with those settings, so its numbers are its own
+    from kgen.evaluation.evaluate import evaluate
+
+    config = specs.TrainConfig(
+        model="flow", epochs=1, batch_size=32, limit=64, val_images=0, offline=True, out=str(tmp_path / "runs"),
+        model_options={"width": 8, "steps": 2},
+    )
+    run = training.train(config, verbose=0)
+    evaluate(run, num_samples=100, ll_samples=0, figures=False, generate_options={"guidance": 1.5, "steps": 1})
+    folder = export_preset(run, "tiny-flow", root=tmp_path / "presets", command="kgen export-preset RUN tiny-flow")
+    model = presets.load(folder)
+    assert (model.guidance, model.steps) == (1.5, 1)
+    meta = presets.read_metadata(folder)
+    assert meta["evaluate_command"].endswith("--guidance 1.5 --steps 1")
+    assert checkpoint.load_model(run).steps == 2  # the run itself is left as it was

@@ -118,7 +118,9 @@ def export_preset(run, name, description=None, root=None, command=None):
     preset. The weights are the sampling weights only (`SAMPLING_WEIGHTS`);
     the preset is loaded back and measured on `CHECK_SAMPLES` samples
     (`measure`), which `metadata.json` records beside the run's own
-    numbers.
+    numbers. A run measured with sampler settings (`kgen evaluate
+    --guidance W --steps K`, a flow's) gives a preset that draws with those
+    settings by default, so that its numbers are those of what it draws.
 
     Args:
         run: the run directory (its `model.keras` and `metrics.json`).
@@ -166,6 +168,8 @@ def export_preset(run, name, description=None, root=None, command=None):
     if os.path.exists(final):
         raise PresetError(f"{final} exists; remove it first to export the preset anew, or pick another name.", exit_code=2)
     model = checkpoint.load_model(run)
+    for option, value in (metrics.get("generate_options") or {}).items():  # checked by `kgen evaluate`
+        setattr(model, option, value)  # the preset's default: what its numbers were measured with
     os.makedirs(root, exist_ok=True)
     tmp = os.path.join(root, f".tmp-{os.getpid()}-{name}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -217,7 +221,8 @@ def _write(model, folder, name, description, run, config, metrics, dataset, comm
         },
         "evaluator": {"dataset": dataset, "sha256": metrics["evaluator"]["sha256"]},
         "train_command": config.get("command"),
-        "evaluate_command": f"kgen evaluate {run} --num-samples {metrics.get('num_samples')} --seed {metrics.get('seed', 0)}",
+        "evaluate_command": f"kgen evaluate {run} --num-samples {metrics.get('num_samples')} --seed {metrics.get('seed', 0)}"
+                            + "".join(f" --{k} {v}" for k, v in (metrics.get("generate_options") or {}).items()),
         "export_command": command if command is not None else " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
         "run": run,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
