@@ -436,8 +436,8 @@ def resume(run, epochs, tensorboard, verbose):
 
 
 def generate_options(f):
-    """--guidance and --steps: a flow's sampler settings (`specs.OPTIONS`'s checks), passed to its `generate`."""
-    for name in ("steps", "guidance"):
+    """--guidance, --guidance-from and --steps: a flow's sampler settings (`specs.OPTIONS`'s checks), passed to its `generate`."""
+    for name in ("steps", "guidance_from", "guidance"):
         f = click.option(
             specs.flag(name), name, type=_click_type(specs.OPTIONS[name]),
             help=f"flow: {specs.OPTIONS[name].help}  [default: the run's own]",
@@ -479,7 +479,7 @@ CHUNK = 1000  # images generated at a time into an .npy or .npz
 @click.option("--code", type=int, help="gan trained with --codes: draw only this code (default: column k holds code k).")
 @generate_options
 @backend_option
-def sample(run, num, seed, out_file, label, code, guidance, steps):
+def sample(run, num, seed, out_file, label, code, guidance, guidance_from, steps):
     """Draw samples from a trained run: a grid PNG, or the images as an array.
 
     --out FILE.npy writes the images as one float32 array (n, 28, 28, 1) in
@@ -498,7 +498,7 @@ def sample(run, num, seed, out_file, label, code, guidance, steps):
             f"write more with several calls of other --seed. Received: {num}", param_hint="-n",
         )
     model = checkpoint.load_model(run)
-    options = _generate_options(model, run, guidance=guidance, steps=steps)
+    options = _generate_options(model, run, guidance=guidance, guidance_from=guidance_from, steps=steps)
     conditional = caps.has(model, caps.CONDITIONAL)
     if label is not None and not conditional:
         raise click.UsageError(f"--label applies to conditional (cgan) runs only; {run} is a {type(model).__name__} run.")
@@ -617,7 +617,8 @@ def complete(ctx, run, given, num, input_file, out_file, sampling, candidates, s
               help="--cas: labelled samples the classifier trains on (and real training digits of the ceiling).")
 @generate_options
 @backend_option
-def evaluate(run, num_samples, ll_samples, given, seed, figures, out_dir, cas, cas_samples, guidance, steps):
+def evaluate(run, num_samples, ll_samples, given, seed, figures, out_dir, cas, cas_samples, guidance, guidance_from,
+             steps):
     """Measure a trained run with the shipped evaluator; write RUN/metrics.json.
 
     Every model gets FID, KID, the inception-style score, precision and
@@ -638,7 +639,8 @@ def evaluate(run, num_samples, ll_samples, given, seed, figures, out_dir, cas, c
     from kgen.evaluation import evaluate as ev
     from kgen.models import MODELS
 
-    options = {k: v for k, v in (("guidance", guidance), ("steps", steps)) if v is not None}
+    options = {k: v for k, v in (("guidance", guidance), ("guidance_from", guidance_from), ("steps", steps))
+               if v is not None}
     if options:  # checked before the model loads: the run's model class says what its generate takes
         _generate_options(MODELS[runs.load_run(run)["model"]], run, **options)
     if cas:  # checked before the model loads, as the options above

@@ -136,6 +136,9 @@ OPTIONS = {
                             float, low=0, high=1, high_open=True),
     "time_sampling": Option("how training times are drawn.", str, choices=("logit_normal", "uniform")),
     "guidance": Option("classifier-free guidance weight of the samples (1: none).", float, low=0),
+    "guidance_from": Option("flow time (0: the noise, 1: the image) from which the guidance applies; before it the "
+                            "conditional velocity alone (guided near the noise, samples lose variety).", float,
+                            low=0, high=1),
     "steps": Option("ODE solver steps per sample.", int, low=1, high=1000),
     "sampler": Option("ODE solver of the samples.", str, choices=("heun", "euler")),
     "patch_head": Option("dense: a patch's 49 pixels independent; made: each given the pixels before it.", str,
@@ -269,7 +272,7 @@ SPECS = {
         ModelSpec(
             "flow", "FlowMatching", 128,
             {"width": 32, "depth": 1, "label_dropout": 0.1, "ema": 0.999, "time_sampling": "logit_normal",
-             "guidance": 2.0, "steps": 10, "sampler": "heun"},
+             "guidance": 2.0, "guidance_from": 0.3, "steps": 5, "sampler": "heun"},
             {"": {"learning_rate": 1e-3}},
         ),
     )

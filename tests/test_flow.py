@@ -61,7 +61,9 @@ def test_declares_conditional_and_its_spec():
     assert FlowMatching(**TINY).num_classes == 10
     spec = specs.get("flow")
     assert MODELS["flow"] is FlowMatching and spec.batch_size == 128
-    assert set(spec.options) == {"width", "depth", "label_dropout", "ema", "time_sampling", "guidance", "steps", "sampler"}
+    assert set(spec.options) == {
+        "width", "depth", "label_dropout", "ema", "time_sampling", "guidance", "guidance_from", "steps", "sampler"
+    }
 
 
 def test_velocity_network_shapes_and_its_inputs_matter():
@@ -99,6 +101,7 @@ def test_labels_guidance_steps_and_sampler_each_change_the_samples(trained):
         trained.generate(4, labels=7, seed=1),
         trained.generate(4, labels=3, seed=1, guidance=1.0),
         trained.generate(4, labels=3, seed=1, guidance=4.0),
+        trained.generate(4, labels=3, seed=1, guidance_from=0.0),  # guided from the noise on
         trained.generate(4, labels=3, seed=1, steps=3),
         trained.generate(4, labels=3, seed=1, sampler="euler"),
         trained.generate(4, seed=1),  # unconditional
@@ -108,6 +111,17 @@ def test_labels_guidance_steps_and_sampler_each_change_the_samples(trained):
     mixed = trained.generate(4, labels=[3, 7, 3, 7], seed=1)
     np.testing.assert_array_equal(mixed[0], base[0])
     np.testing.assert_array_equal(mixed[2], base[2])
+
+
+def test_guidance_applies_from_guidance_from_on(trained):
+    # Euler's velocities are taken at t = 0 and 0.75 (2 steps): guided from 1.0 on is not guided at all,
+    # guided from 0.5 on is guided at 0.75 only, and the first step alone differs from the fully guided one
+    unguided = trained.generate(4, labels=3, seed=1, guidance=1.0, sampler="euler")
+    np.testing.assert_array_equal(trained.generate(4, labels=3, seed=1, guidance_from=1.0, sampler="euler"), unguided)
+    late = trained.generate(4, labels=3, seed=1, guidance_from=0.5, sampler="euler")
+    full = trained.generate(4, labels=3, seed=1, guidance_from=0.0, sampler="euler")
+    assert np.abs(late - unguided).max() > 1e-4 and np.abs(late - full).max() > 1e-4
+    assert FlowMatching.from_config(trained.get_config()).guidance_from == trained.guidance_from == 0.3
 
 
 def test_generate_in_batches_is_the_same_as_at_once(trained):
@@ -135,6 +149,7 @@ def test_given_noise_is_used():
         ({"guidance": float("nan")}, "guidance=nan"),
         ({"guidance": -1.0}, "guidance=-1.0"),
         ({"steps": 0}, "steps=0"),
+        ({"guidance_from": 1.5}, "guidance_from=1.5"),
         ({"sampler": "rk4"}, "sampler='rk4'"),
         ({"z": np.zeros((2, 28, 28, 1))}, "z.shape=(2, 28, 28, 1)"),
     ],
@@ -156,6 +171,7 @@ def test_bad_generate_arguments(kwargs, received):
         ({"time_sampling": "beta"}, "time_sampling='beta'"),
         ({"steps": 1001}, "steps=1001"),
         ({"guidance": float("inf")}, "guidance=inf"),
+        ({"guidance_from": -0.1}, "guidance_from=-0.1"),
         ({"num_classes": 1}, "num_classes=1"),
     ],
 )
@@ -385,11 +401,12 @@ def test_cli_sample_with_guidance_and_steps(flow_run, tmp_path):
     np.testing.assert_array_equal(drawn(), model.generate(4, labels=7, seed=1))
     np.testing.assert_array_equal(drawn("--guidance", 1.5, "--steps", 3),
                                   model.generate(4, labels=7, seed=1, guidance=1.5, steps=3))
+    np.testing.assert_array_equal(drawn("--guidance-from", 0.5), model.generate(4, labels=7, seed=1, guidance_from=0.5))
     png = tmp_path / "sevens.png"
     result = invoke("sample", flow_run, "--label", 7, "-n", 16, "--guidance", 3, "--out", png)
     assert result.exit_code == 0 and os.path.isfile(png), result.output
     for option, value, words in [("--guidance", "nan", "'nan' is not a finite number"), ("--guidance", "-1", "-1"),
-                                 ("--steps", "0", "0 is not in the range")]:
+                                 ("--steps", "0", "0 is not in the range"), ("--guidance-from", "2", "2")]:
         result = invoke("sample", flow_run, option, value, "--out", tmp_path / "x.png")
         assert result.exit_code == 2 and words in result.output and "Traceback" not in result.output, result.output
 

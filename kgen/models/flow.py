@@ -174,7 +174,9 @@ class FlowMatching(PortableCompileConfig, CheckedInputs, keras.Model):
     with `steps` Euler or Heun steps (Heun: two network calls a step, a
     second-order method); with guidance w the velocity is
     v_uncond + w (v_cond - v_uncond) (w = 1: the conditional one alone, one
-    call). An exponential moving average of the weights, `ema_network`,
+    call), from the time `guidance_from` on: guided from the noise itself,
+    the samples lose variety (the guidance interval of Kynkäänniemi et al.,
+    2024; docs/flow.md). An exponential moving average of the weights, `ema_network`,
     draws the samples, as in the GANs.
 
     Logged per epoch: `loss`, the velocity's mean squared error per pixel.
@@ -191,6 +193,8 @@ class FlowMatching(PortableCompileConfig, CheckedInputs, keras.Model):
             warm-up as for the GANs).
         time_sampling: `"logit_normal"` or `"uniform"` times during training.
         guidance: default guidance weight of `generate` (1: none).
+        guidance_from: default flow time of `generate` from which the
+            guidance applies (0: all of the path).
         steps: default number of sampler steps of `generate`.
         sampler: default sampler of `generate`, `"heun"` or `"euler"`.
         seed: seed of the model's random generator.
@@ -222,6 +226,7 @@ class FlowMatching(PortableCompileConfig, CheckedInputs, keras.Model):
         ema=DEFAULTS["ema"],
         time_sampling=DEFAULTS["time_sampling"],
         guidance=DEFAULTS["guidance"],
+        guidance_from=DEFAULTS["guidance_from"],
         steps=DEFAULTS["steps"],
         sampler=DEFAULTS["sampler"],
         seed=None,
@@ -231,14 +236,15 @@ class FlowMatching(PortableCompileConfig, CheckedInputs, keras.Model):
     ):
         super().__init__(**kwargs)
         specs.check(width=width, depth=depth, label_dropout=label_dropout, ema=ema, time_sampling=time_sampling,
-                    guidance=guidance, steps=steps, sampler=sampler)
+                    guidance=guidance, guidance_from=guidance_from, steps=steps, sampler=sampler)
         if isinstance(num_classes, bool) or int(num_classes) != num_classes or num_classes < 2:
             raise ValueError(f"num_classes must be an integer of at least 2. Received: num_classes={num_classes!r}")
         self.width, self.depth, self.num_classes = int(width), int(depth), int(num_classes)
         self.label_dropout = float(label_dropout)
         self.ema = float(ema)
         self.time_sampling = time_sampling
-        self.guidance, self.steps, self.sampler = float(guidance), int(steps), sampler
+        self.guidance, self.guidance_from = float(guidance), float(guidance_from)
+        self.steps, self.sampler = int(steps), sampler
         self.seed = seed
         self.custom_networks = network is not None
         if self.custom_networks:
@@ -351,8 +357,8 @@ class FlowMatching(PortableCompileConfig, CheckedInputs, keras.Model):
         cond, uncond = ops.split(both, 2)
         return uncond + guidance * (cond - uncond)
 
-    def solve(self, x, labels, guidance, steps, sampler):
-        """Integrates dx/dt = v from t = 0 (noise `x`) to t = 1, in `steps` steps.
+    def solve(self, x, labels, guidance, steps, sampler, guidance_from=0.0):
+        """Integrates dx/dt = v from t = 0 (noise `x`) to t = 1, in `steps` steps, guided from `guidance_from` on.
 
         The times are t_i = 1 - (1 - i / steps)^2: short steps near the
         image, long ones near the noise. With evenly spaced steps the last
@@ -363,13 +369,15 @@ class FlowMatching(PortableCompileConfig, CheckedInputs, keras.Model):
         times = [1.0 - (1.0 - i / steps) ** 2 for i in range(steps + 1)]
         for i in range(steps):
             t, dt = times[i], times[i + 1] - times[i]
-            v = self.velocity(x, t, labels, guidance)
+            v = self.velocity(x, t, labels, guidance if t >= guidance_from else 1.0)
             if sampler == "heun":  # the average of the slopes at both ends of the Euler step
-                v = 0.5 * (v + self.velocity(x + dt * v, t + dt, labels, guidance))
+                end = t + dt
+                v = 0.5 * (v + self.velocity(x + dt * v, end, labels, guidance if end >= guidance_from else 1.0))
             x = x + dt * v
         return x
 
-    def generate(self, n, labels=None, guidance=None, steps=None, seed=None, sampler=None, z=None, batch_size=500):
+    def generate(self, n, labels=None, guidance=None, steps=None, seed=None, sampler=None, z=None, batch_size=500,
+                 guidance_from=None):
         """Draws `n` images by solving the flow's ODE from seeded noise.
 
         Args:
@@ -378,6 +386,8 @@ class FlowMatching(PortableCompileConfig, CheckedInputs, keras.Model):
                 label for all, or `n` labels in 0..num_classes-1.
             guidance: classifier-free guidance weight w (default: the
                 model's `guidance`; 1: the conditional velocity alone).
+            guidance_from: the flow time (0: noise, 1: image) from which the
+                guidance applies (default: the model's `guidance_from`).
             steps: sampler steps (default: the model's `steps`).
             seed: integer seed of the noise; the same seed gives the same
                 images (default: the global generator).
@@ -390,9 +400,10 @@ class FlowMatching(PortableCompileConfig, CheckedInputs, keras.Model):
         """
         n = check_count(n)
         guidance = self.guidance if guidance is None else guidance
+        guidance_from = self.guidance_from if guidance_from is None else guidance_from
         steps = self.steps if steps is None else steps
         sampler = self.sampler if sampler is None else sampler
-        specs.check(guidance=guidance, steps=steps, sampler=sampler)
+        specs.check(guidance=guidance, guidance_from=guidance_from, steps=steps, sampler=sampler)
         if labels is None:
             labels, guidance = np.full(n, self.num_classes, "int32"), 1.0
         else:
@@ -406,7 +417,7 @@ class FlowMatching(PortableCompileConfig, CheckedInputs, keras.Model):
         with backend.no_grad():
             for i in range(0, n, batch_size):
                 x = self.solve(z[i : i + batch_size], ops.convert_to_tensor(labels[i : i + batch_size]),
-                               float(guidance), int(steps), sampler)
+                               float(guidance), int(steps), sampler, float(guidance_from))
                 out.append(np.clip((ops.convert_to_numpy(x) + 1.0) / 2.0, 0.0, 1.0))
         return np.concatenate(out).astype("float32")
 
@@ -420,6 +431,7 @@ class FlowMatching(PortableCompileConfig, CheckedInputs, keras.Model):
             "ema": self.ema,
             "time_sampling": self.time_sampling,
             "guidance": self.guidance,
+            "guidance_from": self.guidance_from,
             "steps": self.steps,
             "sampler": self.sampler,
             "seed": self.seed,
