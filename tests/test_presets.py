@@ -355,10 +355,11 @@ def test_a_flow_measured_with_sampler_settings_exports_them_as_its_defaults(tmp_
         model_options={"width": 8, "steps": 2},
     )
     run = training.train(config, verbose=0)
-    evaluate(run, num_samples=100, ll_samples=0, figures=False, generate_options={"guidance": 1.5, "steps": 1})
+    evaluate(run, num_samples=100, ll_samples=0, figures=False,
+             generate_options={"guidance": 1.5, "guidance_from": 0.5, "steps": 1})
     folder = export_preset(run, "tiny-flow", root=tmp_path / "presets", command="kgen export-preset RUN tiny-flow")
     model = presets.load(folder)
-    assert (model.guidance, model.steps) == (1.5, 1)
+    assert (model.guidance, model.guidance_from, model.steps) == (1.5, 0.5, 1)
     meta = presets.read_metadata(folder)
-    assert meta["evaluate_command"].endswith("--guidance 1.5 --steps 1")
+    assert meta["evaluate_command"].endswith("--guidance 1.5 --guidance-from 0.5 --steps 1")  # the CLI's flags
     assert checkpoint.load_model(run).steps == 2  # the run itself is left as it was

@@ -12,7 +12,7 @@ import sys
 import time
 
 import kgen
-from kgen import files
+from kgen import files, specs
 from kgen.errors import PresetError
 from kgen.presets import (
     CHECK_GIVEN, CHECK_SAMPLES, CHECK_SEED, CONFIG, FINGERPRINT_IMAGES, METADATA, ROOT, SAMPLING_WEIGHTS, WEIGHTS,
@@ -222,7 +222,7 @@ def _write(model, folder, name, description, run, config, metrics, dataset, comm
         "evaluator": {"dataset": dataset, "sha256": metrics["evaluator"]["sha256"]},
         "train_command": config.get("command"),
         "evaluate_command": f"kgen evaluate {run} --num-samples {metrics.get('num_samples')} --seed {metrics.get('seed', 0)}"
-                            + "".join(f" --{k} {v}" for k, v in (metrics.get("generate_options") or {}).items()),
+                            + "".join(f" {specs.flag(k)} {v}" for k, v in (metrics.get("generate_options") or {}).items()),
         "export_command": command if command is not None else " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
         "run": run,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
