@@ -6,6 +6,7 @@ body, after `--backend` has set the environment.
 """
 
 import errno
+import functools
 import os
 import sys
 import traceback
@@ -435,32 +436,43 @@ def resume(run, epochs, tensorboard, verbose):
     _finish(lambda: _resume(run, epochs, tensorboard, verbose), verbose)
 
 
+SAMPLER_OPTIONS = ("guidance", "guidance_from", "steps")  # a flow's `generate` settings, as flags, in --help's order
+
+
 def generate_options(f):
-    """--guidance, --guidance-from and --steps: a flow's sampler settings (`specs.OPTIONS`'s checks), passed to its `generate`."""
-    for name in ("steps", "guidance_from", "guidance"):
-        f = click.option(
+    """--guidance, --guidance-from and --steps (`specs.OPTIONS`'s checks), given to the command as one dict `sampler`.
+
+    `sampler` holds the flags given (the others are the run's own), as keyword arguments of `generate`.
+    """
+
+    @functools.wraps(f)
+    def command(*args, **kwargs):
+        given = {name: kwargs.pop(name) for name in SAMPLER_OPTIONS}
+        return f(*args, sampler={name: value for name, value in given.items() if value is not None}, **kwargs)
+
+    for name in reversed(SAMPLER_OPTIONS):  # click lists the last applied first
+        command = click.option(
             specs.flag(name), name, type=_click_type(specs.OPTIONS[name]),
             help=f"flow: {specs.OPTIONS[name].help}  [default: the run's own]",
-        )(f)
-    return f
+        )(command)
+    return command
 
 
-def _generate_options(model, run, **options):
-    """The options given (not None) as `generate`'s keyword arguments; a usage error for a model whose generate lacks one.
+def _generate_options(model, run, options):
+    """`options` (`generate`'s keyword arguments), or a usage error for a model whose generate lacks one.
 
     `model`: the model or its class.
     """
     import inspect
 
-    given = {name: value for name, value in options.items() if value is not None}
     takes = inspect.signature(model.generate).parameters
-    for name, value in given.items():
+    for name, value in options.items():
         if name not in takes:
             kind = model.__name__ if isinstance(model, type) else type(model).__name__
             raise click.UsageError(
                 f"{specs.flag(name)} applies to flow runs only; {run} is a {kind} run. Received: {specs.flag(name)} {value}"
             )
-    return given
+    return options
 
 
 MAX_GRID = 10_000  # images in one sample grid PNG (a 100x100 grid of 2,800x2,800 pixels)
@@ -479,7 +491,7 @@ CHUNK = 1000  # images generated at a time into an .npy or .npz
 @click.option("--code", type=int, help="gan trained with --codes: draw only this code (default: column k holds code k).")
 @generate_options
 @backend_option
-def sample(run, num, seed, out_file, label, code, guidance, guidance_from, steps):
+def sample(run, num, seed, out_file, label, code, sampler):
     """Draw samples from a trained run: a grid PNG, or the images as an array.
 
     --out FILE.npy writes the images as one float32 array (n, 28, 28, 1) in
@@ -498,7 +510,7 @@ def sample(run, num, seed, out_file, label, code, guidance, guidance_from, steps
             f"write more with several calls of other --seed. Received: {num}", param_hint="-n",
         )
     model = checkpoint.load_model(run)
-    options = _generate_options(model, run, guidance=guidance, guidance_from=guidance_from, steps=steps)
+    options = _generate_options(model, run, sampler)
     conditional = caps.has(model, caps.CONDITIONAL)
     if label is not None and not conditional:
         raise click.UsageError(f"--label applies to conditional (cgan) runs only; {run} is a {type(model).__name__} run.")
@@ -617,8 +629,7 @@ def complete(ctx, run, given, num, input_file, out_file, sampling, candidates, s
               help="--cas: labelled samples the classifier trains on (and real training digits of the ceiling).")
 @generate_options
 @backend_option
-def evaluate(run, num_samples, ll_samples, given, seed, figures, out_dir, cas, cas_samples, guidance, guidance_from,
-             steps):
+def evaluate(run, num_samples, ll_samples, given, seed, figures, out_dir, cas, cas_samples, sampler):
     """Measure a trained run with the shipped evaluator; write RUN/metrics.json.
 
     Every model gets FID, KID, the inception-style score, precision and
@@ -639,10 +650,8 @@ def evaluate(run, num_samples, ll_samples, given, seed, figures, out_dir, cas, c
     from kgen.evaluation import evaluate as ev
     from kgen.models import MODELS
 
-    options = {k: v for k, v in (("guidance", guidance), ("guidance_from", guidance_from), ("steps", steps))
-               if v is not None}
-    if options:  # checked before the model loads: the run's model class says what its generate takes
-        _generate_options(MODELS[runs.load_run(run)["model"]], run, **options)
+    if sampler:  # checked before the model loads: the run's model class says what its generate takes
+        _generate_options(MODELS[runs.load_run(run)["model"]], run, sampler)
     if cas:  # checked before the model loads, as the options above
         from kgen import capabilities as caps
 
@@ -653,9 +662,9 @@ def evaluate(run, num_samples, ll_samples, given, seed, figures, out_dir, cas, c
             )
     with Progress("evaluate") as progress:
         m = ev.evaluate(run, num_samples=num_samples, ll_samples=ll_samples, given=given, seed=seed, figures=figures,
-                        generate_options=options, folder=out_dir, progress=progress, cas_samples=cas_samples if cas else 0)
+                        generate_options=sampler, folder=out_dir, progress=progress, cas_samples=cas_samples if cas else 0)
     floor_n = m["floor_num_samples"]
-    drawn = "".join(f", {k} {v:g}" for k, v in options.items())
+    drawn = "".join(f", {k} {v:g}" for k, v in sampler.items())
     click.echo(f"{m['model_class']} run {run}: {num_samples} samples{drawn}, {m['test_images']} test images, "
                f"evaluator {m['evaluator']['dataset']} (sha256 {m['evaluator']['sha256'][:12]}...)")
     click.echo(f"{'metric':<42} {'model':>10} {'real data':>10}")

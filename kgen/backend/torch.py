@@ -366,20 +366,23 @@ def _direct(network, inputs):
             return False
     else:
         return False
+    return _eager_inputs(tensors) and all(_plain_float32(layer) and _maskless(layer) for layer in network.layers)
+
+
+def _eager_inputs(tensors):
+    """Whether `tensors` are unmasked torch tensors (float32 where floating) outside any Keras trace."""
     for x in tensors:
         if not isinstance(x, torch.Tensor) or hasattr(x, "_keras_mask"):
             return False
         if x.is_floating_point() and x.dtype != torch.float32:
             return False
-    if in_symbolic_scope() or in_stateless_scope() or torch.compiler.is_compiling():
-        return False  # under `jit_compile=True`, torch.compile traces Keras's own calls
-    return all(
-        layer.built
-        and layer.dtype_policy.name == "float32"
-        and layer.activity_regularizer is None
-        and _maskless(layer)
-        for layer in network.layers
-    )
+    # under `jit_compile=True`, torch.compile traces Keras's own calls
+    return not (in_symbolic_scope() or in_stateless_scope() or torch.compiler.is_compiling())
+
+
+def _plain_float32(layer):
+    """Whether `layer` is built, computes in float32 and has no activity regularizer."""
+    return layer.built and layer.dtype_policy.name == "float32" and layer.activity_regularizer is None
 
 
 def _plain_layer(layer, inputs):
@@ -394,12 +397,9 @@ def _plain_layer(layer, inputs):
         and isinstance(layer, keras.layers.Layer)
         and not isinstance(layer, keras.Model)
         and isinstance(inputs, torch.Tensor)
-        and inputs.dtype == torch.float32
-        and not hasattr(inputs, "_keras_mask")
-        and layer.built
-        and layer.dtype_policy.name == "float32"
-        and layer.activity_regularizer is None
-        and not (in_symbolic_scope() or in_stateless_scope() or torch.compiler.is_compiling())
+        and inputs.is_floating_point()
+        and _eager_inputs([inputs])
+        and _plain_float32(layer)
     )
 
 

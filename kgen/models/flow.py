@@ -367,12 +367,15 @@ class FlowMatching(PortableCompileConfig, CheckedInputs, keras.Model):
         removes it at the same cost (docs/flow.md, "Samplers").
         """
         times = [1.0 - (1.0 - i / steps) ** 2 for i in range(steps + 1)]
+
+        def slope(x, t):  # the velocity, guided from `guidance_from` on
+            return self.velocity(x, t, labels, guidance if t >= guidance_from else 1.0)
+
         for i in range(steps):
             t, dt = times[i], times[i + 1] - times[i]
-            v = self.velocity(x, t, labels, guidance if t >= guidance_from else 1.0)
+            v = slope(x, t)
             if sampler == "heun":  # the average of the slopes at both ends of the Euler step
-                end = t + dt
-                v = 0.5 * (v + self.velocity(x + dt * v, end, labels, guidance if end >= guidance_from else 1.0))
+                v = 0.5 * (v + slope(x + dt * v, t + dt))
             x = x + dt * v
         return x
 
