@@ -34,6 +34,13 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
         JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
     )
 
+if "XLA_FLAGS" not in os.environ:
+    # Most of a jax subprocess's time is XLA compiling each train step and
+    # initializer for the CPU, and most of that is LLVM optimizing code that
+    # then runs a few tiny steps: without it a jax script takes about a third
+    # less CPU time. The tests check behaviour, which does not depend on it.
+    os.environ["XLA_FLAGS"] = "--xla_backend_optimization_level=0"
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
@@ -80,6 +87,12 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
+# The first line of a jax script: Keras would import TensorFlow (seconds of CPU in every
+# subprocess) only to check for its types when serializing and to seed it. The `kgen`
+# command runs so; no jax script of the tests uses TensorFlow.
+HIDE_TENSORFLOW = "from kgen.backend.common import hide_tensorflow; hide_tensorflow()\n"
+
+
 @pytest.fixture(scope="session")
 def run_on_backend():
     """Runs a Python snippet under another Keras backend; returns its stdout.
@@ -92,7 +105,7 @@ def run_on_backend():
     def run(backend, code, timeout=600):
         env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
         proc = subprocess.run(
-            [sys.executable, "-c", textwrap.dedent(code)],
+            [sys.executable, "-c", (HIDE_TENSORFLOW if backend == "jax" else "") + textwrap.dedent(code)],
             env=env,
             cwd=ROOT,
             capture_output=True,

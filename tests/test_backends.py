@@ -33,6 +33,15 @@ for cls, arch in ((VAE, "mlp"), (VAE, "conv"), (AutoEncoder, "mlp")):
         "after_load": more, "iterations_after": int(loaded.optimizer.iterations),
         "evaluated": evaluated,
     }
+# kgen's `backend.forward` outside a traced step: on jax one compiled call of the whole network
+from kgen import backend
+z = np.random.default_rng(0).normal(size=(5, 2)).astype("float32")
+eager = backend.forward(model.decoder, z)
+report["forward"] = {
+    "difference": float(np.abs(np.asarray(eager) - np.asarray(model.decoder(z, training=False))).max()),
+    "dtype": str(eager.dtype),
+    "compiled": keras.config.backend() == "jax" and model.decoder in backend.jax._compiled,
+}
 print(json.dumps(report))
 """
 
@@ -48,3 +57,6 @@ def test_train_save_load_on_backend(backend, run_on_backend):
         assert r["same"] == 0.0, name  # loaded model generates identically
         assert r["iterations"] == 12 and r["iterations_after"] == 14, name
         assert 0 < r["evaluated"] < r["losses"][0], name  # model.evaluate runs on this backend too
+    forward = report["forward"]
+    assert forward["difference"] < 1e-5 and forward["dtype"] == "float32"
+    assert forward["compiled"] == (backend == "jax")

@@ -26,12 +26,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # below rules that out.)
 RTOL = 1e-3
 
+# as conftest's `run_on_backend` starts a jax script: without Keras importing TensorFlow
+HIDE_TENSORFLOW = "from kgen.backend.common import hide_tensorflow; hide_tensorflow()\n"
+
 
 def run_jax_with_two_devices(code):
     flags = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2").strip()
     env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3", XLA_FLAGS=flags)
     proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], env=env, cwd=ROOT, capture_output=True, text=True, timeout=900
+        [sys.executable, "-c", HIDE_TENSORFLOW + textwrap.dedent(code)], env=env, cwd=ROOT, capture_output=True, text=True, timeout=900
     )
     assert proc.returncode == 0, f"jax script failed:\n{proc.stderr[-4000:]}"
     return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -17,7 +17,10 @@ Every backend module offers the same names:
   step runs eagerly, a plain `keras.Sequential` or functional model goes
   straight through its layers' `call` methods, skipping `Layer.__call__`'s
   per-call work, and so does one float32 layer (a custom layer's `call` can
-  pass its own layers); the result is the same.
+  pass its own layers); the result is the same. On jax, a `keras.Model`
+  called for inference outside a traced step (a sample grid, a sampler's
+  steps) runs as one compiled `stateless_call` instead of one dispatch per
+  operation.
 - `no_grad()`: a context in which the torch backend records no autograd
   graph (a tensor that is only an input to the loss needs none); nothing on
   the other backends, which differentiate only inside `gradient_step`.

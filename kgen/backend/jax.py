@@ -17,12 +17,14 @@ optimizers must expose both through that one `optimizer` (see
 import contextlib
 import functools
 import threading
+import weakref
 
 import jax
 import keras
 from keras import StatelessScope
 
-from kgen.backend.common import forward, lstm, lstm_step, no_grad, unsupported_precision, update_metrics  # noqa: F401
+from kgen.backend import common
+from kgen.backend.common import lstm, lstm_step, no_grad, unsupported_precision, update_metrics  # noqa: F401
 
 DATA_PARALLEL = True  # keras.distribution.DataParallel runs on jax
 
@@ -30,6 +32,47 @@ DATA_PARALLEL = True  # keras.distribution.DataParallel runs on jax
 def process_index():
     """This process's index in a multi-host job (`jax.process_index()`; 0 on one host)."""
     return jax.process_index()
+
+
+# a network's compiled inference call, per network and `training` flag (see `forward`)
+_compiled = weakref.WeakKeyDictionary()
+
+
+def forward(network, inputs, training=None):
+    """`network(inputs, training=training)` with float32 outputs; an eager inference call runs compiled.
+
+    Inside a traced step (Keras's jitted `train_step`, `test_step`,
+    `predict_step`) this is the plain call. Called eagerly (a sample grid at
+    the end of an epoch, `generate`, a flow's sampler steps), jax would
+    dispatch, and on first use compile, every operation of the network
+    separately; here a `keras.Model` called for inference (`training` None
+    or False) runs instead as one `jax.jit` of its public `stateless_call`,
+    compiled once per input shape, with the variables' current values (a
+    `StatelessScope`'s, inside one). The outputs are the same.
+
+    Example:
+
+    >>> forward(model.generator, z, training=False)  # (n, 28, 28, 1), float32
+    """
+    if training or not isinstance(network, keras.Model) or _symbolic(inputs):
+        return common.forward(network, inputs, training=training)
+    calls = _compiled.setdefault(network, {})
+    if training not in calls:
+        ref = weakref.ref(network)  # the cache must not keep the network alive
+
+        def call(trainable, non_trainable, inputs):
+            outputs, _ = ref().stateless_call(trainable, non_trainable, inputs, training=training)
+            return common.float32(outputs)
+
+        calls[training] = jax.jit(call)
+    trainable = [v.value for v in network.trainable_variables]
+    non_trainable = [v.value for v in network.non_trainable_variables]
+    return calls[training](trainable, non_trainable, inputs)
+
+
+def _symbolic(inputs):
+    """Whether any input is a jax tracer or a Keras symbolic tensor: a call being traced, not run."""
+    return any(isinstance(x, (jax.core.Tracer, keras.KerasTensor)) for x in jax.tree_util.tree_leaves(inputs))
 
 
 def gradient_step(loss_fn, variables, optimizer):
