@@ -41,6 +41,16 @@ if "XLA_FLAGS" not in os.environ:
     # less CPU time. The tests check behaviour, which does not depend on it.
     os.environ["XLA_FLAGS"] = "--xla_backend_optimization_level=0"
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Under `pytest -n N` each worker has its share of the cores: one thread
+    # each for torch, the workers' jax and tensorflow subprocesses and the
+    # CLI's, where threads of several workers would otherwise wait on each
+    # other (tiny steps ran many times slower on two busy cores).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+    os.environ["XLA_FLAGS"] += " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 

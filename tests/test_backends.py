@@ -39,7 +39,7 @@ z = np.random.default_rng(0).normal(size=(5, 2)).astype("float32")
 eager = backend.forward(model.decoder, z)
 report["forward"] = {
     "difference": float(np.abs(np.asarray(eager) - np.asarray(model.decoder(z, training=False))).max()),
-    "dtype": str(eager.dtype),
+    "dtype": keras.backend.standardize_dtype(eager.dtype),
     "compiled": keras.config.backend() == "jax" and model.decoder in backend.jax._compiled,
 }
 print(json.dumps(report))
