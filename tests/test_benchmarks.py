@@ -237,3 +237,16 @@ def test_grid_time_draws_a_grid_of_16_after_a_warm_up():
     from kgen.models import ConditionalGAN
 
     assert grid_time.fit_time(ConditionalGAN(arch="mlp", latent_dim=8), steps=2, batch_size=8) > 0  # two optimizers
+
+
+def test_precision_times_each_model_under_both_policies(tmp_path):
+    import json
+
+    import precision
+
+    path = tmp_path / "precision.json"
+    precision.main(["--models", "ae", "--steps", "1", "--reps", "1", "--json", str(path)])
+    result = json.loads(path.read_text())["models"]["ae"]
+    assert result["policies"] == {"float32": "float32", "bfloat16": "mixed_bfloat16"}
+    assert all(t > 0 for t in result["seconds_per_step"].values()) and result["bf16_speedup"] > 0
+    assert isinstance(precision.cpu_bf16(), list)
