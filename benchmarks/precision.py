@@ -25,6 +25,7 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+from kgen import capabilities as caps  # noqa: E402
 from kgen import specs  # noqa: E402
 from kgen.backend.common import hide_tensorflow  # noqa: E402
 from kgen.data import load_bundled  # noqa: E402
@@ -55,8 +56,8 @@ def build(name, precision, batch_size):
     return model
 
 
-def seconds_per_step(model, name, x, y, batch_size, steps):
-    args = (x, y) if name == "cgan" else (x,)
+def seconds_per_step(model, x, y, batch_size, steps):
+    args = (x,) if y is None else (x, y)
     n = batch_size * steps
     start = time.perf_counter()
     model.fit(*(a[:n] for a in args), batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
@@ -78,12 +79,15 @@ def main(argv=None):
     for name in args.models:
         batch_size = specs.get(name).batch_size  # what `kgen train NAME` uses
         models = {p: build(name, p, batch_size) for p in ("float32", "bfloat16")}
+        conditional = caps.has(models["float32"], caps.CONDITIONAL)  # trains on labels
+        for model in models.values():  # as `kgen train` does once: the scgan's k-means clusters
+            model.prepare(*((x, labels) if conditional else (x,)))
         for p, model in models.items():  # compiles (jax, tensorflow) or warms up (torch)
-            seconds_per_step(model, name, x, labels, batch_size, 2)
+            seconds_per_step(model, x, labels if conditional else None, batch_size, 2)
         times = {p: [] for p in models}
         for _ in range(args.reps):
             for p, model in models.items():
-                times[p].append(seconds_per_step(model, name, x, labels, batch_size, args.steps))
+                times[p].append(seconds_per_step(model, x, labels if conditional else None, batch_size, args.steps))
         median = {p: statistics.median(t) for p, t in times.items()}
         ratio = median["float32"] / median["bfloat16"]
         results["models"][name] = {
