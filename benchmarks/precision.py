@@ -15,7 +15,6 @@ Usage:
 """
 
 import argparse
-import json
 import os
 import statistics
 import time
@@ -26,6 +25,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from kgen import capabilities as caps  # noqa: E402
+from kgen import files  # noqa: E402
 from kgen import specs  # noqa: E402
 from kgen.backend.common import hide_tensorflow  # noqa: E402
 from kgen.data import load_bundled  # noqa: E402
@@ -97,8 +97,7 @@ def main(argv=None):
         print(f"{name:6s} batch {batch_size:4d}  float32 {median['float32'] * 1e3:8.1f} ms/step  "
               f"bfloat16 {median['bfloat16'] * 1e3:8.1f} ms/step  bfloat16 speed-up {ratio:.2f}x", flush=True)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+        files.write_json(args.json, results)
     return results
 
 

@@ -105,15 +105,15 @@ HIDE_TENSORFLOW = "from kgen.backend.common import hide_tensorflow; hide_tensorf
 
 @pytest.fixture(scope="session")
 def run_on_backend():
-    """Runs a Python snippet under another Keras backend; returns its stdout.
+    """Runs a Python snippet under another Keras backend (`env`: more environment); returns its stdout.
 
     Example:
 
         out = run_on_backend("jax", "import keras; print(keras.config.backend())")
     """
 
-    def run(backend, code, timeout=600):
-        env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+    def run(backend, code, timeout=600, env=None):
+        env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
         proc = subprocess.run(
             [sys.executable, "-c", (HIDE_TENSORFLOW if backend == "jax" else "") + textwrap.dedent(code)],
             env=env,

@@ -6,8 +6,6 @@ which must be set before jax is imported), so they run in a subprocess.
 
 import json
 import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -15,7 +13,6 @@ import pytest
 from click.testing import CliRunner
 
 from kgen.cli.main import main
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Two devices each sum half the batch and the halves are then added: float32
 # rounding differs from the one-device sum at about 1e-7 relative per
@@ -26,25 +23,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # below rules that out.)
 RTOL = 1e-3
 
-# as conftest's `run_on_backend` starts a jax script: without Keras importing TensorFlow
-HIDE_TENSORFLOW = "from kgen.backend.common import hide_tensorflow; hide_tensorflow()\n"
-
-
-def run_jax_with_two_devices(code):
-    flags = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2").strip()
-    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3", XLA_FLAGS=flags)
-    proc = subprocess.run(
-        [sys.executable, "-c", HIDE_TENSORFLOW + textwrap.dedent(code)], env=env, cwd=ROOT, capture_output=True, text=True, timeout=900
-    )
-    assert proc.returncode == 0, f"jax script failed:\n{proc.stderr[-4000:]}"
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
 
 @pytest.fixture(scope="module")
-def jax_results(tmp_path_factory):
+def jax_results(tmp_path_factory, run_on_backend):
     """One jax subprocess: histories on 1 and 2 devices, a resumed 2-device run, the shardings seen."""
     out = tmp_path_factory.mktemp("devices")
-    return run_jax_with_two_devices(
+    flags = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2").strip()
+    code = textwrap.dedent(
         f"""
         import json, os
         import jax, keras, numpy as np
@@ -94,6 +79,8 @@ def jax_results(tmp_path_factory):
         print(json.dumps(result))
         """
     )
+    # two virtual CPU devices: an XLA flag, read when jax starts
+    return json.loads(run_on_backend("jax", code, timeout=900, env={"XLA_FLAGS": flags}).strip().splitlines()[-1])
 
 
 def assert_same_history(a, b, rtol=RTOL):
