@@ -5,10 +5,14 @@ imported). Tests for jax and tensorflow run a short script in a subprocess with
 `KERAS_BACKEND` set, through the `run_on_backend` fixture.
 """
 
+import json
 import os
+import queue
 import subprocess
 import sys
+import tempfile
 import textwrap
+import threading
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -103,20 +107,101 @@ def one_torch_thread():
 HIDE_TENSORFLOW = "from kgen.backend.common import hide_tensorflow; hide_tensorflow()\n"
 
 
+# What a snippet's process prints after the snippet ends: this marker, then its result as JSON.
+_DONE = "\x1ekgen-snippet-done "
+
+# A Python process that runs snippets one after another, each in a fresh namespace, with the
+# state a snippet may leave (the dtype policy, Keras's global names and seeds) reset before the
+# next: one import of Keras and the backend per backend and worker, where each snippet paid
+# 2 to 5 seconds for its own.
+_SNIPPETS = """
+import contextlib, io, json, sys, traceback
+import keras
+out = sys.stdout
+for line in sys.stdin:
+    buffer, error = io.StringIO(), None
+    try:
+        keras.config.set_dtype_policy("float32")
+        keras.utils.clear_session()
+        with contextlib.redirect_stdout(buffer):
+            exec(compile(json.loads(line), "<snippet>", "exec"), {"__name__": "__main__"})
+    except BaseException:  # SystemExit included: the snippet failed, the process goes on
+        error = traceback.format_exc()
+    out.write(DONE + json.dumps({"stdout": buffer.getvalue(), "error": error}) + "\\n")
+    out.flush()
+"""
+
+
+class _Snippets:
+    """One long-lived process of `backend` that runs snippets (`run`) in turn; see `_SNIPPETS`."""
+
+    def __init__(self, backend, env):
+        self.stderr = tempfile.TemporaryFile("w+")  # a file, not a pipe: nothing to drain
+        code = (HIDE_TENSORFLOW if backend == "jax" else "") + f"DONE = {_DONE!r}\n" + _SNIPPETS
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", code], env=env, cwd=ROOT, text=True,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
+        )
+        self.results = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.process.stdout:  # other lines: output written below Python's sys.stdout
+            if line.startswith(_DONE):
+                self.results.put(json.loads(line[len(_DONE):]))
+        self.results.put(None)  # the process has ended
+
+    def run(self, code, timeout):
+        """The snippet's stdout, or `None` and the reason when it failed or the process died."""
+        self.stderr.seek(0, os.SEEK_END)
+        start = self.stderr.tell()
+        self.process.stdin.write(json.dumps(code) + "\n")
+        self.process.stdin.flush()
+        try:
+            result = self.results.get(timeout=timeout)
+        except queue.Empty:
+            self.close()
+            return None, f"timed out after {timeout} s"
+        if result is None or result["error"]:
+            self.stderr.seek(start)
+            return None, self.stderr.read()[-4000:] + (result["error"] if result else "\nthe process ended")
+        return result["stdout"], None
+
+    def alive(self):
+        return self.process.poll() is None
+
+    def close(self):
+        self.process.kill()
+        self.process.wait()
+        self.stderr.close()
+
+
 @pytest.fixture(scope="session")
 def run_on_backend():
     """Runs a Python snippet under another Keras backend (`env`: more environment); returns its stdout.
+
+    Snippets of jax and tensorflow without `env` run in one long-lived
+    process per backend (`_Snippets`); torch snippets and those with their own
+    environment (flags read when the backend starts) in a process of their own.
 
     Example:
 
         out = run_on_backend("jax", "import keras; print(keras.config.backend())")
     """
+    shared = {}
 
     def run(backend, code, timeout=600, env=None):
-        env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
+        code = textwrap.dedent(code)
+        env_all = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
+        if backend in ("jax", "tensorflow") and not env:
+            if backend not in shared or not shared[backend].alive():
+                shared[backend] = _Snippets(backend, env_all)
+            stdout, error = shared[backend].run(code, timeout)
+            assert error is None, f"{backend} script failed:\n{error}"
+            return stdout
         proc = subprocess.run(
-            [sys.executable, "-c", (HIDE_TENSORFLOW if backend == "jax" else "") + textwrap.dedent(code)],
-            env=env,
+            [sys.executable, "-c", (HIDE_TENSORFLOW if backend == "jax" else "") + code],
+            env=env_all,
             cwd=ROOT,
             capture_output=True,
             text=True,
@@ -125,7 +210,9 @@ def run_on_backend():
         assert proc.returncode == 0, f"{backend} script failed:\n{proc.stderr[-4000:]}"
         return proc.stdout
 
-    return run
+    yield run
+    for snippets in shared.values():
+        snippets.close()
 
 
 def pytest_collection_modifyitems(items):
