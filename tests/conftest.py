@@ -41,9 +41,20 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
 if "XLA_FLAGS" not in os.environ:
     # Most of a jax subprocess's time is XLA compiling each train step and
     # initializer for the CPU, and most of that is LLVM optimizing code that
-    # then runs a few tiny steps: without it a jax script takes about a third
+    # then runs a few tiny steps: at level 0 a jax script takes about a third
     # less CPU time. The tests check behaviour, which does not depend on it.
     os.environ["XLA_FLAGS"] = "--xla_backend_optimization_level=0"
+    try:
+        from importlib.metadata import version
+
+        _jaxlib = tuple(int(part) for part in version("jaxlib").split(".")[:2])
+    except Exception:  # no jaxlib, or a version string of another form
+        _jaxlib = (0, 0)
+    if _jaxlib >= (0, 10):
+        # and XLA's newer CPU code generators (fusion emitters, code split to be compiled in
+        # parallel) cost a jax script about a seventh more CPU time for these tiny steps. The
+        # flags exist from jaxlib 0.10, the version measured; XLA stops at a flag it does not know.
+        os.environ["XLA_FLAGS"] += " --xla_cpu_use_fusion_emitters=false --xla_cpu_parallel_codegen_split_count=1"
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Under `pytest -n N` each worker has its share of the cores: one thread
@@ -215,16 +226,29 @@ def run_on_backend():
         snippets.close()
 
 
-def pytest_collection_modifyitems(items):
-    """Marks the jax and tensorflow halves of the backend matrix `backends`.
+# The test files that take longest (subprocesses of other backends, of the `kgen` command, a
+# browser), longest first: `pytest -n 2 --dist loadfile` hands whole files to the workers in
+# collection order (addopts turns xdist's own order, by number of tests, off), so the long ones
+# start first and the short ones fill in at the end, and both workers finish together.
+LONGEST_FIRST = (
+    "test_keras_citizen.py", "test_devices.py", "test_reliability.py", "test_cli.py", "test_gan.py",
+    "test_presets.py", "test_demo.py", "test_readme.py", "test_flow.py", "test_backends.py",
+    "test_cross_backend.py", "test_benchmarks.py", "test_patch_lstm.py", "test_evaluate.py",
+)
 
-    They are the tests parametrized with `backend` "jax" or "tensorflow"
+
+def pytest_collection_modifyitems(items):
+    """Puts the longest files first (`LONGEST_FIRST`); marks the jax and tensorflow halves of the backend matrix `backends`.
+
+    The latter are the tests parametrized with `backend` "jax" or "tensorflow"
     (except `test_backends.py`, one short train-save-load smoke test per
     backend that the default run keeps) and those of the two-device jax
     subprocess (`jax_results`). Each starts a subprocess that compiles its
     models for that backend: together they are half the suite's time, so the
     default run leaves them out and CI (`-m "not slow"`) runs them.
     """
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file's own order kept
     for item in items:
         callspec = getattr(item, "callspec", None)
         other = callspec is not None and callspec.params.get("backend") in ("jax", "tensorflow")
