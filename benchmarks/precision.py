@@ -28,7 +28,7 @@ from kgen import capabilities as caps  # noqa: E402
 from kgen import files  # noqa: E402
 from kgen import specs  # noqa: E402
 from kgen.backend.common import hide_tensorflow  # noqa: E402
-from kgen.data import load_bundled  # noqa: E402
+from kgen.data import load_bundled, to_float  # noqa: E402
 from kgen.training import build_model  # noqa: E402
 
 hide_tensorflow()  # as the `kgen` command: no TensorFlow import on torch and jax
@@ -73,21 +73,21 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     images, labels = load_bundled("train")
-    x = (images[:, :, :, None] / 255.0).astype("float32")
+    x = to_float(images)
     results = {"backend": keras.config.backend(), "cpu_bf16": cpu_bf16(), "models": {}}
     print(f"backend {results['backend']}; CPU bfloat16 flags: {', '.join(results['cpu_bf16']) or 'none'}")
     for name in args.models:
         batch_size = specs.get(name).batch_size  # what `kgen train NAME` uses
         models = {p: build(name, p, batch_size) for p in ("float32", "bfloat16")}
-        conditional = caps.has(models["float32"], caps.CONDITIONAL)  # trains on labels
+        y = labels if caps.has(models["float32"], caps.CONDITIONAL) else None  # a conditional model trains on labels
         for model in models.values():  # as `kgen train` does once: the scgan's k-means clusters
-            model.prepare(*((x, labels) if conditional else (x,)))
+            model.prepare(*((x,) if y is None else (x, y)))
         for p, model in models.items():  # compiles (jax, tensorflow) or warms up (torch)
-            seconds_per_step(model, x, labels if conditional else None, batch_size, 2)
+            seconds_per_step(model, x, y, batch_size, 2)
         times = {p: [] for p in models}
         for _ in range(args.reps):
             for p, model in models.items():
-                times[p].append(seconds_per_step(model, x, labels if conditional else None, batch_size, args.steps))
+                times[p].append(seconds_per_step(model, x, y, batch_size, args.steps))
         median = {p: statistics.median(t) for p, t in times.items()}
         ratio = median["float32"] / median["bfloat16"]
         results["models"][name] = {

@@ -2,7 +2,8 @@
 
 The test process runs on the torch backend (set here, before Keras is
 imported). Tests for jax and tensorflow run a short script in a subprocess with
-`KERAS_BACKEND` set, through the `run_on_backend` fixture.
+`KERAS_BACKEND` set (one long-lived process per backend), through the
+`run_on_backend` fixture.
 """
 
 import json
@@ -118,6 +119,11 @@ def one_torch_thread():
 HIDE_TENSORFLOW = "from kgen.backend.common import hide_tensorflow; hide_tensorflow()\n"
 
 
+def _prelude(backend):
+    """What a process of `backend` runs before any snippet: `HIDE_TENSORFLOW` on jax."""
+    return HIDE_TENSORFLOW if backend == "jax" else ""
+
+
 # What a snippet's process prints after the snippet ends: this marker, then its result as JSON.
 _DONE = "\x1ekgen-snippet-done "
 
@@ -148,7 +154,7 @@ class _Snippets:
 
     def __init__(self, backend, env):
         self.stderr = tempfile.TemporaryFile("w+")  # a file, not a pipe: nothing to drain
-        code = (HIDE_TENSORFLOW if backend == "jax" else "") + f"DONE = {_DONE!r}\n" + _SNIPPETS
+        code = _prelude(backend) + f"DONE = {_DONE!r}\n" + _SNIPPETS
         self.process = subprocess.Popen(
             [sys.executable, "-c", code], env=env, cwd=ROOT, text=True,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
@@ -211,7 +217,7 @@ def run_on_backend():
             assert error is None, f"{backend} script failed:\n{error}"
             return stdout
         proc = subprocess.run(
-            [sys.executable, "-c", (HIDE_TENSORFLOW if backend == "jax" else "") + code],
+            [sys.executable, "-c", _prelude(backend) + code],
             env=env_all,
             cwd=ROOT,
             capture_output=True,

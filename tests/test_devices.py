@@ -6,7 +6,6 @@ which must be set before jax is imported), so they run in a subprocess.
 
 import json
 import os
-import textwrap
 
 import numpy as np
 import pytest
@@ -29,8 +28,7 @@ def jax_results(tmp_path_factory, run_on_backend):
     """One jax subprocess: histories on 1 and 2 devices, a resumed 2-device run, the shardings seen."""
     out = tmp_path_factory.mktemp("devices")
     flags = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2").strip()
-    code = textwrap.dedent(
-        f"""
+    code = f"""
         import json, os
         import jax, keras, numpy as np
         from kgen import devices, files, runs, specs, training
@@ -78,7 +76,6 @@ def jax_results(tmp_path_factory, run_on_backend):
         result["weights_replicated"] = weight.is_fully_replicated and len(weight.device_set) == 2
         print(json.dumps(result))
         """
-    )
     # two virtual CPU devices: an XLA flag, read when jax starts
     return json.loads(run_on_backend("jax", code, timeout=900, env={"XLA_FLAGS": flags}).strip().splitlines()[-1])
 
