@@ -16,6 +16,10 @@ in turn, alternating, `--reps` times each. One repetition is one pass over
   order, the losses kept as tensors (no `.item()` per step), timed to the end
   of its last step.
 
+Every torch process keeps freed memory for reuse, as the `kgen` command does
+(`kgen.backend.common.keep_freed_memory`), for kgen and the reference alike;
+`--system-allocator` leaves glibc's malloc as it comes.
+
 Both clocks are read: wall time, and the process's CPU time (`--threads 1`
 makes that the steadier measure on a machine shared with other work). It
 prints images per second (median over the repetitions) and the ratio
@@ -246,6 +250,10 @@ def time_kgen(name, x, reps=5, warmup=1, batch_size=None, jit=False, device=None
     }
 
 
+# `--system-allocator` turns it off: glibc's malloc as it comes, for the difference it makes
+KEEP_FREED_MEMORY = True
+
+
 def in_subprocess(call, backend="torch", threads=None, log=print):
     """Evaluates `call` (code using `speed` and `sys`) in a fresh process; returns its JSON result.
 
@@ -256,6 +264,8 @@ def in_subprocess(call, backend="torch", threads=None, log=print):
     code = "import json, sys; sys.path.insert(0, 'benchmarks'); import speed\n"
     if threads and backend == "torch":
         code += f"import torch; torch.set_num_threads({threads})\n"
+    if backend == "torch" and KEEP_FREED_MEMORY:  # as the `kgen` command does on torch
+        code += "from kgen.backend.common import keep_freed_memory; keep_freed_memory()\n"
     code += f"print('RESULT', json.dumps({call}), flush=True)\n"
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
     if threads and backend != "torch":  # the matching knobs of jax (XLA) and tensorflow
@@ -390,7 +400,11 @@ def main(argv=None):
     parser.add_argument("--evaluate", type=int, metavar="N", help="also time `kgen evaluate RUN --num-samples N`")
     parser.add_argument("--gpu-epoch", action="store_true", help="on a GPU, also time an MLP GAN epoch of 60,000 images")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--system-allocator", action="store_true",
+                        help="leave glibc's malloc settings as they come (the `kgen` command keeps freed memory)")
     args = parser.parse_args(argv)
+    global KEEP_FREED_MEMORY
+    KEEP_FREED_MEMORY = not args.system_allocator
 
     import torch
 

@@ -212,10 +212,12 @@ def _set_backend(ctx, param, value):
         os.environ["KERAS_BACKEND"] = value
     os.environ.setdefault("KERAS_BACKEND", "torch")
     _import_keras(os.environ["KERAS_BACKEND"])
-    if os.environ["KERAS_BACKEND"] != "tensorflow":
-        from kgen.backend.common import hide_tensorflow
+    from kgen.backend.common import hide_tensorflow, keep_freed_memory
 
+    if os.environ["KERAS_BACKEND"] != "tensorflow":
         hide_tensorflow()  # no TensorFlow import, and none of its log lines, on torch and jax
+    if os.environ["KERAS_BACKEND"] == "torch":
+        keep_freed_memory()  # torch's CPU steps reuse freed memory instead of faulting in fresh pages
     return os.environ["KERAS_BACKEND"]
 
 

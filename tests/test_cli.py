@@ -604,6 +604,52 @@ def test_hide_tensorflow_keeps_it_out_of_seeding_and_saving_and_falls_back_to_th
     assert hide_tensorflow() is False and os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3"
 
 
+def test_keep_freed_memory_serves_blocks_below_32_mib_from_the_heap_and_yields_to_the_environment(monkeypatch):
+    import platform
+    import subprocess
+    import sys
+
+    from kgen.backend.common import keep_freed_memory
+
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        # glibc's mallinfo2: hblkhd is the bytes held in mmap-ed blocks. A 24 MiB block, freed, raises
+        # glibc's own threshold to 24 MiB; a 30 MiB block then comes from mmap unless the threshold is 32 MiB.
+        script = (
+            "import ctypes, numpy as np\n"
+            "from kgen.backend.common import keep_freed_memory\n"
+            "class Info(ctypes.Structure):\n"
+            "    _fields_ = [(f, ctypes.c_size_t) for f in 'arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost'.split()]\n"
+            "libc = ctypes.CDLL(None); libc.mallinfo2.restype = Info\n"
+            "def mmapped(mib):\n"
+            "    before = libc.mallinfo2().hblkhd; block = np.ones(mib * 2**18, 'float32'); after = libc.mallinfo2().hblkhd\n"
+            "    return after - before >= mib * 2**20\n"
+            "print(mmapped(24), mmapped(30), keep_freed_memory(), mmapped(30), mmapped(48))\n"
+        )
+        env = {**os.environ, "KERAS_BACKEND": "torch"}
+        for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"):
+            env.pop(name, None)
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        # before: both mmap-ed; after: 30 MiB from the heap, 48 MiB (above glibc's maximum) still mmap-ed
+        assert result.stdout.split() == ["True", "True", "True", "False", "True"], result.stdout
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")  # the user's own setting stands
+    assert keep_freed_memory() is False
+
+
+def test_the_command_keeps_freed_memory_on_torch_only(monkeypatch):
+    import kgen.cli.main as cli_main
+    import kgen.backend.common
+
+    calls = []
+    monkeypatch.setattr(kgen.backend.common, "keep_freed_memory", lambda: calls.append(True))
+    for backend, expected in (("torch", [True]), ("jax", [])):
+        calls.clear()
+        monkeypatch.setenv("KERAS_BACKEND", backend)
+        monkeypatch.setattr(kgen.backend.common, "hide_tensorflow", lambda: None)
+        cli_main._set_backend(None, None, None)
+        assert calls == expected, backend
+
+
 # TensorFlow's start-up lines on torch: none where kgen imports it (TFDS, --tensorboard)
 
 TINY_TRAIN = ("--epochs", "1", "--limit", "64", "--val-images", "0", "--offline", "--verbose", "0")

@@ -122,6 +122,45 @@ def hide_tensorflow():
     return True
 
 
+def keep_freed_memory():
+    """Has glibc's malloc keep freed blocks of up to 32 MiB for reuse, instead of returning them to the system.
+
+    glibc serves each allocation above its mmap threshold (128 KiB at start,
+    raised by the frees it sees, at most 32 MiB) with fresh pages from the
+    system and hands them back when the block is freed; so does the top of
+    its heap beyond the trim threshold. A torch step on the CPU allocates
+    and frees activations of megabytes at every layer, and each comes back
+    as zeroed pages, one page fault per 4 KiB: training the conv GAN at
+    batch 64, the PatchLSTM and sampling the flow model ran a third slower
+    or worse for it (docs/performance.md, "Memory allocator"). This fixes
+    both thresholds at 32 MiB and 1 GiB with glibc's public `mallopt`, as
+    the environment variables `MALLOC_MMAP_THRESHOLD_=33554432
+    MALLOC_TRIM_THRESHOLD_=1073741824` would at start; the price is up to
+    1 GiB of freed memory the process keeps until it exits.
+
+    The `kgen` command calls it on the torch backend; scripts may call it, or
+    set those variables. Nothing is done, and False is returned, where the C
+    library is not glibc or where the environment already sets either
+    variable (the user's choice stands). Returns True when set.
+
+    Example:
+
+    >>> keep_freed_memory()  # True on Linux with glibc
+    """
+    import ctypes
+    import os
+
+    if "MALLOC_MMAP_THRESHOLD_" in os.environ or "MALLOC_TRIM_THRESHOLD_" in os.environ:
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError, TypeError):  # not glibc (macOS, Windows, musl without it)
+        return False
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's <malloc.h>
+    return bool(mallopt(m_mmap_threshold, 32 * 2**20)) and bool(mallopt(m_trim_threshold, 2**30))
+
+
 def portable_config(config):
     """A serialized Keras optimizer config (`keras.optimizers.serialize`) that loads under every backend.
 
