@@ -130,9 +130,9 @@ def keep_freed_memory():
     system and hands them back when the block is freed; so does the top of
     its heap beyond the trim threshold. A torch step on the CPU allocates
     and frees activations of megabytes at every layer, and each comes back
-    as zeroed pages, one page fault per 4 KiB: training the conv GAN at
-    batch 64, the PatchLSTM and sampling the flow model ran a third slower
-    or worse for it (docs/performance.md, "Memory allocator"). This fixes
+    as zeroed pages, one page fault per 4 KiB: the PatchLSTM's training and
+    the flow model's sampler lost much of their time to it (docs/performance.md,
+    "Memory: freed blocks kept for reuse"). This fixes
     both thresholds at 32 MiB and 1 GiB with glibc's public `mallopt`, as
     the environment variables `MALLOC_MMAP_THRESHOLD_=33554432
     MALLOC_TRIM_THRESHOLD_=1073741824` would at start; the price is up to
