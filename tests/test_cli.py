@@ -605,32 +605,32 @@ def test_hide_tensorflow_keeps_it_out_of_seeding_and_saving_and_falls_back_to_th
 
 
 def test_keep_freed_memory_serves_blocks_below_32_mib_from_the_heap_and_yields_to_the_environment(monkeypatch):
-    import ctypes
+    import inspect
     import platform
+    import subprocess
+    import sys
 
     from kgen.backend.common import keep_freed_memory
 
-    for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"):
-        monkeypatch.delenv(name, raising=False)
     if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
-
-        class Info(ctypes.Structure):  # glibc's mallinfo2; hblkhd: the bytes held in mmap-ed blocks
-            _fields_ = [(f, ctypes.c_size_t) for f in
-                        "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
-
-        libc = ctypes.CDLL(None)
-        libc.mallinfo2.restype = Info
-
-        def mmapped(mib):
-            before = libc.mallinfo2().hblkhd
-            block = np.ones(mib * 2**18, "float32")  # noqa: F841 (held while measuring)
-            return libc.mallinfo2().hblkhd - before >= mib * 2**20
-
-        libc.mallopt(-3, 128 * 2**10)  # glibc's starting mmap threshold, 128 KiB
-        assert mmapped(30)
-        assert keep_freed_memory() is True
-        assert not mmapped(30)  # from the heap, reused
-        assert mmapped(48)  # above glibc's maximum threshold
+        # In a fresh process (a test worker's heap already holds freed blocks that would serve any size):
+        # the function's own source, then glibc's mallinfo2, whose hblkhd is the bytes held in mmap-ed blocks.
+        script = inspect.getsource(keep_freed_memory) + (
+            "import ctypes, numpy as np\n"
+            "class Info(ctypes.Structure):\n"
+            "    _fields_ = [(f, ctypes.c_size_t) for f in 'arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost'.split()]\n"
+            "libc = ctypes.CDLL(None); libc.mallinfo2.restype = Info\n"
+            "def mmapped(mib):\n"
+            "    before = libc.mallinfo2().hblkhd; block = np.ones(mib * 2**18, 'float32')\n"
+            "    return libc.mallinfo2().hblkhd - before >= mib * 2**20\n"
+            "libc.mallopt(-3, 128 * 2**10)  # glibc's starting threshold, 128 KiB, held fixed\n"
+            "print(mmapped(30), keep_freed_memory(), mmapped(30), mmapped(48))\n"
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+        assert result.returncode == 0, result.stderr[-2000:]
+        # before: mmap-ed; after: from the heap; 48 MiB (above glibc's maximum threshold) still mmap-ed
+        assert result.stdout.split() == ["True", "True", "False", "True"], result.stdout
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")  # the user's own setting stands
     assert keep_freed_memory() is False
 
