@@ -636,15 +636,15 @@ def test_keep_freed_memory_serves_blocks_below_32_mib_from_the_heap_and_yields_t
 
 
 def test_the_command_keeps_freed_memory_on_torch_only(monkeypatch):
-    import kgen.cli.main as cli_main
     import kgen.backend.common
+    import kgen.cli.main as cli_main
 
     calls = []
     monkeypatch.setattr(kgen.backend.common, "keep_freed_memory", lambda: calls.append(True))
+    monkeypatch.setattr(kgen.backend.common, "hide_tensorflow", lambda: None)
     for backend, expected in (("torch", [True]), ("jax", [])):
         calls.clear()
         monkeypatch.setenv("KERAS_BACKEND", backend)
-        monkeypatch.setattr(kgen.backend.common, "hide_tensorflow", lambda: None)
         cli_main._set_backend(None, None, None)
         assert calls == expected, backend
 
